@@ -1,0 +1,42 @@
+"""Ask questions over a folder of Chinese articles; every answer cites its source sentences.
+
+    import qa
+    qa.build("corpus", "index")
+    bot = qa.load("index")
+    bot.ask("赣服通集成了多少项服务?").text
+
+Importing this package loads no model and touches no network.
+"""
+
+from .assistant import Assistant, load
+from .build import build
+from .config import Settings
+from .errors import (
+    BuildLockedError,
+    EmptyCorpusError,
+    EmptyQuestionError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QAError,
+)
+from .types import Answer, Article, BuildStats, Citation, Passage
+
+__all__ = [
+    "Answer",
+    "Article",
+    "Assistant",
+    "BuildLockedError",
+    "BuildStats",
+    "Citation",
+    "EmptyCorpusError",
+    "EmptyQuestionError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "Passage",
+    "QAError",
+    "Settings",
+    "build",
+    "load",
+]

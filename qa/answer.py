@@ -1,0 +1,141 @@
+"""Extractive answering: pick the source sentences that answer a question, or abstain.
+
+Sentence choice scores every sentence of the best passages by a few general signals,
+measured on CMRC 2018 (sentence Hit@1 with the gold passage among the top three):
+
+- character coverage: the share of the question's characters (weighted by rarity) that the
+  sentence contains. Words the question shares with the article *title* are weighted down:
+  they say which article, not which sentence (0.69 -> 0.80 Hit@1 on their own);
+- word coverage: the same with jieba words;
+- answer type: 多少/几 wants a number, 哪一年/何时 a date, 谁 a person, 哪里 a place;
+- the retrieval score of the sentence's passage, and a mild preference for short sentences.
+
+The weights are those of a logistic regression over these features; see README.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .tokenize import QUESTION_WORDS, Tokenizer
+
+TITLE_WEIGHT = 0.2  # weight of a question term that also appears in the article title
+WEIGHTS = {"chars": 5.8, "words": 1.4, "type": 0.6, "passage": 4.7, "length": -0.8}
+# Confidence = word coverage of the best passage + DENSE_WEIGHT x its dense z-score.
+DENSE_WEIGHT = 0.15
+NOT_FOUND = "资料中没有找到相关内容。"
+
+_NON_WORD = re.compile(r"[\W_]+")
+_QUESTION_CHARS = re.compile("|".join(sorted(QUESTION_WORDS, key=len, reverse=True)))
+_NUMBER = re.compile(
+    r"[0-9０-９]|[一二三四五六七八九十两百千万亿]+[个年月日次种名位人座项部条岁米里吨元倍届分件家所只张]"
+)
+_DATE = re.compile(r"[0-9０-９一二三四五六七八九十〇零]+\s*(?:年|月|日|世纪|年代)|[春夏秋冬][季天]|朝|时期")
+
+
+_CHEAP_TYPES = ("number", "date")  # told by a regular expression, no tagging needed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence that might answer: where it is, and its score."""
+
+    chunk: int
+    start: int  # offsets into the paragraph
+    end: int
+    text: str
+    score: float
+
+
+def answer_type(question: str) -> str | None:
+    """What kind of answer the question asks for: date, number, person, place or None."""
+    if re.search(r"哪一?年|何时|什么时[候间]|哪一?天|几月|几号|日期|年份|时间|哪个朝代|哪个时期", question):
+        return "date"
+    if re.search(r"多少|几[个次种年名位人座项部条岁家所件]?|多[长高大远重久宽深]", question):
+        return "number"
+    if re.search(r"谁|哪位|什么人|哪个人", question):
+        return "person"
+    if re.search(r"哪里|何地|哪儿|什么地方|哪个(?:国家|城市|省|地区|地方)|哪国|位于", question):
+        return "place"
+    return None
+
+
+def question_chars(question: str) -> set[str]:
+    """Characters of the question that can match, without the words that only ask."""
+    return set(_NON_WORD.sub("", _QUESTION_CHARS.sub(" ", question.lower())))
+
+
+class SentencePicker:
+    """Scores candidate sentences; holds the corpus statistics it needs."""
+
+    def __init__(self, tokenizer: Tokenizer, char_df: dict[str, int], chunks: int, word_idf):
+        self.tokenizer = tokenizer
+        self.char_df = char_df
+        self.chunks = max(chunks, 1)
+        self.word_idf = word_idf
+
+    def char_idf(self, char: str) -> float:
+        df = self.char_df.get(char, 0)
+        return math.log1p((self.chunks - df + 0.5) / (df + 0.5))
+
+    def rank(
+        self,
+        question: str,
+        terms: list[str],
+        sentences: list[tuple[int, int, int, str, str, float]],
+    ) -> list[Candidate]:
+        """Score sentences given as (chunk, start, end, text, title, passage score), best first."""
+        chars = question_chars(question)
+        wanted = answer_type(question)
+        unique_terms = set(terms)
+        scored = []
+        for chunk, start, end, text, title, passage in sentences:
+            lowered = text.lower()
+            title_l = title.lower()
+            char_w = {c: self.char_idf(c) * (TITLE_WEIGHT if c in title_l else 1.0) for c in chars}
+            word_w = {
+                t: self.word_idf(t) * (TITLE_WEIGHT if title_l and t in title_l else 1.0)
+                for t in unique_terms
+            }
+            words = set(self.tokenizer.words(lowered))
+            features = {
+                "chars": _share(char_w, lambda c: c in lowered),
+                "words": _share(word_w, lambda t: t in words),
+                "type": float(wanted in _CHEAP_TYPES and self.has_type(text, wanted, question)),
+                "passage": passage,
+                "length": min(len(text), 200) / 200,
+            }
+            score = sum(WEIGHTS[k] * v for k, v in features.items())
+            scored.append([score, chunk, start, end, text])
+        scored.sort(key=lambda s: -s[0])
+        if wanted and wanted not in _CHEAP_TYPES:
+            # Part-of-speech tagging is slow: only the leading candidates are checked.
+            for item in scored[:8]:
+                if self.has_type(item[4], wanted, question):
+                    item[0] += WEIGHTS["type"]
+            scored.sort(key=lambda s: -s[0])
+        return [Candidate(c, s, e, t, score) for score, c, s, e, t in scored]
+
+    def has_type(self, sentence: str, wanted: str, question: str) -> bool:
+        """Does the sentence hold something of the wanted answer type?"""
+        if wanted == "number":
+            return bool(_NUMBER.search(sentence))
+        if wanted == "date":
+            return bool(_DATE.search(sentence))
+        flags = ("nr", "nrt", "nt", "nz") if wanted == "person" else ("ns", "nt")
+        return any(f in flags and w not in question for w, f in self.tokenizer.tagged(sentence))
+
+
+def coverage(terms: list[str], text_words: set[str], word_idf) -> float:
+    """Share of the question's terms, weighted by rarity, that occur in a passage."""
+    weights = {t: word_idf(t) for t in set(terms)}
+    return _share(weights, lambda t: t in text_words)
+
+
+def _share(weights: dict, present) -> float:
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return sum(w for key, w in weights.items() if present(key)) / total

@@ -1,0 +1,170 @@
+"""A loaded index that answers: `qa.load(folder).ask(question)`."""
+
+from __future__ import annotations
+
+import re
+import time
+from functools import cached_property
+from pathlib import Path
+
+from .answer import DENSE_WEIGHT, NOT_FOUND, SentencePicker, coverage
+from .config import Settings
+from .embed import Embedder, make_embedder
+from .errors import EmptyQuestionError, IndexMismatchError
+from .retrieve import Retriever, Scored
+from .store import IndexData, read_index
+from .tokenize import Tokenizer
+from .types import Answer, Citation, Passage
+
+MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
+_HAS_TEXT = re.compile(r"\w")
+
+
+class Assistant:
+    """Answers questions from one index. Thread-safe for concurrent `ask` and `search`."""
+
+    def __init__(self, data: IndexData, settings: Settings, embedder: Embedder | None = None):
+        self.data = data
+        self.settings = settings
+        self._embedder = embedder
+        self.tokenizer = Tokenizer()
+        self.retriever = Retriever(data, settings.dense_weight, settings.candidates)
+        self.picker = SentencePicker(
+            self.tokenizer, data.char_df, len(data.chunk_article), self.retriever.bm25.idf_of
+        )
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder or make_embedder(self.data.model, self.settings.batch_size)
+
+    # -- public API -------------------------------------------------------------------
+
+    def search(self, question: str, k: int = 10) -> list[Passage]:
+        """The `k` passages most relevant to `question`, best first."""
+        question = _check_question(question)
+        return [self._passage(hit) for hit in self._search(question, k)[0]]
+
+    def ask(self, question: str) -> Answer:
+        """A short answer built from cited source sentences, or found=False when there is none."""
+        began = time.perf_counter()
+        question = _check_question(question)
+        hits, terms = self._search(question, max(10, self.settings.answer_passages))
+        passages = tuple(self._passage(h) for h in hits)
+        if not hits or self.confidence(hits[0], terms) < self.settings.min_confidence:
+            return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
+        citations = self._cite(question, terms, hits[: self.settings.answer_passages])
+        if not citations:
+            return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
+        text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(citations, 1))
+        return Answer(question, text, True, citations, passages, time.perf_counter() - began)
+
+    def paragraph(self, article_id: str, paragraph: int) -> str:
+        """The full text of a paragraph, for showing a citation in context."""
+        return self._articles[article_id].paragraphs[paragraph]
+
+    def title(self, article_id: str) -> str:
+        return self._articles[article_id].title
+
+    # -- internals --------------------------------------------------------------------
+
+    @cached_property
+    def _articles(self):
+        return {a.article.id: a.article for a in self.data.articles}
+
+    def _search(self, question: str, k: int) -> tuple[list[Scored], list[str]]:
+        terms = self.tokenizer.query_terms(question)
+        vector = self.embedder.encode([question])[0]
+        return self.retriever.search(vector, terms, k), terms
+
+    def confidence(self, best: Scored, terms: list[str]) -> float:
+        """How sure we are that the best passage is about the question (about 0..1.5).
+
+        Mostly: the share of the question's words, weighted by rarity, found in the passage
+        or its title: a question about something the corpus never mentions misses its
+        rarest words. The dense similarity, measured against unrelated text, adds a little.
+        """
+        words = set(self.tokenizer.words(self._chunk_text(best.chunk) + " " + self._title(best)))
+        z = max(-3.0, min(3.0, self.retriever.dense_z(best.dense)))
+        return coverage(terms, words, self.retriever.bm25.idf_of) + DENSE_WEIGHT * z
+
+    def _cite(self, question: str, terms: list[str], hits: list[Scored]) -> tuple[Citation, ...]:
+        d = self.data
+        sentences = []
+        for hit in hits:
+            paragraph = self._paragraph_of(hit.chunk)
+            title = self._title(hit)
+            lo, hi = d.sentence_ptr[hit.chunk], d.sentence_ptr[hit.chunk + 1]
+            for start, end in zip(d.sentence_start[lo:hi], d.sentence_end[lo:hi]):
+                start, end = int(start), int(end)
+                sentences.append((hit.chunk, start, end, paragraph[start:end], title, hit.score))
+        ranked = self.picker.rank(question, terms, sentences)
+        citations: list[Citation] = []
+        seen: set[str] = set()
+        for cand in ranked:
+            if len(citations) == self.settings.max_citations:
+                break
+            if cand.text in seen:
+                continue
+            seen.add(cand.text)
+            article = d.articles[d.chunk_article[cand.chunk]].article
+            citations.append(
+                Citation(
+                    article_id=article.id,
+                    title=article.title,
+                    paragraph=int(d.chunk_paragraph[cand.chunk]),
+                    sentence=cand.text,
+                    start=cand.start,
+                    end=cand.end,
+                    score=round(cand.score, 4),
+                )
+            )
+        return tuple(citations)
+
+    def _paragraph_of(self, chunk: int) -> str:
+        d = self.data
+        return d.articles[d.chunk_article[chunk]].article.paragraphs[d.chunk_paragraph[chunk]]
+
+    def _chunk_text(self, chunk: int) -> str:
+        return self._paragraph_of(chunk)[self.data.chunk_start[chunk] : self.data.chunk_end[chunk]]
+
+    def _title(self, hit: Scored) -> str:
+        return self.data.articles[self.data.chunk_article[hit.chunk]].article.title
+
+    def _passage(self, hit: Scored) -> Passage:
+        d = self.data
+        article = d.articles[d.chunk_article[hit.chunk]].article
+        return Passage(
+            article_id=article.id,
+            title=article.title,
+            paragraph=int(d.chunk_paragraph[hit.chunk]),
+            text=self._chunk_text(hit.chunk),
+            start=int(d.chunk_start[hit.chunk]),
+            end=int(d.chunk_end[hit.chunk]),
+            score=round(hit.score, 4),
+        )
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not _HAS_TEXT.search(question):
+        raise EmptyQuestionError(
+            "The question is empty: type a question in words, e.g. 赣服通集成了多少项服务?"
+        )
+    return question.strip()[:MAX_QUESTION_CHARS]
+
+
+def load(
+    index: str | Path = "index", settings: Settings | None = None, *, embedder: Embedder | None = None
+) -> Assistant:
+    """Open a built index. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError.
+
+    Questions are embedded by the model the index was built with. Naming another model
+    (in `settings` or by `embedder`) is an error rather than a silently wrong answer.
+    """
+    data = read_index(Path(index))
+    expected = embedder.name if embedder is not None else (settings.model if settings else None)
+    if expected and expected != data.model:
+        raise IndexMismatchError(
+            f"The index at {index} was built with the model {data.model!r}, not {expected!r}; "
+            f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
+        )
+    return Assistant(data, settings or Settings(model=data.model), embedder)

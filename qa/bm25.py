@@ -1,0 +1,89 @@
+"""Okapi BM25 over token ids, stored as plain sparse arrays.
+
+Documents are kept as term counts (doc-major CSR) so an incremental build can reuse the
+tokens of unchanged text; the term-major weight matrix is derived from them, so a query
+costs one sparse row-slice and a sum, not a loop over documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+K1 = 1.2
+B = 0.75
+
+
+@dataclass(frozen=True)
+class TermCounts:
+    """Bag of words of many documents: a CSR matrix (documents x vocabulary)."""
+
+    vocab: tuple[str, ...]
+    matrix: sp.csr_matrix
+
+    @staticmethod
+    def from_documents(docs: list[list[str]], vocab: dict[str, int] | None = None) -> "TermCounts":
+        """Count tokens; `vocab` (term -> id) is extended in place with unseen terms."""
+        vocab = {} if vocab is None else vocab
+        indptr = [0]
+        ids: list[int] = []
+        tfs: list[int] = []
+        for doc in docs:
+            counts: dict[int, int] = {}
+            for term in doc:
+                tid = vocab.setdefault(term, len(vocab))
+                counts[tid] = counts.get(tid, 0) + 1
+            for tid in sorted(counts):
+                ids.append(tid)
+                tfs.append(counts[tid])
+            indptr.append(len(ids))
+        matrix = sp.csr_matrix(
+            (
+                np.asarray(tfs, dtype=np.float32),
+                np.asarray(ids, dtype=np.int32),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(docs), len(vocab)),
+        )
+        return TermCounts(tuple(sorted(vocab, key=vocab.__getitem__)), matrix)
+
+
+class BM25:
+    """Scores every document for a query in one vectorised step."""
+
+    def __init__(self, counts: TermCounts):
+        self.vocab = {term: i for i, term in enumerate(counts.vocab)}
+        tf = counts.matrix.tocsr().astype(np.float32)
+        n_docs = tf.shape[0]
+        lengths = np.asarray(tf.sum(axis=1)).ravel()
+        avg = float(lengths.mean()) if n_docs else 0.0
+        df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float32)
+        # The "plus one" idf of Lucene: never negative, so common terms still count a little.
+        self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        row_of = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
+        norm = K1 * (1 - B + B * lengths[row_of] / max(avg, 1e-9))
+        weights = self.idf[tf.indices] * tf.data * (K1 + 1) / (tf.data + norm)
+        doc_term = sp.csr_matrix((weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
+        self._term_doc = doc_term.T.tocsr()  # one row per term: its weight in each document
+        self.n_docs = n_docs
+
+    def term_ids(self, terms: list[str]) -> np.ndarray:
+        """Known ids of `terms`, each once."""
+        ids = {self.vocab[t] for t in terms if t in self.vocab}
+        return np.fromiter(sorted(ids), dtype=np.int64, count=len(ids))
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        """BM25 score of every document for the query terms (0 where none match)."""
+        ids = self.term_ids(terms)
+        if ids.size == 0:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        return np.asarray(self._term_doc[ids].sum(axis=0), dtype=np.float32).ravel()
+
+    def idf_of(self, term: str) -> float:
+        """Inverse document frequency of a term; unseen terms count as the rarest."""
+        tid = self.vocab.get(term)
+        if tid is None:
+            return float(np.log1p((self.n_docs + 0.5) / 0.5))
+        return float(self.idf[tid])

@@ -1,0 +1,257 @@
+"""`qa build`: read the corpus, split, embed what changed, write a new index generation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .bm25 import TermCounts
+from .config import Settings
+from .embed import Embedder, make_embedder
+from .errors import EmptyCorpusError, IndexMismatchError, IndexNotFoundError, QAError
+from .reader import read_corpus
+from .split import chunk_paragraph
+from .store import IndexData, StoredArticle, build_lock, read_index, write_index
+from .tokenize import Tokenizer
+from .types import Article, BuildStats, Chunk
+
+log = logging.getLogger("qa")
+
+# Progress callback: (what, done, total), e.g. ("embedding", 64, 300).
+Progress = Callable[[str, int, int], None]
+
+
+def article_hash(article: Article) -> str:
+    """Content hash of everything about an article that ends up in the index."""
+    payload = json.dumps(
+        [article.title, article.source, article.metadata, article.paragraphs], ensure_ascii=False
+    )
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def _chunk_key(model: str, text: str) -> bytes:
+    # Keyed by the embedded text and the model, so vectors are reused only when both match.
+    return hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
+
+
+def stored_settings(settings: Settings) -> dict:
+    """The settings that shape what is stored: a change means re-chunking, not just reuse."""
+    return {"chunk_chars": settings.chunk_chars, "tokens": "jieba-terms+title"}
+
+
+def build(
+    corpus: str | Path,
+    index: str | Path = "index",
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+) -> BuildStats:
+    """Index the articles under `corpus` into the folder `index`, re-embedding only what changed.
+
+    Raises EmptyCorpusError when there is no readable article, BuildLockedError when another
+    build holds the index. The previous index stays loadable until the new one is complete.
+    """
+    began = time.perf_counter()
+    settings = settings or Settings()
+    corpus, index = Path(corpus), Path(index)
+    read = read_corpus(corpus)
+    if not read.articles:
+        raise EmptyCorpusError(
+            f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
+            "add some articles and run `qa build` again."
+        )
+    embedder = embedder or make_embedder(settings.model, settings.batch_size)
+    with build_lock(index):
+        previous = _previous(index, embedder.name, settings)
+        data, stats = _assemble(read.articles, previous, embedder, settings, progress)
+        data = IndexData(**{**data.__dict__, "build_seconds": time.perf_counter() - began})
+        write_index(index, data)
+    return BuildStats(**{**stats, "seconds": time.perf_counter() - began, "skipped": read.skipped})
+
+
+def _previous(index: Path, model: str, settings: Settings) -> IndexData | None:
+    """The current index if its vectors and tokens can be reused, else None."""
+    try:
+        data = read_index(index)
+    except IndexNotFoundError:
+        return None
+    except QAError as exc:
+        # A damaged or outdated index is simply rebuilt: that is the repair.
+        log.warning("Rebuilding from scratch: %s", exc)
+        return None
+    if data.model != model:
+        log.info("Model changed from %s to %s: re-embedding everything.", data.model, model)
+        return None
+    if data.settings != stored_settings(settings):
+        log.info("Index settings changed: re-chunking everything.")
+        return None
+    return data
+
+
+def _assemble(
+    articles: tuple[Article, ...],
+    previous: IndexData | None,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Progress | None,
+) -> tuple[IndexData, dict]:
+    old_hashes = {a.article.id: a.hash for a in previous.articles} if previous else {}
+    stored = tuple(StoredArticle(a, article_hash(a)) for a in articles)
+    new_ids = {a.article.id for a in stored}
+    added = sum(a.article.id not in old_hashes for a in stored)
+    changed = sum(a.article.id in old_hashes and old_hashes[a.article.id] != a.hash for a in stored)
+    removed = sum(i not in new_ids for i in old_hashes)
+
+    chunks: list[Chunk] = []
+    owners: list[int] = []
+    for number, item in enumerate(stored):
+        for p, text in enumerate(item.article.paragraphs):
+            for chunk in chunk_paragraph(item.article.id, p, text, settings.chunk_chars):
+                chunks.append(chunk)
+                owners.append(number)
+    if not chunks:
+        raise EmptyCorpusError("The articles hold no text to index.")
+
+    keys = [_chunk_key(embedder.name, c.text) for c in chunks]
+    vectors, embedded = _vectors(chunks, keys, previous, embedder, settings, progress)
+    terms = _terms(chunks, owners, stored, keys, previous)
+
+    sentence_ptr = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c.sentences) for c in chunks], out=sentence_ptr[1:])
+    data = IndexData(
+        model=embedder.name,
+        articles=stored,
+        chunk_article=np.asarray(owners, dtype=np.int32),
+        chunk_paragraph=np.asarray([c.paragraph for c in chunks], dtype=np.int32),
+        chunk_start=np.asarray([c.start for c in chunks], dtype=np.int32),
+        chunk_end=np.asarray([c.end for c in chunks], dtype=np.int32),
+        chunk_hash=np.asarray(keys, dtype="S16"),
+        sentence_ptr=sentence_ptr,
+        sentence_start=np.asarray([s.start for c in chunks for s in c.sentences], dtype=np.int32),
+        sentence_end=np.asarray([s.end for c in chunks for s in c.sentences], dtype=np.int32),
+        vectors=vectors,
+        terms=terms,
+        char_df=_char_df(chunks),
+        settings=stored_settings(settings),
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    stats = {
+        "added": added,
+        "changed": changed,
+        "removed": removed,
+        "unchanged": len(stored) - added - changed,
+        "articles": len(stored),
+        "paragraphs": sum(len(a.article.paragraphs) for a in stored),
+        "embedded": embedded,
+    }
+    return data, stats
+
+
+def _char_df(chunks: list[Chunk]) -> dict[str, int]:
+    df: Counter[str] = Counter()
+    for chunk in chunks:
+        df.update(set(chunk.text))
+    return dict(df)
+
+
+def _rows_by_key(previous: IndexData | None) -> dict[bytes, int]:
+    if previous is None:
+        return {}
+    return {bytes(h): i for i, h in enumerate(previous.chunk_hash)}
+
+
+def _vectors(
+    chunks: list[Chunk],
+    keys: list[bytes],
+    previous: IndexData | None,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Progress | None,
+) -> tuple[np.ndarray, int]:
+    """Vectors for every chunk: reused by content hash, the rest embedded in batches."""
+    old_rows = _rows_by_key(previous)
+    new_rows: dict[bytes, int] = {}
+    texts: list[str] = []
+    for chunk, key in zip(chunks, keys):
+        if key not in old_rows and key not in new_rows:
+            new_rows[key] = len(texts)
+            texts.append(chunk.text)
+    fresh = _embed(texts, embedder, settings, progress)
+    dim = fresh.shape[1] if texts else previous.dim
+    out = np.empty((len(chunks), dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        out[i] = fresh[new_rows[key]] if key in new_rows else previous.vectors[old_rows[key]]
+    return out, len(texts)
+
+
+def _embed(
+    texts: list[str], embedder: Embedder, settings: Settings, progress: Progress | None
+) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    if progress is None:
+        return embedder.encode(texts, progress=settings.progress)
+    parts = []
+    step = settings.batch_size * 4
+    for begin in range(0, len(texts), step):
+        progress("embedding", begin, len(texts))
+        parts.append(embedder.encode(texts[begin : begin + step]))
+    progress("embedding", len(texts), len(texts))
+    return np.vstack(parts)
+
+
+def _terms(
+    chunks: list[Chunk],
+    owners: list[int],
+    stored: tuple[StoredArticle, ...],
+    keys: list[bytes],
+    previous: IndexData | None,
+) -> TermCounts:
+    """Keyword tokens of each chunk (its text and its article's title).
+
+    Rows of unchanged chunks are copied from the previous index as they are (jieba is the
+    slow part of a rebuild); only new text is tokenized.
+    """
+    old_rows = _rows_by_key(previous)
+    vocab = {t: i for i, t in enumerate(previous.terms.vocab)} if previous else {}
+    tokenizer = Tokenizer()
+    title_terms: dict[int, list[str]] = {}
+    indices: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for chunk, owner, key in zip(chunks, owners, keys):
+        title = stored[owner].article.title
+        row = old_rows.get(key)
+        if row is not None and previous.articles[previous.chunk_article[row]].article.title == title:
+            m = previous.terms.matrix
+            lo, hi = m.indptr[row], m.indptr[row + 1]
+            indices.append(m.indices[lo:hi])
+            counts.append(m.data[lo:hi])
+            continue
+        if owner not in title_terms:
+            title_terms[owner] = tokenizer.terms(title)
+        bag: dict[int, int] = {}
+        for term in tokenizer.terms(chunk.text) + title_terms[owner]:
+            tid = vocab.setdefault(term, len(vocab))
+            bag[tid] = bag.get(tid, 0) + 1
+        ids = np.fromiter(sorted(bag), dtype=np.int32, count=len(bag))
+        indices.append(ids)
+        counts.append(np.asarray([bag[t] for t in ids], dtype=np.float32))
+    indptr = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in indices], out=indptr[1:])
+    flat = np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32)
+    # Drop terms no chunk uses any more (deleted articles), renumbering the rest in order.
+    used, remapped = np.unique(flat, return_inverse=True)
+    terms = list(vocab)
+    matrix = sp.csr_matrix(
+        (np.concatenate(counts), remapped.astype(np.int32), indptr), shape=(len(chunks), len(used))
+    )
+    return TermCounts(tuple(terms[t] for t in used), matrix)

