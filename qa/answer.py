@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from .tokenize import QUESTION_WORDS, Tokenizer
 
 TITLE_WEIGHT = 0.2  # weight of a question term that also appears in the article title
-WEIGHTS = {"chars": 5.8, "words": 1.4, "type": 0.6, "passage": 4.7, "length": -0.8}
+WEIGHTS = {"chars": 3.71, "words": 1.85, "type": 0.96, "passage": 3.58, "length": 0.51}
 # Confidence = word coverage of the best passage + DENSE_WEIGHT x its dense z-score.
 DENSE_WEIGHT = 0.15
 NOT_FOUND = "资料中没有找到相关内容。"
@@ -32,7 +32,9 @@ _QUESTION_CHARS = re.compile("|".join(sorted(QUESTION_WORDS, key=len, reverse=Tr
 _NUMBER = re.compile(
     r"[0-9０-９]|[一二三四五六七八九十两百千万亿]+[个年月日次种名位人座项部条岁米里吨元倍届分件家所只张]"
 )
-_DATE = re.compile(r"[0-9０-９一二三四五六七八九十〇零]+\s*(?:年|月|日|世纪|年代)|[春夏秋冬][季天]|朝|时期")
+_DATE = re.compile(
+    r"[0-9０-９一二三四五六七八九十〇零]+\s*(?:年|月|日|世纪|年代)|[春夏秋冬][季天]|朝|时期"
+)
 
 
 _CHEAP_TYPES = ("number", "date")  # told by a regular expression, no tagging needed
@@ -51,7 +53,9 @@ class Candidate:
 
 def answer_type(question: str) -> str | None:
     """What kind of answer the question asks for: date, number, person, place or None."""
-    if re.search(r"哪一?年|何时|什么时[候间]|哪一?天|几月|几号|日期|年份|时间|哪个朝代|哪个时期", question):
+    if re.search(
+        r"哪一?年|何时|什么时[候间]|哪一?天|几月|几号|日期|年份|时间|哪个朝代|哪个时期", question
+    ):
         return "date"
     if re.search(r"多少|几[个次种年名位人座项部条岁家所件]?|多[长高大远重久宽深]", question):
         return "number"
@@ -80,18 +84,23 @@ class SentencePicker:
         df = self.char_df.get(char, 0)
         return math.log1p((self.chunks - df + 0.5) / (df + 0.5))
 
-    def rank(
+    def features(
         self,
         question: str,
         terms: list[str],
         sentences: list[tuple[int, int, int, str, str, float]],
-    ) -> list[Candidate]:
-        """Score sentences given as (chunk, start, end, text, title, passage score), best first."""
+        tag_all: bool = False,
+    ) -> list[dict[str, float]]:
+        """The signals behind a sentence's score (names as in WEIGHTS), one dict per sentence.
+
+        Telling a person or place needs part-of-speech tags, which are slow: unless
+        `tag_all`, `rank` tags only its leading candidates.
+        """
         chars = question_chars(question)
         wanted = answer_type(question)
         unique_terms = set(terms)
-        scored = []
-        for chunk, start, end, text, title, passage in sentences:
+        out = []
+        for _chunk, _start, _end, text, title, passage in sentences:
             lowered = text.lower()
             title_l = title.lower()
             char_w = {c: self.char_idf(c) * (TITLE_WEIGHT if c in title_l else 1.0) for c in chars}
@@ -100,18 +109,33 @@ class SentencePicker:
                 for t in unique_terms
             }
             words = set(self.tokenizer.words(lowered))
-            features = {
-                "chars": _share(char_w, lambda c: c in lowered),
-                "words": _share(word_w, lambda t: t in words),
-                "type": float(wanted in _CHEAP_TYPES and self.has_type(text, wanted, question)),
-                "passage": passage,
-                "length": min(len(text), 200) / 200,
-            }
-            score = sum(WEIGHTS[k] * v for k, v in features.items())
-            scored.append([score, chunk, start, end, text])
+            typed = wanted in _CHEAP_TYPES or (wanted is not None and tag_all)
+            out.append(
+                {
+                    "chars": _share(char_w, set(lowered)),
+                    "words": _share(word_w, words),
+                    "type": float(typed and self.has_type(text, wanted, question)),
+                    "passage": passage,
+                    "length": min(len(text), 200) / 200,
+                }
+            )
+        return out
+
+    def rank(
+        self,
+        question: str,
+        terms: list[str],
+        sentences: list[tuple[int, int, int, str, str, float]],
+    ) -> list[Candidate]:
+        """Score sentences given as (chunk, start, end, text, title, passage score), best first."""
+        features = self.features(question, terms, sentences)
+        scored = [
+            [sum(WEIGHTS[k] * v for k, v in f.items()), chunk, start, end, text]
+            for f, (chunk, start, end, text, _t, _p) in zip(features, sentences, strict=True)
+        ]
         scored.sort(key=lambda s: -s[0])
+        wanted = answer_type(question)
         if wanted and wanted not in _CHEAP_TYPES:
-            # Part-of-speech tagging is slow: only the leading candidates are checked.
             for item in scored[:8]:
                 if self.has_type(item[4], wanted, question):
                     item[0] += WEIGHTS["type"]
@@ -131,11 +155,12 @@ class SentencePicker:
 def coverage(terms: list[str], text_words: set[str], word_idf) -> float:
     """Share of the question's terms, weighted by rarity, that occur in a passage."""
     weights = {t: word_idf(t) for t in set(terms)}
-    return _share(weights, lambda t: t in text_words)
+    return _share(weights, text_words)
 
 
-def _share(weights: dict, present) -> float:
+def _share(weights: dict[str, float], present: set[str]) -> float:
+    """Weighted share of the keys of `weights` that are in `present`."""
     total = sum(weights.values())
     if total <= 0:
         return 0.0
-    return sum(w for key, w in weights.items() if present(key)) / total
+    return sum(w for key, w in weights.items() if key in present) / total

@@ -42,14 +42,15 @@ class Assistant:
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
         question = _check_question(question)
-        return [self._passage(hit) for hit in self._search(question, k)[0]]
+        hits, _ = self._search(question, 2 * k)
+        return [self._passage(hit) for hit in self._distinct(hits, k)]
 
     def ask(self, question: str) -> Answer:
         """A short answer built from cited source sentences, or found=False when there is none."""
         began = time.perf_counter()
         question = _check_question(question)
-        hits, terms = self._search(question, max(10, self.settings.answer_passages))
-        passages = tuple(self._passage(h) for h in hits)
+        hits, terms = self._search(question, max(20, self.settings.answer_passages))
+        passages = tuple(self._passage(h) for h in self._distinct(hits, 10))
         if not hits or self.confidence(hits[0], terms) < self.settings.min_confidence:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         citations = self._cite(question, terms, hits[: self.settings.answer_passages])
@@ -76,6 +77,20 @@ class Assistant:
         vector = self.embedder.encode([question])[0]
         return self.retriever.search(vector, terms, k), terms
 
+    def _distinct(self, hits: list[Scored], k: int) -> list[Scored]:
+        """The best window of each paragraph, so one long paragraph fills one slot."""
+        seen: set[tuple[int, int]] = set()
+        out = []
+        for hit in hits:
+            key = (
+                int(self.data.chunk_article[hit.chunk]),
+                int(self.data.chunk_paragraph[hit.chunk]),
+            )
+            if key not in seen:
+                seen.add(key)
+                out.append(hit)
+        return out[:k]
+
     def confidence(self, best: Scored, terms: list[str]) -> float:
         """How sure we are that the best passage is about the question (about 0..1.5).
 
@@ -87,17 +102,22 @@ class Assistant:
         z = max(-3.0, min(3.0, self.retriever.dense_z(best.dense)))
         return coverage(terms, words, self.retriever.bm25.idf_of) + DENSE_WEIGHT * z
 
-    def _cite(self, question: str, terms: list[str], hits: list[Scored]) -> tuple[Citation, ...]:
+    def _sentences(self, hits: list[Scored]) -> list[tuple[int, int, int, str, str, float]]:
+        """(chunk, start, end, text, title, passage score) of every sentence in `hits`."""
         d = self.data
-        sentences = []
+        out = []
         for hit in hits:
             paragraph = self._paragraph_of(hit.chunk)
             title = self._title(hit)
             lo, hi = d.sentence_ptr[hit.chunk], d.sentence_ptr[hit.chunk + 1]
-            for start, end in zip(d.sentence_start[lo:hi], d.sentence_end[lo:hi]):
-                start, end = int(start), int(end)
-                sentences.append((hit.chunk, start, end, paragraph[start:end], title, hit.score))
-        ranked = self.picker.rank(question, terms, sentences)
+            starts, ends = d.sentence_start[lo:hi].tolist(), d.sentence_end[lo:hi].tolist()
+            for start, end in zip(starts, ends, strict=True):
+                out.append((hit.chunk, start, end, paragraph[start:end], title, hit.score))
+        return out
+
+    def _cite(self, question: str, terms: list[str], hits: list[Scored]) -> tuple[Citation, ...]:
+        d = self.data
+        ranked = self.picker.rank(question, terms, self._sentences(hits))
         citations: list[Citation] = []
         seen: set[str] = set()
         for cand in ranked:
@@ -153,7 +173,10 @@ def _check_question(question: str) -> str:
 
 
 def load(
-    index: str | Path = "index", settings: Settings | None = None, *, embedder: Embedder | None = None
+    index: str | Path = "index",
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
 ) -> Assistant:
     """Open a built index. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError.
 

@@ -24,7 +24,7 @@ class TermCounts:
     matrix: sp.csr_matrix
 
     @staticmethod
-    def from_documents(docs: list[list[str]], vocab: dict[str, int] | None = None) -> "TermCounts":
+    def from_documents(docs: list[list[str]], vocab: dict[str, int] | None = None) -> TermCounts:
         """Count tokens; `vocab` (term -> id) is extended in place with unseen terms."""
         vocab = {} if vocab is None else vocab
         indptr = [0]
@@ -65,7 +65,9 @@ class BM25:
         row_of = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
         norm = K1 * (1 - B + B * lengths[row_of] / max(avg, 1e-9))
         weights = self.idf[tf.indices] * tf.data * (K1 + 1) / (tf.data + norm)
-        doc_term = sp.csr_matrix((weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
+        doc_term = sp.csr_matrix(
+            (weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape
+        )
         self._term_doc = doc_term.T.tocsr()  # one row per term: its weight in each document
         self.n_docs = n_docs
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from .bm25 import TermCounts
 from .config import Settings
 from .embed import Embedder, make_embedder
-from .errors import EmptyCorpusError, IndexMismatchError, IndexNotFoundError, QAError
+from .errors import EmptyCorpusError, IndexNotFoundError, QAError
 from .reader import read_corpus
 from .split import chunk_paragraph
 from .store import IndexData, StoredArticle, build_lock, read_index, write_index
@@ -42,9 +42,12 @@ def _chunk_key(model: str, text: str) -> bytes:
     return hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
 
 
+TOKENS = "jieba-nohmm-terms+title"  # change it whenever keyword tokens change
+
+
 def stored_settings(settings: Settings) -> dict:
     """The settings that shape what is stored: a change means re-chunking, not just reuse."""
-    return {"chunk_chars": settings.chunk_chars, "tokens": "jieba-terms+title"}
+    return {"chunk_chars": settings.chunk_chars, "tokens": TOKENS}
 
 
 def build(
@@ -79,7 +82,11 @@ def build(
 
 
 def _previous(index: Path, model: str, settings: Settings) -> IndexData | None:
-    """The current index if its vectors and tokens can be reused, else None."""
+    """The current index if its vectors can be reused, else None.
+
+    Vectors are keyed by the text they embed, so a change of chunk size still reuses every
+    window that came out the same; keyword tokens are reused only if made the same way.
+    """
     try:
         data = read_index(index)
     except IndexNotFoundError:
@@ -90,9 +97,6 @@ def _previous(index: Path, model: str, settings: Settings) -> IndexData | None:
         return None
     if data.model != model:
         log.info("Model changed from %s to %s: re-embedding everything.", data.model, model)
-        return None
-    if data.settings != stored_settings(settings):
-        log.info("Index settings changed: re-chunking everything.")
         return None
     return data
 
@@ -181,7 +185,7 @@ def _vectors(
     old_rows = _rows_by_key(previous)
     new_rows: dict[bytes, int] = {}
     texts: list[str] = []
-    for chunk, key in zip(chunks, keys):
+    for chunk, key in zip(chunks, keys, strict=True):
         if key not in old_rows and key not in new_rows:
             new_rows[key] = len(texts)
             texts.append(chunk.text)
@@ -221,16 +225,21 @@ def _terms(
     Rows of unchanged chunks are copied from the previous index as they are (jieba is the
     slow part of a rebuild); only new text is tokenized.
     """
+    if previous is not None and previous.settings.get("tokens") != TOKENS:
+        previous = None
     old_rows = _rows_by_key(previous)
     vocab = {t: i for i, t in enumerate(previous.terms.vocab)} if previous else {}
     tokenizer = Tokenizer()
     title_terms: dict[int, list[str]] = {}
     indices: list[np.ndarray] = []
     counts: list[np.ndarray] = []
-    for chunk, owner, key in zip(chunks, owners, keys):
+    for chunk, owner, key in zip(chunks, owners, keys, strict=True):
         title = stored[owner].article.title
         row = old_rows.get(key)
-        if row is not None and previous.articles[previous.chunk_article[row]].article.title == title:
+        if (
+            row is not None
+            and previous.articles[previous.chunk_article[row]].article.title == title
+        ):
             m = previous.terms.matrix
             lo, hi = m.indptr[row], m.indptr[row + 1]
             indices.append(m.indices[lo:hi])

@@ -30,7 +30,7 @@ class Settings:
     dense_weight: float = 0.5  # share of the dense score in the hybrid fusion
     answer_passages: int = 3  # passages the answerer reads sentences from
     max_citations: int = 3
-    min_confidence: float = 0.75  # below this the answer is 「资料中没有找到相关内容」
+    min_confidence: float = 0.7  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
 
 

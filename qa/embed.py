@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -32,15 +33,18 @@ class SentenceTransformerEmbedder:
         self.name = name
         self.batch_size = batch_size
         self._model = None
+        self._lock = threading.Lock()  # two first questions at once must not load it twice
 
     def _load(self):
-        if self._model is None:
+        with self._lock:
+            if self._model is not None:
+                return self._model
             # Never reach for a model hub at run time: everything here works offline.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(resolve_model_path(self.name), device="cpu")
-        return self._model
+            return self._model
 
     @property
     def dim(self) -> int:

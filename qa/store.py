@@ -248,6 +248,17 @@ def read_index(folder: Path) -> IndexData:
     """Load a whole index, checking it against its manifest. Never re-embeds."""
     manifest = read_manifest(folder)
     try:
+        return _read_generation(folder, manifest)
+    except IndexCorruptError:
+        # A build may have committed (and removed our generation) while we read: try the
+        # new one once; if the manifest did not move, the damage is real.
+        if _live_generation(folder) in (None, manifest.get("data")):
+            raise
+        return _read_generation(folder, read_manifest(folder))
+
+
+def _read_generation(folder: Path, manifest: dict) -> IndexData:
+    try:
         gen = folder / manifest["data"]
         for name, size in manifest["files"].items():
             if (gen / name).stat().st_size != size:

@@ -9,16 +9,18 @@ from functools import cached_property
 
 # Function words that carry no topic: matching them says nothing about relevance.
 STOPWORDS = frozenset(
-    "的 了 是 在 和 与 及 或 也 都 就 而 并 被 把 对 从 以 于 为 之 其 这 那 有 个 上 下 中 "
-    "将 向 又 等 由 着 过 还 该 此 则 但 所 即 给 让 使 已 地 得 一个 这个 那个 一 不 没有 吗 呢 吧 啊".split()
+    "的 了 是 在 和 与 及 或 也 都 就 而 并 被 把 对 从 以 于 为 之 其 这 那 "
+    "有 个 上 下 中 将 向 又 等 由 着 过 还 该 此 则 但 所 即 给 让 使 已 地 "
+    "得 一个 这个 那个 一 不 没有 吗 呢 吧 啊".split()
 )
 
 # Words that say what kind of answer is wanted, not what it is about: they rarely
 # appear in the answering sentence, so they must not count as matches.
 QUESTION_WORDS = frozenset(
-    "什么 哪 哪个 哪些 哪里 哪儿 哪年 哪一年 哪天 哪国 哪位 谁 多少 几 几个 几年 几次 几种 怎么 怎样 "
-    "如何 为什么 为何 何 何时 何地 何种 多久 多长 多大 多远 多高 吗 呢 是否 请问 叫 称为 被称为 "
-    "什么样 什么时候 是谁 指 属于 位于 包括".split()
+    "什么 哪 哪个 哪些 哪里 哪儿 哪年 哪一年 哪天 哪国 哪位 谁 多少 几 "
+    "几个 几年 几次 几种 怎么 怎样 如何 为什么 为何 何 何时 何地 何种 多久 "
+    "多长 多大 多远 多高 吗 呢 是否 请问 叫 称为 被称为 什么样 什么时候 "
+    "是谁 指 属于 位于 包括".split()
 )
 
 _WORD = re.compile(r"\w")
@@ -47,8 +49,10 @@ class Tokenizer:
 
     def words(self, text: str) -> list[str]:
         """Lower-cased jieba words, punctuation and whitespace dropped."""
+        # No HMM guessing of unknown words: it cuts a name differently in different contexts
+        # (赣服通有 -> 赣服/通有, 赣服通上线 -> 赣/服通), and then question and article disagree.
         with self._lock:  # jieba's tokenizer is not safe to share between threads
-            raw = self._jieba.lcut(text)
+            raw = self._jieba.lcut(text, HMM=False)
         return [w.lower() for w in raw if _WORD.search(w)]
 
     def terms(self, text: str) -> list[str]:

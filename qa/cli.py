@@ -1,0 +1,160 @@
+"""The `qa` command: build, ask, search, serve, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from .config import DEFAULT_MODEL, Settings
+from .errors import QAError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(model=args.model) if getattr(args, "model", None) else Settings()
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build
+
+    stats = build(args.corpus, args.index, _settings(args))
+    for line in stats.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(
+        f"{stats.articles} articles ({stats.added} added, {stats.changed} changed, "
+        f"{stats.removed} removed, {stats.unchanged} unchanged), {stats.paragraphs} paragraphs; "
+        f"embedded {stats.embedded} passages in {stats.seconds:.1f} s -> {args.index}"
+    )
+    return 0
+
+
+def _open(args: argparse.Namespace):
+    from .assistant import load
+
+    return load(args.index, Settings(model=args.model) if args.model else None)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    answer = _open(args).ask(args.question)
+    if args.json:
+        print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print()
+        for n, c in enumerate(answer.citations, 1):
+            print(f"[{n}] {c.title} — {c.article_id}, 第{c.paragraph + 1}段")
+            print(f"    {c.sentence}")
+    return 0 if answer.found else 3
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    passages = _open(args).search(args.question, k=args.k)
+    if args.json:
+        print(json.dumps([asdict(p) for p in passages], ensure_ascii=False, indent=2))
+        return 0
+    for n, p in enumerate(passages, 1):
+        print(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, 第{p.paragraph + 1}段")
+        print(f"    {p.text[:120]}{'…' if len(p.text) > 120 else ''}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.app import serve
+
+    serve(
+        corpus=args.corpus,
+        index=args.index,
+        host=args.host,
+        port=args.port,
+        auth=args.auth,
+        share=args.share,
+        settings=_settings(args),
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, write_report
+
+    report = evaluate(
+        args.data, args.negatives, _settings(args), index=args.index, limit=args.limit
+    )
+    print(report.table())
+    write_report(report, args.out)
+    print(f"written to {args.out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qa", description="Ask questions over a folder of Chinese articles, with citations."
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = p.add_subparsers(dest="command", required=True)
+    model_help = (
+        f"embedding model: {DEFAULT_MODEL} (default, offline), any sentence-transformers "
+        "name or local folder, or 'hash' for tests; also QA_MODEL=..."
+    )
+
+    b = sub.add_parser("build", help="index the corpus (only changed articles are re-embedded)")
+    b.add_argument("--corpus", default="corpus", help="folder of articles (default: corpus)")
+    b.add_argument("--index", default="index", help="index folder to write (default: index)")
+    b.add_argument("--model", help=model_help)
+    b.set_defaults(run=cmd_build)
+
+    for name, run, text in (
+        ("ask", cmd_ask, "answer a question with cited source sentences"),
+        ("search", cmd_search, "list the passages most relevant to a question"),
+    ):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("question")
+        c.add_argument("--index", default="index", help="index folder (default: index)")
+        c.add_argument("--model", help="must match the index's model (default: the index's)")
+        c.add_argument("--json", action="store_true", help="print JSON")
+        if name == "search":
+            c.add_argument("-k", type=int, default=10, help="how many passages (default 10)")
+        c.set_defaults(run=run)
+
+    s = sub.add_parser("serve", help="the browser app (Gradio)")
+    s.add_argument("--corpus", default="corpus", help="folder uploads are saved to")
+    s.add_argument("--index", default="index", help="index folder (built if missing)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument(
+        "--auth", help="require a login, as user:password (or set QA_AUTH=user:password)"
+    )
+    s.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    s.add_argument("--model", help=model_help)
+    s.set_defaults(run=cmd_serve)
+
+    e = sub.add_parser("eval", help="measure quality on a SQuAD-format file")
+    e.add_argument("data", help="SQuAD-format JSON, e.g. ../shared/data/cmrc2018/cmrc2018_dev.json")
+    e.add_argument("--negatives", help="SQuAD file whose questions the index cannot answer")
+    e.add_argument("--out", default="qa-eval.json", help="JSON report (default qa-eval.json)")
+    e.add_argument("--index", help="keep the evaluation index here (reruns re-embed nothing)")
+    e.add_argument("--limit", type=int, help="only the first N questions of each file")
+    e.add_argument("--model", help=model_help)
+    e.set_defaults(run=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="qa: %(message)s"
+    )
+    try:
+        return args.run(args)
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""`qa eval`: retrieval and answer quality on a SQuAD-format file, with latency."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .assistant import Assistant, load
+from .build import build
+from .config import Settings
+from .embed import make_embedder
+from .errors import QAError
+
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    article_id: str  # the context that answers it
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Figures of one `qa eval` run (fractions 0..1, milliseconds)."""
+
+    data: str
+    model: str
+    articles: int
+    questions: int
+    recall_at_1: float
+    recall_at_5: float
+    recall_at_10: float
+    mrr_at_10: float
+    sentence_hit_at_1: float
+    sentence_hit_at_3: float
+    answerable_abstained: float
+    negatives: int
+    negatives_abstained: float | None
+    ask_p50_ms: float
+    ask_p95_ms: float
+    build_seconds: float
+
+    def table(self) -> str:
+        rows = [
+            ("passages (articles)", f"{self.articles}"),
+            ("questions", f"{self.questions}"),
+            ("passage Recall@1", f"{self.recall_at_1:.4f}"),
+            ("passage Recall@5", f"{self.recall_at_5:.4f}"),
+            ("passage Recall@10", f"{self.recall_at_10:.4f}"),
+            ("passage MRR@10", f"{self.mrr_at_10:.4f}"),
+            ("sentence Hit@1", f"{self.sentence_hit_at_1:.4f}"),
+            ("sentence Hit@3", f"{self.sentence_hit_at_3:.4f}"),
+            ("answerable abstained", f"{self.answerable_abstained:.4f}"),
+            (
+                f"out-of-corpus abstained ({self.negatives})",
+                "-" if self.negatives_abstained is None else f"{self.negatives_abstained:.4f}",
+            ),
+            ("ask latency p50 (ms)", f"{self.ask_p50_ms:.1f}"),
+            ("ask latency p95 (ms)", f"{self.ask_p95_ms:.1f}"),
+            ("index build (s)", f"{self.build_seconds:.1f}"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def read_squad(path: str | Path) -> tuple[list[dict], list[Question]]:
+    """Contexts as article records (one per context) and their questions."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        records, questions = [], []
+        for a, article in enumerate(raw["data"]):
+            for p, para in enumerate(article["paragraphs"]):
+                aid = str(para.get("id") or f"{a}-{p}")
+                records.append(
+                    {"id": aid, "title": article.get("title", ""), "paragraphs": [para["context"]]}
+                )
+                for qa_ in para["qas"]:
+                    if not qa_["question"].strip():
+                        continue  # a few published questions are empty: nothing to ask
+                    answers = tuple(x["text"] for x in qa_.get("answers", []) if x.get("text"))
+                    questions.append(Question(qa_["question"], aid, answers))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise QAError(f"{path} is not a readable SQuAD-format file ({exc}).") from None
+    return records, questions
+
+
+def evaluate(
+    data: str | Path,
+    negatives: str | Path | None = None,
+    settings: Settings | None = None,
+    index: str | Path | None = None,
+    embedder=None,
+    limit: int | None = None,
+) -> Report:
+    """Index the contexts of `data`, ask all its questions (and those of `negatives`)."""
+    settings = settings or Settings()
+    records, questions = read_squad(data)
+    negative_questions = read_squad(negatives)[1] if negatives else []
+    if limit:
+        questions, negative_questions = questions[:limit], negative_questions[:limit]
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        with open(corpus / "contexts.jsonl", "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        index = Path(index) if index else Path(tmp) / "index"
+        embedder = embedder or make_embedder(settings.model, settings.batch_size)
+        stats = build(corpus, index, settings, embedder=embedder)
+        bot = load(index, embedder=embedder)
+        bot.ask("预热")  # load the model before timing
+        report = _score(bot, questions, negative_questions)
+    return Report(
+        data=str(data),
+        model=bot.data.model,
+        articles=len(records),
+        build_seconds=stats.seconds,
+        **report,
+    )
+
+
+def _score(bot: Assistant, questions: list[Question], negatives: list[Question]) -> dict:
+    ranks, hit1, hit3, abstained, latency = [], 0, 0, 0, []
+    for q in questions:
+        began = time.perf_counter()
+        answer = bot.ask(q.question)
+        latency.append(time.perf_counter() - began)
+        order = list(dict.fromkeys(p.article_id for p in answer.passages))[:10]
+        ranks.append(order.index(q.article_id) + 1 if q.article_id in order else None)
+        abstained += not answer.found
+        cited = [c.sentence for c in answer.citations]
+        hit1 += bool(cited) and any(a in cited[0] for a in q.answers)
+        hit3 += any(a in s for s in cited[:3] for a in q.answers)
+    neg_abstained = 0
+    for q in negatives:
+        began = time.perf_counter()
+        neg_abstained += not bot.ask(q.question).found
+        latency.append(time.perf_counter() - began)
+    n = max(len(questions), 1)
+    ms = np.asarray(latency) * 1000
+
+    def recall(k: int) -> float:
+        return sum(r is not None and r <= k for r in ranks) / n
+
+    return {
+        "questions": len(questions),
+        "recall_at_1": recall(1),
+        "recall_at_5": recall(5),
+        "recall_at_10": recall(10),
+        "mrr_at_10": sum(1 / r for r in ranks if r) / n,
+        "sentence_hit_at_1": hit1 / n,
+        "sentence_hit_at_3": hit3 / n,
+        "answerable_abstained": abstained / n,
+        "negatives": len(negatives),
+        "negatives_abstained": neg_abstained / len(negatives) if negatives else None,
+        "ask_p50_ms": float(np.percentile(ms, 50)) if ms.size else 0.0,
+        "ask_p95_ms": float(np.percentile(ms, 95)) if ms.size else 0.0,
+    }
+
+
+def write_report(report: Report, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2) + "\n")

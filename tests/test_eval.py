@@ -1,0 +1,178 @@
+"""`qa eval` on a tiny SQuAD-format file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from conftest import HASH
+
+from qa.cli import main
+from qa.errors import QAError
+from qa.evaluate import Report, evaluate, write_report
+
+METRO = (
+    "南昌地铁1号线于2015年12月26日开通试运营，是江西省第一条地铁线路。"
+    "1号线全长28.8公里，共设24座车站，西起双港站，东至瑶湖西站。"
+)
+MARATHON = (
+    "2019年南昌国际马拉松于11月10日在八一广场鸣枪开跑，共有3万名选手参赛。"
+    "男子全程冠军由肯尼亚选手基普罗蒂奇获得，成绩为2小时11分。"
+)
+
+
+def squad(contexts: list[tuple[str, str, list[tuple[str, str]]]]) -> dict:
+    """SQuAD JSON from (id, context, [(question, answer)])."""
+    return {
+        "version": "v1.0",
+        "data": [
+            {
+                "title": "",
+                "paragraphs": [
+                    {
+                        "id": cid,
+                        "context": context,
+                        "qas": [
+                            {
+                                "id": f"{cid}-q{n}",
+                                "question": q,
+                                "answers": [{"text": a, "answer_start": context.find(a)}],
+                            }
+                            for n, (q, a) in enumerate(qas)
+                        ],
+                    }
+                    for cid, context, qas in contexts
+                ],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "dev.json"
+    doc = squad(
+        [
+            (
+                "metro",
+                METRO,
+                [("1号线共设多少座车站?", "24座"), ("1号线全长多少公里?", "28.8公里")],
+            ),
+            (
+                "marathon",
+                MARATHON,
+                [("男子全程冠军是哪国选手?", "肯尼亚"), ("马拉松在哪里鸣枪开跑?", "八一广场")],
+            ),
+        ]
+    )
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def negatives_file(tmp_path: Path) -> Path:
+    path = tmp_path / "negatives.json"
+    doc = squad(
+        [
+            (
+                "duck",
+                "北京烤鸭以果木挂炉烤制，皮脆肉嫩。",
+                [("北京烤鸭怎么做?", "果木挂炉烤制"), ("量子计算机的原理是什么?", "量子")],
+            )
+        ]
+    )
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+FRACTIONS = (
+    "recall_at_1",
+    "recall_at_5",
+    "recall_at_10",
+    "mrr_at_10",
+    "sentence_hit_at_1",
+    "sentence_hit_at_3",
+    "answerable_abstained",
+    "negatives_abstained",
+)
+
+
+def test_evaluate_reports_fractions_and_writes_json(data_file, negatives_file, tmp_path):
+    report = evaluate(data_file, negatives_file, HASH)
+
+    assert isinstance(report, Report)
+    assert (report.model, report.articles, report.questions, report.negatives) == ("hash", 2, 4, 2)
+    for name in FRACTIONS:
+        assert 0.0 <= getattr(report, name) <= 1.0, name
+    assert report.recall_at_1 <= report.recall_at_5 <= report.recall_at_10 == 1.0
+    assert report.sentence_hit_at_1 <= report.sentence_hit_at_3
+    assert report.negatives_abstained == 1.0  # nothing about roast duck in the two contexts
+    assert 0 <= report.ask_p50_ms <= report.ask_p95_ms
+
+    out = tmp_path / "report.json"
+    write_report(report, out)
+    assert json.loads(out.read_text(encoding="utf-8")) == asdict(report)
+
+
+def test_evaluate_without_negatives_and_with_a_limit(data_file):
+    report = evaluate(data_file, settings=HASH, limit=1)
+
+    assert (report.questions, report.negatives, report.negatives_abstained) == (1, 0, None)
+    assert "out-of-corpus abstained (0) -" in " ".join(report.table().split())
+
+
+def test_evaluate_keeps_its_index_when_asked_and_reuses_it(data_file, tmp_path):
+    index = tmp_path / "eval-index"
+    first = evaluate(data_file, settings=HASH, index=index)
+    assert (index / "manifest.json").is_file()
+
+    again = evaluate(data_file, settings=HASH, index=index)
+    assert again.recall_at_1 == first.recall_at_1
+    assert again.sentence_hit_at_1 == first.sentence_hit_at_1
+
+
+def test_not_a_squad_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"qas": []}]}]}), encoding="utf-8")
+
+    with pytest.raises(QAError, match="not a readable SQuAD-format file"):
+        evaluate(path, settings=HASH)
+
+
+def test_cli_eval_prints_the_table_and_writes_the_report(
+    capsys, data_file, negatives_file, tmp_path
+):
+    out_file = tmp_path / "qa-eval.json"
+
+    code = main(
+        [
+            "eval",
+            str(data_file),
+            "--negatives",
+            str(negatives_file),
+            "--out",
+            str(out_file),
+            "--model",
+            "hash",
+        ]
+    )
+    out, _ = capsys.readouterr()
+
+    assert code == 0
+    for row in ("passage Recall@1", "passage MRR@10", "sentence Hit@1", "ask latency p95 (ms)"):
+        assert row in out
+    assert "out-of-corpus abstained (2)" in out
+    assert f"written to {out_file}" in out
+    saved = json.loads(out_file.read_text(encoding="utf-8"))
+    assert saved["questions"] == 4 and saved["model"] == "hash"
+
+
+def test_cli_eval_of_a_missing_file_is_one_line_error(capsys, tmp_path):
+    code = main(["eval", str(tmp_path / "missing.json"), "--model", "hash"])
+    _, err = capsys.readouterr()
+
+    assert code == 2
+    assert err.startswith("qa: error: ") and err.count("\n") == 1
+    assert "missing.json" in err

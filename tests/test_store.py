@@ -1,0 +1,143 @@
+"""Loading an index: damaged or foreign files are refused with a message saying what to run,
+and `qa.build` repairs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import HASH, PARAGRAPHS, answer_key
+
+import qa
+from qa import store
+
+QUESTION = "赣服通集成了多少项服务?"
+
+
+def live_data(index: Path) -> Path:
+    return index / json.loads((index / "manifest.json").read_text(encoding="utf-8"))["data"]
+
+
+def edit_manifest(index: Path, change) -> None:
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    change(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def truncate_vectors(index: Path) -> None:
+    path = live_data(index) / "vectors.npy"
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def delete_articles(index: Path) -> None:
+    (live_data(index) / "articles.jsonl").unlink()
+
+
+def delete_data_folder(index: Path) -> None:
+    shutil.rmtree(live_data(index))
+
+
+def garble_vectors_same_size(index: Path) -> None:
+    path = live_data(index) / "vectors.npy"
+    path.write_bytes(b"\x00" * path.stat().st_size)
+
+
+def wrong_counts(index: Path) -> None:
+    edit_manifest(index, lambda m: m["counts"].update(articles=99))
+
+
+def wrong_dim(index: Path) -> None:
+    edit_manifest(index, lambda m: m.update(dim=128))
+
+
+def unreadable_manifest(index: Path) -> None:
+    (index / "manifest.json").write_text('{"format": 1, "model": "ha', encoding="utf-8")
+
+
+DAMAGE = [
+    truncate_vectors,
+    delete_articles,
+    delete_data_folder,
+    garble_vectors_same_size,
+    wrong_counts,
+    wrong_dim,
+    unreadable_manifest,
+]
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=lambda f: f.__name__)
+def test_damaged_index_is_refused_and_a_build_repairs_it(built_index, corpus, damage):
+    before = answer_key(qa.load(built_index, HASH).ask(QUESTION))
+    damage(built_index)
+
+    with pytest.raises(qa.IndexCorruptError) as raised:
+        qa.load(built_index, HASH)
+    message = str(raised.value)
+    assert "qa build" in message and str(built_index) in message
+    assert "\n" not in message
+
+    stats = qa.build(corpus, built_index, HASH)
+    assert stats.embedded == PARAGRAPHS  # nothing damaged is reused
+    assert answer_key(qa.load(built_index, HASH).ask(QUESTION)) == before
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", None])
+def test_index_of_another_format_version_is_refused_and_rebuilt(built_index, corpus, version):
+    edit_manifest(built_index, lambda m: m.update(format=version))
+
+    with pytest.raises(qa.IndexMismatchError, match=r"format .*qa build"):
+        qa.load(built_index, HASH)
+
+    qa.build(corpus, built_index, HASH)
+    assert qa.load(built_index, HASH).ask(QUESTION).found
+
+
+def test_loading_with_another_model_is_refused(built_index):
+    with pytest.raises(qa.IndexMismatchError) as raised:
+        qa.load(built_index, qa.Settings(model="m3e-small"))
+    message = str(raised.value)
+    assert "'hash'" in message and "m3e-small" in message
+    assert "qa build --model m3e-small" in message
+
+
+def test_load_without_a_model_uses_the_index_model(built_index):
+    bot = qa.load(built_index)
+    assert bot.data.model == "hash"
+    assert bot.ask(QUESTION).found
+
+
+@pytest.mark.parametrize("make", ["nothing", "empty-folder", "lock-only"])
+def test_missing_index_says_to_build(tmp_path, make):
+    index = tmp_path / "index"
+    if make != "nothing":
+        index.mkdir()
+    if make == "lock-only":  # a first build that died before writing anything
+        (index / ".lock").write_text("", encoding="utf-8")
+
+    with pytest.raises(qa.IndexNotFoundError, match="qa build"):
+        qa.load(index)
+
+
+def test_load_that_races_a_build_commit_still_succeeds(built_index, corpus, monkeypatch):
+    """A reader that read the old manifest just before a build committed a new generation.
+
+    `qa ask` or the UI may load while `qa build` runs in another process; the build
+    deletes the old data folder right after its commit.
+    """
+    (corpus / "metro.md").unlink()
+    real = store.read_manifest
+    raced = []
+
+    def manifest_then_a_build_commits(folder):
+        manifest = real(folder)
+        if not raced:
+            raced.append(True)
+            qa.build(corpus, built_index, HASH)
+        return manifest
+
+    monkeypatch.setattr(store, "read_manifest", manifest_then_a_build_commits)
+    bot = qa.load(built_index, HASH)
+    assert bot.ask(QUESTION).found

@@ -1,0 +1,371 @@
+"""The browser app (`qa serve`): chat with cited sources, article upload, a JSON API.
+
+    from ui.app import serve
+    serve("corpus", "index")          # http://127.0.0.1:7860
+
+Gradio is imported only when the app is built, after the offline switches are set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import qa
+from qa import Answer, Assistant, QAError, Settings
+
+from . import render, theme
+from .render import Turn
+from .upload import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, UploadResult, save_uploads
+
+TITLE = "文章问答"
+DESCRIPTION = "就文章库里的文章提问:回答只摘录原文句子,每句都标出处,点击 [1] 查看原文。"
+NO_INDEX = "还没有可以回答的文章:请先在「添加文章」上传文章。"
+SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
+ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
+
+Progress = Callable[[str, int, int], None]
+
+
+class Service:
+    """The app's one shared object: the live Assistant, and the rebuild after an upload.
+
+    Questions are answered by whichever Assistant is live when they arrive; a rebuild
+    swaps in a new one when its index is complete, so answers never see a half-built index.
+    """
+
+    def __init__(
+        self,
+        corpus: str | Path,
+        index: str | Path,
+        settings: Settings | None = None,
+        assistant: Assistant | None = None,
+    ):
+        self.corpus = Path(corpus)
+        self.index = Path(index)
+        self.settings = settings or Settings()
+        self._assistant = assistant
+        self._swap = threading.Lock()
+        self._building = threading.Lock()  # one rebuild at a time within this process
+
+    @property
+    def assistant(self) -> Assistant | None:
+        with self._swap:
+            return self._assistant
+
+    def ask(self, question: str) -> tuple[Assistant, Answer]:
+        """The answer, and the Assistant that gave it (to look up its paragraphs)."""
+        bot = self.assistant
+        if bot is None:
+            raise QAError(NO_INDEX)
+        return bot, bot.ask(question)
+
+    def turn(self, question: str, number: int) -> tuple[Turn, Answer, list[str]]:
+        """Answer `question` and render it as conversation turn `number`."""
+        bot, answer = self.ask(question)
+        terms = bot.tokenizer.query_terms(answer.question)
+        paragraphs = [_paragraph(bot, c) for c in answer.citations]
+        sources = render.sources_html(answer, paragraphs, terms, number)
+        reply = render.reply_html(answer, number)
+        return Turn(number, answer.question, reply, sources), answer, terms
+
+    def status(self) -> str:
+        bot = self.assistant
+        if bot is None:
+            return render.status_html(None)
+        return render.status_html(bot.data.counts(), bot.data.model, bot.data.built_at)
+
+    def add_articles(
+        self, files: Sequence[tuple[Path, str]], progress: Progress | None = None
+    ) -> str:
+        """Save uploads into the corpus, rebuild the index, go live with it. Returns a report."""
+        result = save_uploads(files, self.corpus)
+        lines = [f"已保存:{', '.join(p.name for p in result.saved)}"] if result.saved else []
+        lines += [f"未添加 {line}" for line in result.rejected]
+        if result.saved:
+            lines += self.rebuild(progress, result)
+        return "\n".join(lines) if lines else "没有选择文件。"
+
+    def rebuild(
+        self, progress: Progress | None = None, uploaded: UploadResult | None = None
+    ) -> list[str]:
+        """Bring the index up to date with the corpus folder; lines for the user."""
+        with self._building:
+            current = self.assistant
+            try:
+                stats = qa.build(self.corpus, self.index, self.settings, progress=progress)
+                fresh = qa.load(
+                    self.index,
+                    self.settings if current is None else None,
+                    # Reuse the loaded model: the first question after the swap stays fast.
+                    embedder=current.embedder if current is not None else None,
+                )
+            except qa.BuildLockedError:
+                return ["另一个进程正在建立这个索引,文章已保存,稍后点「重新建立索引」即可。"]
+            except QAError as exc:
+                return [f"建立索引失败,仍用原来的索引回答:{exc}"]
+            with self._swap:
+                self._assistant = fresh
+        if uploaded:
+            names = [p.name for p in uploaded.saved]
+            skipped = [s for s in stats.skipped if any(s.startswith(n) for n in names)]
+        else:
+            skipped = list(stats.skipped[:SKIPPED_SHOWN])
+        lines = [
+            f"索引已更新:{stats.articles} 篇文章(新增 {stats.added},修改 {stats.changed},"
+            f"删除 {stats.removed}),新嵌入 {stats.embedded} 个段落,用时 {stats.seconds:.1f} 秒。"
+        ]
+        return lines + [f"跳过 {line}" for line in skipped]
+
+
+def _paragraph(bot: Assistant, citation: qa.Citation) -> str:
+    try:
+        return bot.paragraph(citation.article_id, citation.paragraph)
+    except (KeyError, IndexError):
+        return citation.sentence
+
+
+def answer_dict(answer: Answer) -> dict:
+    """The JSON the `ask` API endpoint returns."""
+    return {
+        "question": answer.question,
+        "text": answer.text,
+        "found": answer.found,
+        "citations": [{"n": n, **asdict(c)} for n, c in enumerate(answer.citations, 1)],
+        "passages": [asdict(p) for p in answer.passages],
+        "seconds": round(answer.seconds, 4),
+    }
+
+
+def upload_pairs(paths: Sequence[str] | None) -> list[tuple[Path, str]]:
+    """(temporary path, original name) for Gradio's uploads, which keep the original name."""
+    return [(Path(p), Path(p).name) for p in paths or []]
+
+
+# -- the Gradio app ------------------------------------------------------------------------
+
+
+def build_app(service: Service):
+    """The Gradio Blocks for `service` (not launched)."""
+    import gradio as gr
+
+    def respond(question: str, turns: list[Turn]):
+        question = (question or "").strip()
+        if not question:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            turn, answer, terms = service.turn(question, len(turns) + 1)
+        except QAError as exc:
+            gr.Warning(str(exc), title="提示")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        turns = [*turns, turn]
+        return (
+            "",
+            render.chat_messages(turns),
+            render.panel_html(turns),
+            render.passages_html(answer, terms),
+            turns,
+        )
+
+    def ask(question: str) -> dict:
+        """Answer a question from the articles: text with [n] markers, citations, passages."""
+        try:
+            _, answer = service.ask(question)
+        except QAError as exc:
+            raise gr.Error(str(exc)) from None
+        return answer_dict(answer)
+
+    # Gradio finds the progress bar by this default argument, hence the noqa.
+    def add(paths: list[str] | None, progress=gr.Progress()):  # noqa: B008
+        def report(what: str, done: int, total: int) -> None:
+            progress((done, total), desc="正在嵌入新文章的段落", unit="段")
+
+        progress(0, desc="正在保存并读取文章…")
+        message = service.add_articles(upload_pairs(paths), report)
+        return None, message, service.status()
+
+    def rebuild(progress=gr.Progress()):  # noqa: B008
+        def report(what: str, done: int, total: int) -> None:
+            progress((done, total), desc="正在嵌入段落", unit="段")
+
+        progress(0, desc="正在读取文章…")
+        message = "\n".join(service.rebuild(report))
+        return message, service.status()
+
+    with gr.Blocks(title=TITLE, fill_width=False) as demo:
+        turns = gr.State([])
+        gr.HTML(
+            f'<header class="qa-header"><h1>{TITLE}</h1><p>{DESCRIPTION}</p></header>',
+            elem_id="qa-header",
+        )
+        status = gr.HTML(service.status(), elem_id="qa-status")
+        with gr.Row(equal_height=False, elem_id="qa-main"):
+            with gr.Column(scale=3, min_width=380, elem_id="qa-chat-column"):
+                chat = gr.Chatbot(
+                    label="对话",
+                    elem_id="qa-chat",
+                    height=520,
+                    sanitize_html=True,
+                    render_markdown=False,
+                    latex_delimiters=[],
+                    buttons=[],  # "copy" would copy the message's HTML source
+                    feedback_options=None,
+                    placeholder='<div class="qa-placeholder">就文章库里的内容提问。</div>',
+                )
+                with gr.Row(elem_id="qa-ask-row"):
+                    question = gr.Textbox(
+                        show_label=False,
+                        placeholder="输入问题,按 Enter 提问",
+                        elem_id="qa-question",
+                        container=False,
+                        scale=5,
+                        autofocus=True,
+                        max_length=1000,
+                    )
+                    send = gr.Button("提问", variant="primary", scale=1, min_width=80)
+            with gr.Column(scale=2, min_width=340, elem_id="qa-sources-column"):
+                sources = gr.HTML(render.panel_html([]), elem_id="qa-sources", label="来源")
+                with gr.Accordion("全部检索段落", open=False, elem_id="qa-passages-box"):
+                    passages = gr.HTML(render.passages_html(None, []), elem_id="qa-passages")
+        empty = service.assistant is None
+        with gr.Accordion("添加文章", open=empty, elem_id="qa-upload-box"):
+            gr.Markdown(
+                f"支持 {' '.join(UPLOAD_SUFFIXES)},每个文件不超过 "
+                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB;同名文件不会被覆盖。"
+                "上传后只为新文章计算向量,完成前仍用旧索引回答。"
+            )
+            files = gr.File(
+                label="选择或拖入文章",
+                file_count="multiple",
+                elem_id="qa-upload",
+                height=140,
+            )
+            upload_message = gr.Textbox(
+                label="上传结果", interactive=False, lines=2, elem_id="qa-upload-message"
+            )
+            rebuild_button = gr.Button("重新建立索引", size="sm", elem_id="qa-rebuild")
+
+        outputs = [question, chat, sources, passages, turns]
+        for event in (question.submit, send.click):
+            event(
+                respond,
+                [question, turns],
+                outputs,
+                api_visibility="private",
+                concurrency_id="ask",
+                concurrency_limit=ASK_CONCURRENCY,
+                show_progress="minimal",
+            )
+        chat.clear(
+            lambda: ([], render.panel_html([]), render.passages_html(None, [])),
+            None,
+            [turns, sources, passages],
+            api_visibility="private",
+        )
+        files.upload(
+            add,
+            files,
+            [files, upload_message, status],
+            show_progress_on=[upload_message, status],
+            api_visibility="private",
+            concurrency_id="build",
+            concurrency_limit=1,
+        )
+        rebuild_button.click(
+            rebuild,
+            None,
+            [upload_message, status],
+            show_progress_on=[upload_message, status],
+            api_visibility="private",
+            concurrency_id="build",
+            concurrency_limit=1,
+        )
+        gr.api(ask, api_name="ask", concurrency_id="ask", concurrency_limit=ASK_CONCURRENCY)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """`demo.launch` settings besides address and login: looks, no share link, nothing online."""
+    return {
+        "theme": theme.theme(),
+        "css": theme.CSS,
+        "js": theme.JS,
+        "footer_links": ["api"],
+        "ssr_mode": False,
+        "mcp_server": False,
+        "pwa": False,
+        "enable_monitoring": False,
+        "max_file_size": MAX_UPLOAD_BYTES,
+    }
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """'user:password' as a tuple; None when no login is wanted."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise QAError("The login must look like user:password (from --auth or QA_AUTH).")
+    return user, password
+
+
+def open_or_build(corpus: Path, index: Path, settings: Settings) -> Assistant | None:
+    """The index's Assistant, building the index from the corpus first if there is none.
+
+    None when there is neither an index nor an article yet: the app then starts empty and
+    waits for uploads.
+    """
+    try:
+        return qa.load(index, settings)
+    except (qa.IndexNotFoundError, qa.IndexCorruptError) as exc:
+        print(f"qa: {exc}", file=sys.stderr)
+    print(f"qa: building the index {index} from {corpus} ...", file=sys.stderr, flush=True)
+
+    def report(what: str, done: int, total: int) -> None:
+        print(f"qa: {what} {done}/{total} passages", file=sys.stderr, flush=True)
+
+    try:
+        stats = qa.build(corpus, index, settings, progress=report)
+    except qa.EmptyCorpusError as exc:
+        print(f"qa: {exc} Starting anyway: upload articles in the page.", file=sys.stderr)
+        return None
+    print(
+        f"qa: indexed {stats.articles} articles, {stats.paragraphs} paragraphs "
+        f"in {stats.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return qa.load(index, settings)
+
+
+def serve(
+    corpus: str | Path = "corpus",
+    index: str | Path = "index",
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: str | None = None,
+    share: bool = False,
+    settings: Settings | None = None,
+) -> None:
+    """Build the index if needed, then serve the app until interrupted."""
+    # Offline, always: no model hub lookups, no usage statistics.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    settings = settings or Settings()
+    login = parse_auth(auth or os.environ.get("QA_AUTH"))
+    corpus, index = Path(corpus), Path(index)
+    assistant = open_or_build(corpus, index, settings)
+    if assistant is not None:
+        assistant.search("预热")  # load jieba and the model now, not on the first question
+    demo = build_app(Service(corpus, index, settings, assistant))
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=login,
+        share=bool(share),
+        **launch_kwargs(),
+    )

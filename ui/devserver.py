@@ -1,0 +1,88 @@
+"""Run `qa serve` in a subprocess and drive it with headless Chromium (screenshots, e2e tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"  # the system browser: Playwright never downloads one
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+START_TIMEOUT = 180.0  # seconds: the first start builds the index with the real model
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"qa serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers (a login page says 401 to some routes)
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"qa serve did not answer at {url} in {timeout:.0f} s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def running(
+    corpus: Path,
+    index: Path,
+    model: str = "m3e-small",
+    *,
+    log: Path,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """`qa serve` on a free port until the block ends; yields its URL. Output goes to `log`."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "qa.cli", "serve", "--corpus", str(corpus), "--index", str(index)]
+    cmd += ["--port", str(port), "--model", model, *extra_args]
+    url = f"http://127.0.0.1:{port}/"
+    root = Path(__file__).resolve().parent.parent
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    full_env.update(env or {})
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=full_env
+        )
+    try:
+        wait_until_up(url, process, log, START_TIMEOUT)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def launch_browser(playwright):
+    """Headless system Chromium."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def ask(page, question: str, timeout: float = 30_000) -> None:
+    """Type a question, press Enter and wait until its answer is shown."""
+    shown = "document.querySelectorAll('#qa-chat .qa-answer, #qa-chat .qa-none').length"
+    before = page.evaluate(shown)
+    box = page.locator("#qa-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(f"{shown} > {before}", timeout=timeout)

@@ -1,0 +1,246 @@
+"""Answers as HTML for the browser: the chat reply, the source cards and the passage list.
+
+Everything that comes from an article or a user (text, titles, file names, questions) is
+escaped here, piece by piece, after the highlight offsets have been worked out on the raw
+text. Nothing else in the UI builds HTML from that text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from html import escape
+
+from qa import Answer, Citation
+
+MIN_KEYWORD_CHARS = 2  # single characters (项, 做) would light up half of every paragraph
+TURNS_SHOWN = 20  # earlier questions whose sources stay reachable from their [n] links
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question and the HTML shown for it (rendered once, from the index that answered)."""
+
+    number: int
+    question: str
+    reply: str  # the chat bubble
+    sources: str  # the source cards
+
+
+def source_id(turn: int, n: int) -> str:
+    """The element id of citation `n` of question `turn`: what the [n] link jumps to."""
+    return f"src-{turn}-{n}"
+
+
+def keyword_pattern(terms: Iterable[str]) -> re.Pattern | None:
+    """One case-insensitive pattern for the question's keywords, longest first."""
+    words = sorted({t for t in terms if len(t) >= MIN_KEYWORD_CHARS}, key=len, reverse=True)
+    if not words:
+        return None
+    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+
+
+def emphasise(text: str, keywords: re.Pattern | None) -> str:
+    """`text` escaped, with every keyword wrapped in <b class="qa-kw">."""
+    if keywords is None:
+        return escape(text)
+    out, pos = [], 0
+    for match in keywords.finditer(text):
+        out.append(escape(text[pos : match.start()]))
+        out.append(f'<b class="qa-kw">{escape(match.group())}</b>')
+        pos = match.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def highlight(paragraph: str, start: int, end: int, keywords: re.Pattern | None) -> str:
+    """The paragraph as HTML: paragraph[start:end] in <mark>, keywords in <b>.
+
+    Keywords are found on the whole raw paragraph first, then cut at the <mark>
+    boundaries, so a keyword that straddles the cited sentence stays emphasised on both
+    sides and the tags always nest.
+    """
+    start, end = max(0, min(start, len(paragraph))), max(0, min(end, len(paragraph)))
+    start, end = min(start, end), max(start, end)
+    spans = [m.span() for m in keywords.finditer(paragraph)] if keywords else []
+
+    def piece(lo: int, hi: int) -> str:
+        out, pos = [], lo
+        for a, b in spans:
+            a, b = max(a, lo), min(b, hi)
+            if a >= b:
+                continue
+            out.append(escape(paragraph[pos:a]))
+            out.append(f'<b class="qa-kw">{escape(paragraph[a:b])}</b>')
+            pos = b
+        out.append(escape(paragraph[pos:hi]))
+        return "".join(out)
+
+    marked = f'<mark class="qa-hit">{piece(start, end)}</mark>' if end > start else ""
+    return piece(0, start) + marked + piece(end, len(paragraph))
+
+
+def marker_spans(answer: Answer) -> list[tuple[int, int, int]]:
+    """Where each [n] marker sits in answer.text, as (start, end, n).
+
+    Each marker is looked for right after its cited sentence, so a sentence that itself
+    contains "[2]" (a footnote in the article) is not mistaken for a marker.
+    """
+    spans, pos = [], 0
+    for n, citation in enumerate(answer.citations, 1):
+        marker = f"[{n}]"
+        at = answer.text.find(citation.sentence, pos)
+        if at >= 0 and answer.text.startswith(marker, at + len(citation.sentence)):
+            found = at + len(citation.sentence)
+        else:
+            found = answer.text.find(marker, pos)
+        if found < 0:
+            continue
+        spans.append((found, found + len(marker), n))
+        pos = found + len(marker)
+    return spans
+
+
+def reply_html(answer: Answer, turn: int) -> str:
+    """The chat bubble: the answer with each [n] a link to its source card."""
+    if not answer.found:
+        return f'<p class="qa-none">{escape(answer.text)}</p>'
+    out, pos = [], 0
+    for start, end, n in marker_spans(answer):
+        out.append(escape(answer.text[pos:start]))
+        out.append(
+            f'<a class="qa-cite" href="#{source_id(turn, n)}" title="查看来源 {n}">[{n}]</a>'
+        )
+        pos = end
+    out.append(escape(answer.text[pos:]))
+    return f'<p class="qa-answer">{"".join(out)}</p>'
+
+
+def retrieval_score(answer: Answer, citation: Citation) -> float | None:
+    """The retrieval score of the passage a citation was taken from."""
+    for p in answer.passages:
+        if (p.article_id, p.paragraph) == (citation.article_id, citation.paragraph):
+            if p.start <= citation.start and citation.end <= p.end:
+                return p.score
+    for p in answer.passages:
+        if (p.article_id, p.paragraph) == (citation.article_id, citation.paragraph):
+            return p.score
+    return None
+
+
+def source_card(
+    answer: Answer,
+    n: int,
+    citation: Citation,
+    paragraph: str,
+    keywords: re.Pattern | None,
+    turn: int,
+) -> str:
+    """One cited source: title, file, paragraph number, the paragraph with the sentence marked."""
+    start, end = citation.start, citation.end
+    if paragraph[start:end] != citation.sentence:
+        # The paragraph no longer matches the citation: show the sentence on its own.
+        paragraph, start, end = citation.sentence, 0, len(citation.sentence)
+    score = retrieval_score(answer, citation)
+    score_text = f"检索分 {score:.3f}" if score is not None else f"句子分 {citation.score:.2f}"
+    return (
+        f'<article class="qa-source" id="{source_id(turn, n)}">'
+        f'<div class="qa-source-head"><span class="qa-n">[{n}]</span>'
+        f'<span class="qa-title">{escape(citation.title)}</span></div>'
+        f'<div class="qa-meta"><span class="qa-file">{escape(citation.article_id)}</span>'
+        f'<span>第{citation.paragraph + 1}段</span><span class="qa-score">{score_text}</span></div>'
+        f'<p class="qa-para">{highlight(paragraph, start, end, keywords)}</p>'
+        "</article>"
+    )
+
+
+def sources_html(answer: Answer, paragraphs: Sequence[str], terms: Sequence[str], turn: int) -> str:
+    """The source cards of one answer; `paragraphs[i]` is the text citation i was taken from."""
+    if not answer.found:
+        return '<p class="qa-empty">这个问题没有可引用的来源。</p>'
+    keywords = keyword_pattern(terms)
+    return "".join(
+        source_card(answer, n, c, paragraph, keywords, turn)
+        for n, (c, paragraph) in enumerate(zip(answer.citations, paragraphs, strict=True), 1)
+    )
+
+
+def panel_html(turns: Sequence[Turn]) -> str:
+    """The sources panel: the latest question open, earlier ones folded but still linkable."""
+    if not turns:
+        return (
+            '<div class="qa-panel"><h2 class="qa-panel-title">来源</h2>'
+            '<p class="qa-empty">提问之后,这里会列出答案引用的原文段落,引用的句子会被标出。'
+            "点击答案里的 [1] [2] 可跳到对应来源。</p></div>"
+        )
+    latest, earlier = turns[-1], turns[-TURNS_SHOWN:-1]
+    parts = [
+        '<div class="qa-panel">',
+        '<h2 class="qa-panel-title">来源</h2>',
+        f'<p class="qa-asked">问:{escape(latest.question)}</p>',
+        latest.sources,
+    ]
+    for turn in reversed(earlier):
+        # A link into a closed <details> opens it (the browser reveals the target).
+        parts.append(
+            f'<details class="qa-earlier"><summary>问:{escape(turn.question)}</summary>'
+            f"{turn.sources}</details>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def passages_html(answer: Answer | None, terms: Sequence[str]) -> str:
+    """Every retrieved passage of the latest answer, with its retrieval score."""
+    if answer is None:
+        return '<p class="qa-empty">提问之后,这里列出检索到的全部段落及其分数。</p>'
+    if not answer.passages:
+        return '<p class="qa-empty">没有检索到段落。</p>'
+    keywords = keyword_pattern(terms)
+    items = "".join(
+        f'<li class="qa-passage"><div class="qa-meta"><span class="qa-score">{p.score:.3f}</span>'
+        f'<span class="qa-title">{escape(p.title)}</span>'
+        f'<span class="qa-file">{escape(p.article_id)}</span>'
+        f"<span>第{p.paragraph + 1}段</span></div>"
+        f'<p class="qa-para">{emphasise(p.text, keywords)}</p></li>'
+        for p in answer.passages
+    )
+    return f'<ol class="qa-passages">{items}</ol>'
+
+
+def user_html(question: str) -> str:
+    """The user's chat bubble."""
+    return f'<p class="qa-question">{escape(question)}</p>'
+
+
+def chat_messages(turns: Sequence[Turn]) -> list[dict]:
+    """The Chatbot value (Gradio's messages format) for the whole conversation."""
+    messages = []
+    for turn in turns:
+        messages.append({"role": "user", "content": user_html(turn.question)})
+        messages.append({"role": "assistant", "content": turn.reply})
+    return messages
+
+
+def built_at_text(stamp: str) -> str:
+    """'2025-11-27T00:40:12+0000' as '2025-11-27 00:40'."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z"))
+    except ValueError:
+        return stamp or "未知"
+
+
+def status_html(counts: dict[str, int] | None, model: str = "", built_at: str = "") -> str:
+    """The status line: how many articles and paragraphs, which model, when built."""
+    if counts is None:
+        return '<p class="qa-status">还没有索引:请在下方「添加文章」上传文章。</p>'
+    return (
+        '<p class="qa-status">'
+        f'<span data-articles="{counts["articles"]}">{counts["articles"]} 篇文章</span>'
+        f"<span>{counts['paragraphs']} 段</span>"
+        f"<span>模型 {escape(model)}</span>"
+        f'<span data-built="{escape(built_at)}">索引更新于 {escape(built_at_text(built_at))}</span>'
+        "</p>"
+    )

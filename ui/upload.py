@@ -1,0 +1,126 @@
+"""Saving uploaded articles into the corpus folder: safe names, no overwrites, readable text."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa import QAError
+from qa.reader import read_file
+
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # far above any article; stops a stray archive or video
+MAX_NAME_BYTES = 255  # what ext4 and most file systems allow for one name
+
+# Characters no file name should carry: separators, Windows-reserved ones, controls.
+_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+
+
+class UploadRejected(ValueError):
+    """An uploaded file was not saved; the message says why, in the UI's language."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What happened to a batch of uploads."""
+
+    saved: tuple[Path, ...]
+    rejected: tuple[str, ...]  # one message per file that was not saved
+
+
+def safe_name(name: str) -> str:
+    """A file name that stays inside the corpus folder: the last path component, cleaned.
+
+    "../x.txt" becomes "x.txt"; ".hidden.md" becomes "hidden.md". Raises UploadRejected
+    when nothing usable is left.
+    """
+    base = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1]
+    base = _BAD_CHARS.sub("_", base).strip().lstrip(".").strip()
+    stem, suffix = os.path.splitext(base)
+    if not stem.strip(" ._"):
+        raise UploadRejected(f"「{name}」:文件名无效,请改一个有字母或汉字的文件名。")
+    while len((stem + suffix).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem + suffix
+
+
+def check_upload(source: Path, name: str, corpus: Path) -> Path:
+    """Where `source` would be saved in `corpus` as `name`; raises UploadRejected if it may not."""
+    clean = safe_name(name)
+    suffix = Path(clean).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise UploadRejected(
+            f"「{clean}」:不支持 {suffix or '无扩展名'} 文件,只能上传 "
+            f"{' '.join(UPLOAD_SUFFIXES)} 文件。"
+        )
+    size = source.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise UploadRejected(
+            f"「{clean}」:文件有 {size / 1024 / 1024:.1f} MB,超过上限 "
+            f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB,请拆分后再上传。"
+        )
+    target = corpus / clean
+    if target.resolve().parent != corpus.resolve():
+        raise UploadRejected(f"「{name}」:文件名无效。")
+    if target.exists():
+        raise UploadRejected(_exists(clean))
+    return target
+
+
+def save_upload(source: Path, name: str, corpus: Path) -> Path:
+    """Copy one uploaded file into `corpus` under a safe name, never replacing a file.
+
+    The copy is read back under a hidden name first (the corpus reader skips hidden
+    files), so a file that cannot be read as an article never joins the corpus.
+    """
+    target = check_upload(source, name, corpus)
+    draft = corpus / f".upload-{uuid.uuid4().hex}{target.suffix}"
+    try:
+        shutil.copyfile(source, draft)
+        _check_readable(draft, corpus, target.name)
+        try:
+            os.link(draft, target)  # fails if the name was taken meanwhile: no overwrite
+        except FileExistsError:
+            raise UploadRejected(_exists(target.name)) from None
+        except OSError:  # a file system without hard links
+            with open(draft, "rb") as src, open(target, "xb") as dst:
+                shutil.copyfileobj(src, dst)
+    except FileExistsError:
+        raise UploadRejected(_exists(target.name)) from None
+    except OSError as exc:
+        raise UploadRejected(f"「{target.name}」:保存失败({exc.strerror or exc})。") from None
+    finally:
+        draft.unlink(missing_ok=True)
+    return target
+
+
+def _check_readable(path: Path, corpus: Path, shown: str) -> None:
+    try:
+        articles = read_file(path, corpus)
+    except (QAError, ValueError) as exc:
+        reason = str(exc).replace(path.name, shown)
+        raise UploadRejected(f"「{shown}」:无法读取({reason})。") from None
+    if not any(a.paragraphs for a in articles):
+        raise UploadRejected(f"「{shown}」:文件里没有可读的正文。")
+
+
+def _exists(name: str) -> str:
+    return f"「{name}」:文章库里已有同名文件,没有覆盖。请改名后再上传。"
+
+
+def save_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> UploadResult:
+    """Save each (temporary path, original name) into `corpus`; collect what was refused."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    saved, rejected = [], []
+    for source, name in files:
+        try:
+            saved.append(save_upload(Path(source), name, corpus))
+        except UploadRejected as exc:
+            rejected.append(str(exc))
+    return UploadResult(tuple(saved), tuple(rejected))
