@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
-from functools import cached_property
 
 # Function words that carry no topic: matching them says nothing about relevance.
 STOPWORDS = frozenset(
@@ -26,32 +26,48 @@ QUESTION_WORDS = frozenset(
 _WORD = re.compile(r"\w")
 
 
+@functools.cache
+def _dictionary():
+    """jieba's default dictionary, read once per process (~0.5 s) and never changed after.
+
+    A private jieba.Tokenizer, not jieba's module-level one, so nothing here depends on or
+    alters what other code does with jieba.
+    """
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+@functools.cache
+def _tagger():
+    import jieba.posseg
+
+    return jieba.posseg.POSTokenizer(_dictionary())
+
+
+# jieba's tokenizers are not documented as thread-safe: one call at a time.
+_LOCK = threading.Lock()
+
+
 class Tokenizer:
-    """A private jieba tokenizer (jieba's module-level one is shared global state)."""
+    """Words for keyword search and sentence matching; the dictionary loads on first use."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
-
-    @cached_property
+    @property
     def _jieba(self):
-        import jieba
+        return _dictionary()
 
-        jieba.setLogLevel(logging.WARNING)
-        tokenizer = jieba.Tokenizer()
-        tokenizer.initialize()
-        return tokenizer
-
-    @cached_property
+    @property
     def _posseg(self):
-        import jieba.posseg
-
-        return jieba.posseg.POSTokenizer(self._jieba)
+        return _tagger()
 
     def words(self, text: str) -> list[str]:
         """Lower-cased jieba words, punctuation and whitespace dropped."""
         # No HMM guessing of unknown words: it cuts a name differently in different contexts
         # (赣服通有 -> 赣服/通有, 赣服通上线 -> 赣/服通), and then question and article disagree.
-        with self._lock:  # jieba's tokenizer is not safe to share between threads
+        with _LOCK:
             raw = self._jieba.lcut(text, HMM=False)
         return [w.lower() for w in raw if _WORD.search(w)]
 
@@ -65,5 +81,5 @@ class Tokenizer:
 
     def tagged(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech flag) pairs, e.g. ("江西", "ns")."""
-        with self._lock:
+        with _LOCK:
             return [(p.word, p.flag) for p in self._posseg.lcut(text)]

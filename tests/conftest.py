@@ -102,48 +102,6 @@ def answer_key(answer: qa.Answer) -> tuple:
     return answer.text, answer.found, answer.citations, answer.passages
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _jieba_dictionary_read_once():
-    """Share jieba's default word tables between tokenizers, read from disk once.
-
-    Every qa Tokenizer owns its own jieba tokenizer (no global state), and each one reads
-    the 350,000-word dictionary again: 0.4 s, plus 0.3 s for part-of-speech tags. Most
-    tests load an index, so without this they spend most of their time there. The tables
-    are only read after loading, so sharing them changes no result.
-    """
-    import jieba
-    import jieba.posseg
-
-    real_initialize = jieba.Tokenizer.initialize
-    real_load_word_tag = jieba.posseg.POSTokenizer.load_word_tag
-    tables: dict[str, object] = {}
-
-    def initialize(self, dictionary=None):
-        if dictionary is not None or self.dictionary is not jieba.DEFAULT_DICT:
-            return real_initialize(self, dictionary)
-        if "freq" not in tables:
-            first = jieba.Tokenizer()
-            real_initialize(first)
-            tables["freq"] = (first.FREQ, first.total)
-        self.FREQ, self.total = tables["freq"]
-        self.initialized = True
-
-    def load_word_tag(self, f):
-        if self.tokenizer.dictionary is not jieba.DEFAULT_DICT:
-            return real_load_word_tag(self, f)
-        if "tags" not in tables:
-            real_load_word_tag(self, f)
-            tables["tags"] = self.word_tag_tab
-        else:
-            f.close()
-        self.word_tag_tab = tables["tags"]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(jieba.Tokenizer, "initialize", initialize)
-        patch.setattr(jieba.posseg.POSTokenizer, "load_word_tag", load_word_tag)
-        yield
-
-
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """The four fixture articles in tmp_path/corpus."""
