@@ -18,6 +18,7 @@ from .errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexWriteError,
     QAError,
 )
 from .types import Answer, Article, BuildStats, Citation, Passage
@@ -34,6 +35,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexWriteError",
     "Passage",
     "QAError",
     "Settings",

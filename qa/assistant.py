@@ -11,6 +11,7 @@ from .answer import DENSE_WEIGHT, NOT_FOUND, SentencePicker, coverage
 from .config import Settings
 from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
+from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
 from .store import IndexData, read_index
 from .tokenize import Tokenizer
@@ -23,19 +24,28 @@ _HAS_TEXT = re.compile(r"\w")
 class Assistant:
     """Answers questions from one index. Thread-safe for concurrent `ask` and `search`."""
 
-    def __init__(self, data: IndexData, settings: Settings, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        data: IndexData,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        retriever: Retriever | None = None,  # another store's search (qa/milvus.py)
+    ):
         self.data = data
         self.settings = settings
         self._embedder = embedder
         self.tokenizer = Tokenizer()
-        self.retriever = Retriever(data, settings.dense_weight, settings.candidates)
+        self.retriever = retriever or Retriever(data, settings.dense_weight, settings.candidates)
         self.picker = SentencePicker(
             self.tokenizer, data.char_df, len(data.chunk_article), self.retriever.bm25.idf_of
         )
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._embedder or make_embedder(self.data.model, self.settings.batch_size)
+        # Questions are embedded the way the index's vectors were, whatever the settings say.
+        return self._embedder or make_embedder(
+            self.data.model, self.settings.batch_size, self.data.backend
+        )
 
     # -- public API -------------------------------------------------------------------
 
@@ -169,6 +179,8 @@ def _check_question(question: str) -> str:
         raise EmptyQuestionError(
             "The question is empty: type a question in words, e.g. 赣服通集成了多少项服务?"
         )
+    # A lone surrogate (JSON "\ud800" decodes to one) would crash tokenizers and models.
+    question = question.encode("utf-8", "replace").decode("utf-8")
     return question.strip()[:MAX_QUESTION_CHARS]
 
 
@@ -183,11 +195,20 @@ def load(
     Questions are embedded by the model the index was built with. Naming another model
     (in `settings` or by `embedder`) is an error rather than a silently wrong answer.
     """
-    data = read_index(Path(index))
+    store = None
+    if is_milvus_uri(index):  # milvus://file.db or milvus+http://host: see qa/milvus.py
+        from .milvus import open_index
+
+        store = open_index(index)
+        data = store.read()
+    else:
+        data = read_index(Path(index))
     expected = embedder.name if embedder is not None else (settings.model if settings else None)
     if expected and expected != data.model:
         raise IndexMismatchError(
             f"The index at {index} was built with the model {data.model!r}, not {expected!r}; "
             f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
         )
-    return Assistant(data, settings or Settings(model=data.model), embedder)
+    settings = settings or Settings(model=data.model)
+    retriever = store.retriever(data, settings) if store is not None else None
+    return Assistant(data, settings, embedder, retriever)

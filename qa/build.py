@@ -15,11 +15,12 @@ import scipy.sparse as sp
 
 from .bm25 import TermCounts
 from .config import Settings
-from .embed import Embedder, make_embedder
+from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyCorpusError, IndexNotFoundError, QAError
 from .reader import read_corpus
+from .retrieve import ann_index
 from .split import chunk_paragraph
-from .store import IndexData, StoredArticle, build_lock, read_index, write_index
+from .store import VECTOR_DTYPE, IndexData, StoredArticle, build_lock, read_index, write_index
 from .tokenize import Tokenizer
 from .types import Article, BuildStats, Chunk
 
@@ -60,9 +61,15 @@ def build(
 ) -> BuildStats:
     """Index the articles under `corpus` into the folder `index`, re-embedding only what changed.
 
+    `index` may also name a Milvus store instead of a folder: see qa/milvus.py.
+
     Raises EmptyCorpusError when there is no readable article, BuildLockedError when another
     build holds the index. The previous index stays loadable until the new one is complete.
     """
+    from .milvus import build_milvus, is_milvus_uri  # not at the top: qa.milvus imports us
+
+    if is_milvus_uri(index):  # the index lives in Milvus (milvus://file.db, milvus+http://)
+        return build_milvus(corpus, index, settings, embedder=embedder, progress=progress)
     began = time.perf_counter()
     settings = settings or Settings()
     corpus, index = Path(corpus), Path(index)
@@ -72,31 +79,36 @@ def build(
             f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
             "add some articles and run `qa build` again."
         )
-    embedder = embedder or make_embedder(settings.model, settings.batch_size)
+    embedder = embedder or make_embedder(settings.model, settings.batch_size, settings.backend)
     with build_lock(index):
-        previous = _previous(index, embedder.name, settings)
+        previous = _previous(index, embedder, settings)
         data, stats = _assemble(read.articles, previous, embedder, settings, progress)
         data = IndexData(**{**data.__dict__, "build_seconds": time.perf_counter() - began})
         write_index(index, data)
     return BuildStats(**{**stats, "seconds": time.perf_counter() - began, "skipped": read.skipped})
 
 
-def _previous(index: Path, model: str, settings: Settings) -> IndexData | None:
+def _previous(index: Path, embedder: Embedder, settings: Settings) -> IndexData | None:
     """The current index if its vectors can be reused, else None.
 
     Vectors are keyed by the text they embed, so a change of chunk size still reuses every
     window that came out the same; keyword tokens are reused only if made the same way.
     """
     try:
-        data = read_index(index)
+        data = read_index(index, ann=False)
     except IndexNotFoundError:
         return None
     except QAError as exc:
         # A damaged or outdated index is simply rebuilt: that is the repair.
         log.warning("Rebuilding from scratch: %s", exc)
         return None
+    model, backend = embedder.name, backend_of(embedder)
     if data.model != model:
         log.info("Model changed from %s to %s: re-embedding everything.", data.model, model)
+        return None
+    if data.backend != backend:
+        # Another backend's vectors are close but not equal: never mix the two in one index.
+        log.info("Backend changed from %s to %s: re-embedding everything.", data.backend, backend)
         return None
     return data
 
@@ -143,6 +155,8 @@ def _assemble(
         sentence_start=np.asarray([s.start for c in chunks for s in c.sentences], dtype=np.int32),
         sentence_end=np.asarray([s.end for c in chunks for s in c.sentences], dtype=np.int32),
         vectors=vectors,
+        ann=ann_index(vectors),
+        backend=backend_of(embedder),
         terms=terms,
         char_df=_char_df(chunks),
         settings=stored_settings(settings),
@@ -191,7 +205,7 @@ def _vectors(
             texts.append(chunk.text)
     fresh = _embed(texts, embedder, settings, progress)
     dim = fresh.shape[1] if texts else previous.dim
-    out = np.empty((len(chunks), dim), dtype=np.float32)
+    out = np.empty((len(chunks), dim), dtype=VECTOR_DTYPE)
     for i, key in enumerate(keys):
         out[i] = fresh[new_rows[key]] if key in new_rows else previous.vectors[old_rows[key]]
     return out, len(texts)

@@ -11,6 +11,9 @@ from dataclasses import asdict
 from .config import DEFAULT_MODEL, Settings
 from .errors import QAError
 
+# Where --index may point instead of a folder (qa/milvus.py, docs/milvus.md).
+MILVUS = "; or milvus://./file.db (Milvus Lite), milvus+http://host:19530 (token: QA_MILVUS_TOKEN)"
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings(model=args.model) if getattr(args, "model", None) else Settings()
@@ -101,7 +104,9 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="index the corpus (only changed articles are re-embedded)")
     b.add_argument("--corpus", default="corpus", help="folder of articles (default: corpus)")
-    b.add_argument("--index", default="index", help="index folder to write (default: index)")
+    b.add_argument(
+        "--index", "--store", default="index", help=f"index folder to write (default index){MILVUS}"
+    )
     b.add_argument("--model", help=model_help)
     b.set_defaults(run=cmd_build)
 
@@ -111,7 +116,9 @@ def parser() -> argparse.ArgumentParser:
     ):
         c = sub.add_parser(name, help=text)
         c.add_argument("question")
-        c.add_argument("--index", default="index", help="index folder (default: index)")
+        c.add_argument(
+            "--index", "--store", default="index", help=f"index folder (default: index){MILVUS}"
+        )
         c.add_argument("--model", help="must match the index's model (default: the index's)")
         c.add_argument("--json", action="store_true", help="print JSON")
         if name == "search":
@@ -134,7 +141,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("data", help="SQuAD-format JSON, e.g. ../shared/data/cmrc2018/cmrc2018_dev.json")
     e.add_argument("--negatives", help="SQuAD file whose questions the index cannot answer")
     e.add_argument("--out", default="qa-eval.json", help="JSON report (default qa-eval.json)")
-    e.add_argument("--index", help="keep the evaluation index here (reruns re-embed nothing)")
+    e.add_argument(
+        "--index",
+        "--store",
+        help=f"keep the evaluation index here (reruns re-embed nothing){MILVUS}",
+    )
     e.add_argument("--limit", type=int, help="only the first N questions of each file")
     e.add_argument("--model", help=model_help)
     e.set_defaults(run=cmd_eval)

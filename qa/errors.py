@@ -27,3 +27,7 @@ class IndexCorruptError(QAError):
 
 class BuildLockedError(QAError):
     """Another build is writing the same index."""
+
+
+class IndexWriteError(QAError, OSError):
+    """A build could not write the index (disk full, read-only folder); the old one is intact."""

@@ -15,6 +15,7 @@ from .build import build
 from .config import Settings
 from .embed import make_embedder
 from .errors import QAError
+from .milvus import is_milvus_uri
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,9 @@ def evaluate(
         with open(corpus / "contexts.jsonl", "w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        index = Path(index) if index else Path(tmp) / "index"
-        embedder = embedder or make_embedder(settings.model, settings.batch_size)
+        if not is_milvus_uri(index):  # a Milvus URI stays as it is: see qa/milvus.py
+            index = Path(index) if index else Path(tmp) / "index"
+        embedder = embedder or make_embedder(settings.model, settings.batch_size, settings.backend)
         stats = build(corpus, index, settings, embedder=embedder)
         bot = load(index, embedder=embedder)
         bot.ask("预热")  # load the model before timing

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import qa
 from qa import Answer, Assistant, QAError, Settings
+from qa.store import live_generation
 
 from . import render, theme
 from .render import Turn
@@ -27,6 +29,7 @@ DESCRIPTION = "就文章库里的文章提问:回答只摘录原文句子,每句
 NO_INDEX = "还没有可以回答的文章:请先在「添加文章」上传文章。"
 SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
 ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
+RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
 
 Progress = Callable[[str, int, int], None]
 
@@ -36,6 +39,8 @@ class Service:
 
     Questions are answered by whichever Assistant is live when they arrive; a rebuild
     swaps in a new one when its index is complete, so answers never see a half-built index.
+    An index rebuilt by another process (`qa build`) is noticed by the next question, at
+    most once a second, loaded in the background and swapped in the same way.
     """
 
     def __init__(
@@ -50,10 +55,15 @@ class Service:
         self.settings = settings or Settings()
         self._assistant = assistant
         self._swap = threading.Lock()
-        self._building = threading.Lock()  # one rebuild at a time within this process
+        self._building = threading.Lock()  # one rebuild or reload at a time in this process
+        # The generation the live Assistant was loaded from (assumed the current one).
+        self._generation = live_generation(self.index) if assistant is not None else None
+        self._next_check = 0.0
+        self._unloadable: set[str] = set()  # generations that failed to load: not retried
 
     @property
     def assistant(self) -> Assistant | None:
+        self._notice_new_index()
         with self._swap:
             return self._assistant
 
@@ -95,21 +105,13 @@ class Service:
     ) -> list[str]:
         """Bring the index up to date with the corpus folder; lines for the user."""
         with self._building:
-            current = self.assistant
             try:
                 stats = qa.build(self.corpus, self.index, self.settings, progress=progress)
-                fresh = qa.load(
-                    self.index,
-                    self.settings if current is None else None,
-                    # Reuse the loaded model: the first question after the swap stays fast.
-                    embedder=current.embedder if current is not None else None,
-                )
+                self._load_and_swap()
             except qa.BuildLockedError:
                 return ["另一个进程正在建立这个索引,文章已保存,稍后点「重新建立索引」即可。"]
             except QAError as exc:
                 return [f"建立索引失败,仍用原来的索引回答:{exc}"]
-            with self._swap:
-                self._assistant = fresh
         if uploaded:
             names = [p.name for p in uploaded.saved]
             skipped = [s for s in stats.skipped if any(s.startswith(n) for n in names)]
@@ -120,6 +122,47 @@ class Service:
             f"删除 {stats.removed}),新嵌入 {stats.embedded} 个段落,用时 {stats.seconds:.1f} 秒。"
         ]
         return lines + [f"跳过 {line}" for line in skipped]
+
+    def _load_and_swap(self) -> None:
+        """Load the live index and make it the one that answers. Caller holds `_building`."""
+        with self._swap:
+            current = self._assistant
+        generation = live_generation(self.index)  # read first: a later build means a reload
+        fresh = qa.load(
+            self.index,
+            self.settings if current is None else None,
+            # Reuse the loaded model: the first question after the swap stays fast.
+            embedder=current.embedder if current is not None else None,
+        )
+        fresh.search("预热")  # read jieba's tables here, not in the first question
+        with self._swap:
+            self._assistant, self._generation = fresh, generation
+
+    def _notice_new_index(self) -> None:
+        """Start loading the index in the background if another process replaced it."""
+        now = time.monotonic()
+        with self._swap:
+            if now < self._next_check:
+                return
+            self._next_check = now + RELOAD_CHECK_SECONDS
+            known = self._generation
+        live = live_generation(self.index)
+        if live is None or live == known or live in self._unloadable:
+            return
+        if self._building.acquire(blocking=False):  # else a rebuild here will swap it in
+            threading.Thread(target=self._reload, args=(live,), daemon=True).start()
+
+    def _reload(self, live: str) -> None:
+        try:
+            with self._swap:
+                if self._generation == live:  # another question got here first
+                    return
+            self._load_and_swap()
+        except QAError as exc:  # e.g. rebuilt with another model: keep answering from the old
+            self._unloadable.add(live)
+            print(f"qa: not switching to the rebuilt index: {exc}", file=sys.stderr)
+        finally:
+            self._building.release()
 
 
 def _paragraph(bot: Assistant, citation: qa.Citation) -> str:

@@ -1,0 +1,236 @@
+"""Load test of `qa serve` on loopback: concurrent clients asking through the `ask` API.
+
+    python benchmarks/load.py                 # 8 clients x 50 questions, twice
+    python benchmarks/load.py --clients 2 --questions 5 --model hash   # a quick look
+
+Starts `qa serve` on a free 127.0.0.1 port over a temporary copy of the sample corpus, then
+runs two rounds: the clients alone, and the clients while `qa build` rebuilds the same index
+from another process again and again (an article added each time). Prints, per round, how
+many questions were answered, the errors, p50/p95 latency and throughput, and whether the
+server answered from the rebuilt index afterwards without a restart.
+
+Traffic goes to loopback only; every loop is bounded in count and time, and it stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ui.devserver import running  # noqa: E402
+
+SAMPLE_CORPUS = ROOT / "corpus"
+QUESTIONS = (
+    "赣服通集成了多少项服务?",
+    "赣服通有多少用户?",
+    "李克强总理哪天来到江西省社保中心?",
+    "赣服通提供多少种电子证照?",
+    "江西在网上政务服务能力评估中排名第几?",
+    "中部崛起是哪一年首次提出的?",
+    "数旗智酷认为李克强总理对赣服通的点赞可以从几个方面解读?",
+    "华为在东莞的大单是多少钱?",
+    "澳大利亚借鉴了哪个国家的模式?",
+    "北京烤鸭怎么做?",
+)
+QUESTION_TIMEOUT = 120.0  # seconds one question may take before it counts as an error
+ROUND_TIMEOUT = 900.0  # a whole round stops after this, finished or not
+MAX_REBUILDS = 20
+
+
+def new_article(n: int) -> tuple[str, str, str]:
+    """(file name, text, question) of the n-th article added during the rebuild round."""
+    count = 1000 + 37 * n
+    text = (
+        f"鄱阳湖候鸟观测{n}号站\n\n"
+        f"鄱阳湖候鸟观测{n}号站今年冬天记录到白鹤{count}只,比去年增加三成。\n\n"
+        f"观测{n}号站位于江西省永修县吴城镇,每年十月起有志愿者驻站值守。\n"
+    )
+    return f"候鸟-{n}.txt", text, f"鄱阳湖候鸟观测{n}号站今年冬天记录到多少只白鹤?"
+
+
+@dataclass
+class Round:
+    name: str
+    clients: int
+    asked: int
+    answered: int
+    found: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    seconds: float
+    per_second: float
+    first_errors: list[str]
+
+
+def ask_round(url: str, name: str, clients: int, per_client: int) -> Round:
+    """`clients` threads, each with its own gradio_client, asking `per_client` questions."""
+    from gradio_client import Client
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    found = 0
+    lock = threading.Lock()
+    stop_at = time.monotonic() + ROUND_TIMEOUT
+    ready = threading.Barrier(clients + 1)
+
+    def client_loop(n: int) -> None:
+        nonlocal found
+        try:
+            client = Client(url, verbose=False)
+        except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the run
+            with lock:
+                errors.extend([f"connect: {exc!r}"] * per_client)
+            ready.wait()
+            return
+        ready.wait()
+        for i in range(per_client):
+            if time.monotonic() > stop_at:
+                with lock:
+                    errors.append("round timed out")
+                continue
+            question = QUESTIONS[(n + i) % len(QUESTIONS)]
+            began = time.perf_counter()
+            try:
+                job = client.submit(question=question, api_name="/ask")
+                result = job.result(timeout=QUESTION_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001
+                with lock:
+                    errors.append(f"{question}: {exc!r}")
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - began)
+                found += bool(result.get("found"))
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    ready.wait()  # clients connected: time the questions only
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - began
+    ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
+    return Round(
+        name=name,
+        clients=clients,
+        asked=clients * per_client,
+        answered=len(latencies),
+        found=found,
+        errors=len(errors),
+        p50_ms=round(float(np.percentile(ms, 50)), 1),
+        p95_ms=round(float(np.percentile(ms, 95)), 1),
+        max_ms=round(float(ms.max()), 1),
+        seconds=round(seconds, 1),
+        per_second=round(len(latencies) / seconds, 2) if seconds else 0.0,
+        first_errors=errors[:5],
+    )
+
+
+class Rebuilder(threading.Thread):
+    """Adds an article and runs `qa build` in another process, over and over, until stopped."""
+
+    def __init__(self, corpus: Path, index: Path, model: str):
+        super().__init__()
+        self.corpus, self.index, self.model = corpus, index, model
+        self.stop = threading.Event()
+        self.builds: list[tuple[int, float, int]] = []  # (article number, seconds, exit code)
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set() and n < MAX_REBUILDS:
+            n += 1
+            name, text, _ = new_article(n)
+            (self.corpus / name).write_text(text, encoding="utf-8")
+            began = time.perf_counter()
+            cmd = [sys.executable, "-m", "qa.cli", "build", "--corpus", str(self.corpus)]
+            cmd += ["--index", str(self.index), "--model", self.model]
+            done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=ROUND_TIMEOUT)
+            self.builds.append((n, time.perf_counter() - began, done.returncode))
+
+
+def print_round(r: Round) -> None:
+    print(
+        f"{r.name:<22} {r.clients} clients x {r.asked // r.clients} questions: "
+        f"answered {r.answered}/{r.asked}, errors {r.errors}, found {r.found}; "
+        f"p50 {r.p50_ms:.0f} ms, p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms; "
+        f"{r.per_second:.1f} questions/s over {r.seconds:.1f} s",
+        flush=True,
+    )
+    for line in r.first_errors:
+        print(f"    error: {line}", flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--questions", type=int, default=50, help="questions per client")
+    ap.add_argument("--model", default="m3e-small")
+    ap.add_argument("--out", help="also write the figures here as JSON")
+    args = ap.parse_args()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+    with tempfile.TemporaryDirectory(prefix="qa-load-") as tmp:
+        tmp = Path(tmp)
+        corpus, index = tmp / "corpus", tmp / "index"
+        shutil.copytree(SAMPLE_CORPUS, corpus)
+        print(f"starting qa serve ({args.model}) over a copy of {SAMPLE_CORPUS} ...", flush=True)
+        with running(corpus, index, args.model, log=tmp / "serve.log") as url:
+            from gradio_client import Client
+
+            Client(url, verbose=False).predict(question=QUESTIONS[0], api_name="/ask")  # warm
+            quiet = ask_round(url, "no rebuild", args.clients, args.questions)
+            print_round(quiet)
+
+            rebuilder = Rebuilder(corpus, index, args.model)
+            rebuilder.start()
+            busy = ask_round(url, "while rebuilding", args.clients, args.questions)
+            rebuilder.stop.set()
+            rebuilder.join(timeout=ROUND_TIMEOUT)
+            print_round(busy)
+            built = [b for b in rebuilder.builds if b[2] == 0]
+            print(
+                f"rebuilds by `qa build` during that round: {len(rebuilder.builds)} "
+                f"({len(built)} succeeded, "
+                f"{', '.join(f'{s:.1f}' for _, s, _ in rebuilder.builds)} s each)",
+                flush=True,
+            )
+            # The server notices the last rebuild on a question at most a second later.
+            last = rebuilder.builds[-1][0] if rebuilder.builds else 0
+            switched = False
+            client = Client(url, verbose=False)
+            for _ in range(30):  # bounded: about 30 s at most
+                if last and client.predict(question=new_article(last)[2], api_name="/ask")["found"]:
+                    switched = True
+                    break
+                time.sleep(1)
+            print(f"answers from the last rebuilt index without a restart: {switched}")
+        if args.out:
+            figures = {
+                "model": args.model,
+                "rounds": [asdict(quiet), asdict(busy)],
+                "rebuilds": rebuilder.builds,
+                "switched": switched,
+            }
+            Path(args.out).write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
+    ok = quiet.errors == 0 and busy.errors == 0 and switched
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

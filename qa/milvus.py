@@ -1,0 +1,803 @@
+"""The index in Milvus instead of a folder: Milvus Lite (one local file) or a Milvus cluster.
+
+    qa build --index milvus://./news.db            # Milvus Lite, embedded in this process
+    qa build --index milvus+http://milvus:19530    # a cluster; token from QA_MILVUS_TOKEN
+    qa.load("milvus:///srv/qa/news.db?prefix=news")
+
+Three collections, named `<prefix>_chunks`, `<prefix>_paragraphs`, `<prefix>_meta` (prefix "qa"
+unless the URI says `?prefix=NAME` or QA_MILVUS_PREFIX is set):
+
+- chunks: one row per passage: where it is (article, paragraph, start, end), its sentence
+  offsets, the content key of its embedded text, its dense vector, and its keywords (the
+  project's jieba tokens of passage and title) from which Milvus's BM25 function derives
+  a sparse vector;
+- paragraphs: one row per paragraph (long ones in pieces) and one head row per article
+  (number -1) with its title, source, metadata, content hash and position in the corpus;
+- meta: one row, the manifest (format, model, dimension, counts, settings, build time).
+
+Dense and keyword search run in Milvus; their scores are fused exactly as the folder index
+fuses them (`Retriever.fuse`). A load also reads the paragraphs and passage positions into
+memory, as the folder index does: the answerer reads sentences from them. See docs/milvus.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bm25 import BM25, K1, B, TermCounts
+from .build import Progress, _chunk_key, _embed, article_hash, stored_settings
+from .config import Settings
+from .embed import Embedder, backend_of, make_embedder
+from .errors import (
+    BuildLockedError,
+    EmptyCorpusError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    QAError,
+)
+from .reader import read_corpus
+from .retrieve import Retriever, Scored, _unrelated_similarity
+from .split import chunk_paragraph
+from .store import FORMAT_VERSION, VECTOR_DTYPE, IndexData, StoredArticle
+from .tokenize import Tokenizer
+from .types import Article, BuildStats, Chunk
+
+log = logging.getLogger("qa")
+
+SCHEMES = ("milvus://", "milvus+http://", "milvus+https://")
+MAX_TEXT = 65535  # Milvus's longest VARCHAR, in bytes
+PIECE_CHARS = 16000  # a paragraph is stored in pieces of this many characters (<= 4 bytes each)
+BATCH = 256  # rows per insert, ids per `in [...]` filter
+HEAD = -1  # paragraph number of an article's head row
+
+
+def is_milvus_uri(index: object) -> bool:
+    """True when `index` names a Milvus store rather than an index folder."""
+    return isinstance(index, str) and index.startswith(SCHEMES)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the index lives: `uri` is what MilvusClient takes (a .db file or http(s)://)."""
+
+    uri: str
+    token: str
+    prefix: str
+
+    @property
+    def lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://"))
+
+    def collection(self, name: str) -> str:
+        return f"{self.prefix}_{name}"
+
+
+def parse_uri(index: str) -> Target:
+    """`milvus:///abs/file.db`, `milvus://./rel.db` (Milvus Lite) or `milvus+http://host:19530`.
+
+    `?prefix=NAME` names the collections; the token comes from QA_MILVUS_TOKEN, or from
+    `user:password@` in the URI.
+    """
+    rest, _, query = index.partition("?")
+    params = urllib.parse.parse_qs(query)
+    prefix = params.get("prefix", [os.environ.get("QA_MILVUS_PREFIX", "qa")])[0]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", prefix):
+        raise QAError(
+            f"The Milvus collection prefix {prefix!r} is not allowed: use letters, digits and "
+            "underscores, starting with a letter, e.g. ?prefix=news."
+        )
+    token = os.environ.get("QA_MILVUS_TOKEN", "")
+    if rest.startswith("milvus://"):
+        path = rest[len("milvus://") :]
+        if not path.endswith(".db"):
+            raise QAError(
+                f"{index} names no Milvus Lite file: its name must end in .db, e.g. "
+                "milvus://./index.db or milvus:///srv/qa/index.db. A cluster is "
+                "milvus+http://host:19530."
+            )
+        return Target(path, token, prefix)
+    url = urllib.parse.urlsplit(rest.removeprefix("milvus+"))
+    if not url.hostname:
+        raise QAError(f"{index} names no Milvus host; write it as milvus+http://host:19530.")
+    if url.username and not token:
+        token = f"{url.username}:{url.password or ''}"
+    port = f":{url.port}" if url.port else ""
+    return Target(f"{url.scheme}://{url.hostname}{port}", token, prefix)
+
+
+def _connect(target: Target):
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise QAError(
+            "The Milvus backend needs pymilvus and milvus-lite: "
+            "pip install 'qa-zh[milvus]' (or pip install pymilvus milvus-lite)."
+        ) from None
+    if target.lite:
+        Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client = MilvusClient(uri=target.uri, token=target.token)
+        for name in ("chunks", "paragraphs", "meta"):
+            if client.has_collection(target.collection(name)):
+                # Collections are searchable only once loaded; after a restart they are not.
+                client.load_collection(target.collection(name))
+        return client
+    except Exception as exc:  # pymilvus raises its own and grpc's errors
+        if target.lite and _lite_locked(target.uri):
+            raise BuildLockedError(
+                f"Another process has the Milvus Lite file {target.uri} open (Milvus Lite "
+                "serves one process at a time); stop it, or use a Milvus cluster."
+            ) from None
+        raise QAError(f"Cannot connect to Milvus at {target.uri} ({exc}).") from None
+
+
+def _lite_locked(path: str) -> bool:
+    import fcntl
+
+    lock = Path(path) / "LOCK"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def release(index: str) -> None:
+    """Close the embedded Milvus Lite server of `index` in this process, if one runs.
+
+    Milvus Lite lets one process at a time open a file; call this before another process
+    (a `qa` command, a restarted server) opens it. A cluster URI is left alone.
+    """
+    target = parse_uri(index)
+    if target.lite:
+        with contextlib.suppress(ImportError):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(target.uri)
+
+
+def _quote(value: str) -> str:
+    """A string literal for a Milvus filter expression."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _in(field: str, values: list[str]) -> str:
+    return f"{field} in [{', '.join(_quote(v) for v in values)}]"
+
+
+def _batches(items: list, size: int = BATCH) -> Iterator[list]:
+    for begin in range(0, len(items), size):
+        yield items[begin : begin + size]
+
+
+_NON_WORD = re.compile(r"\W")
+
+
+def _word(term: str) -> str:
+    """A token as Milvus stores it: one word to any tokenizer ("28.8" -> "28_8")."""
+    return _NON_WORD.sub("_", term)
+
+
+class _Rarity:
+    """idf of the project's tokens, looked up by their stored form."""
+
+    def __init__(self, bm25: BM25):
+        self.bm25 = bm25
+
+    def idf_of(self, term: str) -> float:
+        return self.bm25.idf_of(_word(term))
+
+
+def _row_key(*parts: object) -> str:
+    return hashlib.blake2b("\x00".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+
+
+# -- collections ----------------------------------------------------------------------
+
+
+def _create(client, target: Target, dim: int) -> None:
+    from pymilvus import DataType, Function, FunctionType
+
+    chunks = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    chunks.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+    chunks.add_field("article", DataType.VARCHAR, max_length=MAX_TEXT)
+    chunks.add_field("paragraph", DataType.INT64)
+    chunks.add_field("start", DataType.INT64)
+    chunks.add_field("end", DataType.INT64)
+    chunks.add_field("sentences", DataType.VARCHAR, max_length=MAX_TEXT)  # JSON [s0, e0, ...]
+    chunks.add_field("key", DataType.VARCHAR, max_length=64)  # model + text hash: vector reuse
+    # The project's own tokens (jieba without HMM guessing, stopwords dropped: qa/tokenize.py),
+    # title's included, space-separated: questions and passages are cut by the same code, and
+    # Milvus's BM25 (same k1, b and idf formula as qa/bm25.py) counts exactly those words.
+    # Milvus's jieba analyzer would guess unknown words with HMM, cutting a name one way in
+    # the passage and another in the question (in Milvus Lite it ignores "hmm": False).
+    chunks.add_field(
+        "keywords",
+        DataType.VARCHAR,
+        max_length=MAX_TEXT,
+        enable_analyzer=True,
+        # Milvus Lite has no whitespace tokenizer; its "standard" one splits on non-word
+        # characters, so tokens are stored with those replaced (`_word`).
+        analyzer_params={"tokenizer": "standard" if target.lite else "whitespace"},
+    )
+    chunks.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    chunks.add_function(
+        Function(
+            name="keywords_bm25",
+            function_type=FunctionType.BM25,
+            input_field_names=["keywords"],
+            output_field_names=["sparse"],
+        )
+    )
+    index = client.prepare_index_params()
+    if target.lite:
+        index.add_index("vector", index_type="FLAT", metric_type="IP")  # exact, as FAISS here
+    else:
+        # A cluster holds millions of passages: graph search, recall ~0.99 at these settings.
+        index.add_index(
+            "vector", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200}
+        )
+    bm25 = {"bm25_k1": K1, "bm25_b": B}
+    index.add_index(
+        "sparse",
+        index_type="SPARSE_INVERTED_INDEX",
+        metric_type="BM25",
+        # The project's BM25 parameters. Milvus Lite reads index parameters only from the
+        # nested "params" a cluster also accepts, not from the flat keys pymilvus now sends.
+        params={"params": bm25} if target.lite else bm25,
+    )
+    _make(client, target.collection("chunks"), chunks, index)
+
+    for name, fields in (
+        (
+            "paragraphs",
+            [
+                ("article", DataType.VARCHAR, {"max_length": MAX_TEXT}),
+                ("number", DataType.INT64, {}),  # paragraph number; HEAD for the article row
+                ("part", DataType.INT64, {}),  # piece of a long paragraph
+                ("text", DataType.VARCHAR, {"max_length": MAX_TEXT}),
+                ("position", DataType.INT64, {}),  # the article's place in the corpus
+                ("hash", DataType.VARCHAR, {"max_length": 64}),
+                ("record", DataType.VARCHAR, {"max_length": MAX_TEXT}),  # JSON: title ...
+            ],
+        ),
+        ("meta", [("manifest", DataType.VARCHAR, {"max_length": MAX_TEXT})]),
+    ):
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+        for field, dtype, extra in fields:
+            schema.add_field(field, dtype, **extra)
+        # Milvus wants a vector field in every collection; this one is never searched.
+        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
+        params = client.prepare_index_params()
+        params.add_index("unused", index_type="FLAT", metric_type="L2")
+        _make(client, target.collection(name), schema, params)
+
+
+def _make(client, name: str, schema, index) -> None:
+    client.create_collection(name, schema=schema)
+    # Without `sync=False` pymilvus polls every index for 0.5 s, asking for a timestamp
+    # Milvus Lite cannot give; a search before an index is built is exact anyway.
+    client.create_index(name, index, sync=False)
+    client.load_collection(name)
+
+
+def _drop(client, target: Target) -> None:
+    for name in ("chunks", "paragraphs", "meta"):
+        if client.has_collection(target.collection(name)):
+            client.drop_collection(target.collection(name))
+
+
+def _read_manifest(client, target: Target) -> dict | None:
+    if not client.has_collection(target.collection("meta")):
+        return None
+    rows = client.get(target.collection("meta"), ids=["manifest"], output_fields=["manifest"])
+    return json.loads(rows[0]["manifest"]) if rows else None
+
+
+def _scan(client, target: Target, name: str, filter_: str, fields: list[str]) -> Iterator[dict]:
+    """Every row of collection `name` matching `filter_`.
+
+    A cluster answers one query with at most 16384 rows, so it is read with an iterator;
+    Milvus Lite returns all rows at once (and cannot serve an iterator's snapshot time).
+    """
+    collection = target.collection(name)
+    if target.lite:
+        yield from client.query(collection, filter=filter_, output_fields=fields)
+        return
+    it = client.query_iterator(collection, batch_size=4096, filter=filter_, output_fields=fields)
+    try:
+        while batch := it.next():
+            yield from batch
+    finally:
+        it.close()
+
+
+# -- build ----------------------------------------------------------------------------
+
+
+def build_milvus(
+    corpus: str | Path,
+    index: str,
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+) -> BuildStats:
+    """`qa.build` into Milvus: rewrite only the rows of new, changed and removed articles.
+
+    Vectors of unchanged text (same model, same content key) are copied from Milvus rather
+    than embedded again. Milvus Lite admits one process at a time; on a cluster, run one
+    build at a time (nothing else stops two).
+    """
+    began = time.perf_counter()
+    settings = settings or Settings()
+    target = parse_uri(index)
+    read = read_corpus(Path(corpus))
+    if not read.articles:
+        raise EmptyCorpusError(
+            f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
+            "add some articles and run `qa build` again."
+        )
+    embedder = embedder or make_embedder(settings.model, settings.batch_size, settings.backend)
+    client = _connect(target)
+    manifest = _read_manifest(client, target)
+    if manifest is not None and (
+        manifest.get("format") != FORMAT_VERSION
+        or manifest.get("model") != embedder.name
+        or manifest.get("backend", "torch") != backend_of(embedder)
+    ):
+        # Vectors of another model or backend must never mix with these: start over.
+        log.info("Model, backend or format changed: rebuilding the Milvus collections.")
+        manifest = None
+    if manifest is None:
+        _drop(client, target)
+    reshaped = manifest is not None and manifest.get("settings") != stored_settings(settings)
+
+    stored = [StoredArticle(a, article_hash(a)) for a in read.articles]
+    old = {}  # article id -> (hash, position)
+    if manifest is not None:
+        for row in _scan(
+            client,
+            target,
+            "paragraphs",
+            f"number == {HEAD}",
+            ["article", "hash", "position"],
+        ):
+            old[row["article"]] = (row["hash"], row["position"])
+    new_ids = {s.article.id for s in stored}
+    if len(new_ids) != len(stored):
+        raise QAError("Two articles share one id; the Milvus index needs ids to be unique.")
+    # A change of chunk size or tokens rewrites every article (vectors are still reused).
+    write = [s for s in stored if reshaped or old.get(s.article.id, ("",))[0] != s.hash]
+    # Every written article's rows go first: a build that died halfway may have left some.
+    gone = [i for i in old if i not in new_ids] + [s.article.id for s in write]
+    added = sum(s.article.id not in old for s in stored)
+    changed = sum(s.article.id in old and old[s.article.id][0] != s.hash for s in stored)
+
+    chunks: list[tuple[StoredArticle, Chunk]] = []
+    for item in write:
+        for p, text in enumerate(item.article.paragraphs):
+            chunks.extend(
+                (item, c) for c in chunk_paragraph(item.article.id, p, text, settings.chunk_chars)
+            )
+    keys = [_chunk_key(embedder.name, c.text).hex() for _, c in chunks]
+    vectors, embedded = _vectors(client, target, chunks, keys, embedder, settings, progress)
+    if manifest is None:
+        if not chunks:
+            raise EmptyCorpusError("The articles hold no text to index.")
+        _create(client, target, vectors.shape[1])
+
+    for ids in _batches(gone):
+        for name in ("chunks", "paragraphs"):
+            client.delete(target.collection(name), filter=_in("article", ids))
+    positions = {s.article.id: n for n, s in enumerate(stored)}
+    tokenizer = Tokenizer()
+    titles: dict[str, list[str]] = {}
+    rows = []
+    for (item, chunk), key, vector in zip(chunks, keys, vectors, strict=True):
+        a = item.article
+        if a.id not in titles:
+            titles[a.id] = tokenizer.terms(a.title)
+        rows.append(
+            {
+                "pk": _row_key(a.id, chunk.paragraph, chunk.start),
+                "article": a.id,
+                "paragraph": chunk.paragraph,
+                "start": chunk.start,
+                "end": chunk.end,
+                "sentences": json.dumps([x for s in chunk.sentences for x in (s.start, s.end)]),
+                "key": key,
+                "keywords": " ".join(map(_word, tokenizer.terms(chunk.text) + titles[a.id])),
+                "vector": vector.tolist(),
+            }
+        )
+    for batch in _batches(rows):
+        client.upsert(target.collection("chunks"), batch)
+    written = {s.article.id for s in write}
+    rows = [r for s in write for r in _paragraph_rows(s, positions[s.article.id])]
+    # Unchanged articles keep their rows; only a moved head row is rewritten.
+    rows += [
+        r
+        for s in stored
+        if s.article.id not in written and old[s.article.id][1] != positions[s.article.id]
+        for r in _paragraph_rows(s, positions[s.article.id])[:1]
+    ]
+    for batch in _batches(rows):
+        client.upsert(target.collection("paragraphs"), batch)
+
+    counts = _counts(client, target, stored)
+    fresh = dict(zip(keys, vectors, strict=True))
+    manifest = {
+        "format": FORMAT_VERSION,
+        "model": embedder.name,
+        "backend": backend_of(embedder),
+        "dim": int(vectors.shape[1]) if len(vectors) else int((manifest or {}).get("dim", 0)),
+        "counts": counts,
+        "settings": stored_settings(settings),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_unrelated(client, target, stored, settings, embedder.name, fresh),
+    }
+    manifest["build_seconds"] = round(time.perf_counter() - began, 3)
+    client.upsert(
+        target.collection("meta"),
+        [{"pk": "manifest", "manifest": json.dumps(manifest), "unused": [0.0, 0.0]}],
+    )
+    for name in ("chunks", "paragraphs", "meta"):
+        client.flush(target.collection(name))
+    return BuildStats(
+        added=added,
+        changed=changed,
+        removed=sum(i not in new_ids for i in old),
+        unchanged=len(stored) - added - changed,
+        articles=len(stored),
+        paragraphs=counts["paragraphs"],
+        embedded=embedded,
+        seconds=time.perf_counter() - began,
+        skipped=read.skipped,
+    )
+
+
+def _paragraph_rows(item: StoredArticle, position: int) -> list[dict]:
+    a = item.article
+    record = json.dumps(
+        {
+            "title": a.title,
+            "source": a.source,
+            "metadata": dict(a.metadata),
+            "paragraphs": len(a.paragraphs),
+        },
+        ensure_ascii=False,
+    )
+    if len(record.encode()) > MAX_TEXT:
+        raise QAError(f"The title and metadata of {a.id} are too long to store in Milvus.")
+    head = {
+        "pk": _row_key(a.id, HEAD, 0),
+        "article": a.id,
+        "number": HEAD,
+        "part": 0,
+        "text": "",
+        "position": position,
+        "hash": item.hash,
+        "record": record,
+        "unused": [0.0, 0.0],
+    }
+    rows = [head]
+    for p, text in enumerate(a.paragraphs):
+        for part, begin in enumerate(range(0, max(len(text), 1), PIECE_CHARS)):
+            rows.append(
+                {
+                    "pk": _row_key(a.id, p, part),
+                    "article": a.id,
+                    "number": p,
+                    "part": part,
+                    "text": text[begin : begin + PIECE_CHARS],
+                    "position": position,
+                    "hash": "",
+                    "record": "",
+                    "unused": [0.0, 0.0],
+                }
+            )
+    return rows
+
+
+def _vectors(client, target, chunks, keys, embedder, settings, progress) -> tuple[np.ndarray, int]:
+    """Vectors of the passages to write: copied from Milvus by content key, or embedded."""
+    known: dict[str, np.ndarray] = {}
+    name = target.collection("chunks")
+    if client.has_collection(name):
+        for batch in _batches(sorted(set(keys))):
+            for row in client.query(
+                name, filter=_in("key", batch), output_fields=["key", "vector"]
+            ):
+                known[row["key"]] = np.asarray(row["vector"], dtype=np.float32)
+    missing = list(dict.fromkeys(k for k in keys if k not in known))
+    text_of = {k: c.text for (_, c), k in zip(chunks, keys, strict=True)}
+    fresh = _embed([text_of[k] for k in missing], embedder, settings, progress)
+    known.update(zip(missing, fresh, strict=True))
+    if not keys:
+        return np.zeros((0, 0), dtype=np.float32), 0
+    # Rounded as the folder index stores them, so both backends score passages alike.
+    out = np.stack([known[k] for k in keys]).astype(VECTOR_DTYPE).astype(np.float32)
+    return out, len(missing)
+
+
+def _counts(client, target: Target, stored: list[StoredArticle]) -> dict[str, int]:
+    def count(name: str, filter_: str = "") -> int:
+        rows = client.query(
+            target.collection(name),
+            filter=filter_,
+            output_fields=["count(*)"],
+            consistency_level="Strong",  # after this build's own writes
+        )
+        return int(rows[0]["count(*)"])
+
+    return {
+        "articles": len(stored),
+        "paragraphs": sum(len(s.article.paragraphs) for s in stored),
+        "chunks": count("chunks"),
+    }
+
+
+def _unrelated(client, target, stored, settings, model: str, fresh: dict) -> dict[str, float]:
+    """What unrelated passages score with this model, from the very pairs a folder index
+    samples (`_unrelated_similarity`: seed 0, 2000 pairs), so both judge confidence alike.
+
+    Needs only the sampled vectors: those just embedded, the rest (<= 4000) from Milvus.
+    """
+    order = [
+        (_row_key(s.article.id, c.paragraph, c.start), _chunk_key(model, c.text).hex())
+        for s in stored
+        for p, text in enumerate(s.article.paragraphs)
+        for c in chunk_paragraph(s.article.id, p, text, settings.chunk_chars)
+    ]
+    n = len(order)
+    if n < 3:
+        baseline, spread = _unrelated_similarity(np.zeros((n, 1), dtype=np.float32))
+        return {"baseline": baseline, "spread": spread}
+    rng = np.random.default_rng(0)
+    picks = np.unique(np.concatenate([rng.integers(0, n, 2000), rng.integers(0, n, 2000)]))
+    vectors = {order[i][0]: fresh[order[i][1]] for i in picks.tolist() if order[i][1] in fresh}
+    wanted = [order[i][0] for i in picks.tolist() if order[i][0] not in vectors]
+    for batch in _batches(wanted):
+        for row in client.get(
+            target.collection("chunks"),
+            ids=batch,
+            output_fields=["vector"],
+            consistency_level="Strong",
+        ):
+            vectors[row["pk"]] = np.asarray(row["vector"], dtype=np.float32)
+    dim = len(next(iter(vectors.values())))
+    # Rows that were not sampled stay zero: `_unrelated_similarity` reads only sampled ones.
+    sample = np.zeros((n, dim), dtype=np.float32)
+    for i in picks.tolist():
+        sample[i] = vectors[order[i][0]]
+    baseline, spread = _unrelated_similarity(sample)
+    return {"baseline": baseline, "spread": spread}
+
+
+# -- load and search ------------------------------------------------------------------
+
+
+class MilvusIndex:
+    """An opened Milvus index: reads what the answerer needs, and makes its retriever."""
+
+    def __init__(self, index: str):
+        self.target = parse_uri(index)
+        self.client = _connect(self.target)
+        manifest = _read_manifest(self.client, self.target)
+        if manifest is None:
+            raise IndexNotFoundError(
+                f"No index in Milvus at {index}: run `qa build --index {index}` to create one."
+            )
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"The Milvus index at {index} has format {manifest.get('format')!r}, this "
+                f"version reads format {FORMAT_VERSION}; run `qa build --index {index}`."
+            )
+        self.manifest = manifest
+        self.label = index
+
+    def read(self) -> IndexData:
+        """Everything but the vectors and the BM25 postings, which stay in Milvus."""
+        try:
+            return self._read()
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise IndexCorruptError(
+                f"The Milvus index at {self.label} is damaged ({exc}); run "
+                f"`qa build --index {self.label}` to rebuild it."
+            ) from None
+
+    def _read(self) -> IndexData:
+        m, t, c = self.manifest, self.target, self.client
+        heads: list[dict] = []
+        texts: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for row in _scan(
+            c,
+            t,
+            "paragraphs",
+            "number >= -1",
+            ["article", "number", "part", "text", "position", "record", "hash"],
+        ):
+            if row["number"] == HEAD:
+                heads.append(row)
+            else:
+                texts.setdefault((row["article"], row["number"]), []).append(
+                    (row["part"], row["text"])
+                )
+        heads.sort(key=lambda r: r["position"])
+        articles = []
+        for row in heads:
+            record = json.loads(row["record"])
+            paragraphs = tuple(
+                "".join(text for _, text in sorted(texts[(row["article"], p)]))
+                for p in range(record["paragraphs"])
+            )
+            article = Article(
+                id=row["article"],
+                title=record["title"],
+                paragraphs=paragraphs,
+                source=record["source"],
+                metadata=tuple((k, str(v)) for k, v in record["metadata"].items()),
+            )
+            articles.append(StoredArticle(article, row["hash"]))
+        number = {a.article.id: i for i, a in enumerate(articles)}
+        rows = list(
+            _scan(
+                c,
+                t,
+                "chunks",
+                'pk != ""',
+                ["pk", "article", "paragraph", "start", "end", "sentences", "key", "keywords"],
+            )
+        )
+        rows.sort(key=lambda r: (number[r["article"]], r["paragraph"], r["start"]))
+        self.rows = {r["pk"]: i for i, r in enumerate(rows)}
+        self.pks = [r["pk"] for r in rows]
+        spans = [json.loads(r["sentences"]) for r in rows]
+        sentence_ptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(s) // 2 for s in spans], out=sentence_ptr[1:])
+        flat = np.asarray([x for s in spans for x in s], dtype=np.int32).reshape(-1, 2)
+        terms = TermCounts.from_documents([r["keywords"].split() for r in rows])
+        char_df: Counter[str] = Counter()
+        for r in rows:
+            paragraph = articles[number[r["article"]]].article.paragraphs[r["paragraph"]]
+            char_df.update(set(paragraph[r["start"] : r["end"]]))
+        data = IndexData(
+            model=m["model"],
+            backend=m.get("backend", "torch"),
+            articles=tuple(articles),
+            chunk_article=np.asarray([number[r["article"]] for r in rows], dtype=np.int32),
+            chunk_paragraph=np.asarray([r["paragraph"] for r in rows], dtype=np.int32),
+            chunk_start=np.asarray([r["start"] for r in rows], dtype=np.int32),
+            chunk_end=np.asarray([r["end"] for r in rows], dtype=np.int32),
+            chunk_hash=np.asarray([bytes.fromhex(r["key"]) for r in rows], dtype="S16"),
+            sentence_ptr=sentence_ptr,
+            sentence_start=flat[:, 0].copy(),
+            sentence_end=flat[:, 1].copy(),
+            # The vectors stay in Milvus: a zero-stride stand-in keeps `dim` and costs nothing.
+            vectors=np.broadcast_to(np.zeros(m["dim"], dtype=np.float32), (len(rows), m["dim"])),
+            terms=terms,
+            char_df=dict(char_df),
+            settings=m.get("settings", {}),
+            built_at=m.get("built_at", ""),
+            build_seconds=float(m.get("build_seconds", 0.0)),
+        )
+        if (
+            data.counts()["chunks"] != m["counts"]["chunks"]
+            or len(articles) != m["counts"]["articles"]
+        ):
+            raise ValueError(f"counts {data.counts()} do not match the manifest {m['counts']}")
+        return data
+
+    def retriever(self, data: IndexData, settings: Settings) -> MilvusRetriever:
+        return MilvusRetriever(self, data, settings.dense_weight, settings.candidates)
+
+
+class MilvusRetriever(Retriever):
+    """`Retriever` whose dense and BM25 searches run in Milvus; fusion is inherited."""
+
+    def __init__(self, store: MilvusIndex, data: IndexData, dense_weight: float, candidates: int):
+        self.store = store
+        self.data = data
+        self.dense_weight = dense_weight
+        self.candidates = candidates
+        # Word rarity for the answerer (coverage, confidence): the project's own BM25
+        # statistics over the stored tokens, the same numbers a folder index has.
+        self.bm25 = _Rarity(BM25(data.terms))
+        self.baseline = float(store.manifest["baseline"])
+        self.spread = float(store.manifest["spread"])
+        self._chunks = store.target.collection("chunks")
+        self._lite = store.target.lite
+
+    def search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
+        """The best `k` passages: Milvus's top candidates of each kind, fused by weight."""
+        client, rows = self.store.client, self.store.rows
+        n = len(rows)
+        if n == 0 or k <= 0:
+            return []
+        want = min(max(self.candidates, k), n)
+        q = np.asarray(query_vector, dtype=np.float32).ravel()
+        params = (
+            {"metric_type": "IP"}
+            if self._lite
+            else {"metric_type": "IP", "params": {"ef": max(2 * want, 64)}}
+        )
+        dense_hits = client.search(
+            self._chunks,
+            data=[q.tolist()],
+            anns_field="vector",
+            limit=want,
+            output_fields=["vector"],
+            search_params=params,
+        )[0]
+        vectors = {h["pk"]: h["entity"]["vector"] for h in dense_hits}
+        keyword: dict[str, float] = {}
+        text = " ".join(dict.fromkeys(map(_word, query_terms)))  # each once, as qa/bm25.py
+        if text.strip():
+            # More than `want`, so most dense candidates get their keyword score too; one
+            # below all of these counts 0 (the folder index knows its exact, tiny score).
+            sparse_hits = client.search(
+                self._chunks,
+                data=[text],
+                anns_field="sparse",
+                limit=min(4 * want, n),
+                search_params={"metric_type": "BM25"},
+            )[0]
+            # Milvus Lite reports -score as the distance, a cluster +score: BM25 is >= 0.
+            keyword = {h["pk"]: abs(float(h["distance"])) for h in sparse_hits}
+        ranked = sorted(keyword, key=lambda pk: -keyword[pk])[:want]
+        pool_pks = {pk for pk in vectors if pk in rows} | {
+            pk for pk in ranked if keyword[pk] > 0 and pk in rows
+        }
+        missing = [pk for pk in pool_pks if pk not in vectors]
+        for batch in _batches(missing):
+            for row in client.get(self._chunks, ids=batch, output_fields=["vector"]):
+                vectors[row["pk"]] = row["vector"]
+        pool_pks = [pk for pk in pool_pks if pk in vectors]  # rows deleted since the load
+        pool_pks.sort(key=rows.__getitem__)  # chunk order, as the folder index breaks ties
+        if not pool_pks:
+            return []
+        matrix = np.asarray([vectors[pk] for pk in pool_pks], dtype=np.float32)
+        dense = matrix @ q
+        kw = np.asarray([keyword.get(pk, 0.0) for pk in pool_pks], dtype=np.float32)
+        fused = self.fuse(dense, kw)
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [
+            Scored(rows[pool_pks[i]], float(fused[i]), float(dense[i]), float(kw[i])) for i in order
+        ]
+
+
+def open_index(index: str) -> MilvusIndex:
+    """Connect to the Milvus index named by `index` and check its manifest."""
+    return MilvusIndex(index)
+
+
+__all__ = [
+    "MilvusIndex",
+    "MilvusRetriever",
+    "build_milvus",
+    "is_milvus_uri",
+    "open_index",
+    "parse_uri",
+    "release",
+]

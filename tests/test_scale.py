@@ -1,0 +1,103 @@
+"""Large-index features on tiny data: the stored approximate-search index, half-precision
+vectors, and embedding backends that are never mixed in one index."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ANSWERABLE, HASH, PARAGRAPHS, HashEmbedder
+
+import qa
+from qa import retrieve, store
+
+
+def live_data(index: Path) -> Path:
+    return index / json.loads((index / "manifest.json").read_text(encoding="utf-8"))["data"]
+
+
+def test_vectors_are_stored_in_half_precision(built_index):
+    vectors = np.load(live_data(built_index) / "vectors.npy")
+
+    assert vectors.dtype == np.float16
+    assert np.allclose(np.linalg.norm(vectors.astype(np.float32), axis=1), 1.0, atol=1e-2)
+
+
+def test_small_index_searches_exactly_without_a_stored_graph(built_index):
+    assert not (live_data(built_index) / store.ANN_FILE).exists()
+    assert qa.load(built_index, HASH).data.ann is None
+
+
+def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
+    built_index, corpus, tmp_path, monkeypatch
+):
+    exact = qa.load(built_index, HASH)
+    monkeypatch.setattr(retrieve, "EXACT_UP_TO", 0)  # every index counts as large
+    large = tmp_path / "large"
+    qa.build(corpus, large, HASH)
+
+    assert (live_data(large) / store.ANN_FILE).is_file()
+    bot = qa.load(large, HASH)
+    assert bot.data.ann is not None and bot.data.ann.ntotal == PARAGRAPHS
+    for question in ANSWERABLE:
+        assert [p.article_id for p in bot.search(question, 3)] == [
+            p.article_id for p in exact.search(question, 3)
+        ]
+
+
+def test_a_damaged_graph_is_refused_and_a_build_repairs_it(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(retrieve, "EXACT_UP_TO", 0)
+    index = tmp_path / "large"
+    qa.build(corpus, index, HASH)
+    path = live_data(index) / store.ANN_FILE
+    path.write_bytes(b"\x00" * path.stat().st_size)
+
+    with pytest.raises(qa.IndexCorruptError, match="qa build"):
+        qa.load(index, HASH)
+    qa.build(corpus, index, HASH)
+    assert qa.load(index, HASH).search("赣服通集成了多少项服务?", 1)[0].article_id == (
+        "ganfutong.txt"
+    )
+
+
+class OtherBackend(HashEmbedder):
+    """The same model name computed by another backend: close vectors, but not equal."""
+
+    backend = "other"
+
+
+def test_changing_the_backend_re_embeds_and_is_recorded(built_index, corpus):
+    stats = qa.build(corpus, built_index, HASH, embedder=OtherBackend())
+
+    assert stats.embedded == PARAGRAPHS
+    manifest = json.loads((built_index / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["model"], manifest["backend"]) == ("hash", "other")
+    # and back: none of the other backend's vectors are reused
+    assert qa.build(corpus, built_index, HASH).embedded == PARAGRAPHS
+
+
+def test_an_unknown_backend_is_refused_with_the_choices():
+    from qa.embed import make_embedder
+
+    with pytest.raises(qa.QAError, match="torch, onnx, onnx-int8"):
+        make_embedder("m3e-small", backend="tensorrt")
+
+
+@pytest.mark.model
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="needs the fast extra (onnxruntime)"
+)
+def test_onnx_int8_vectors_agree_with_sentence_transformers(tmp_path, monkeypatch):
+    from qa.embed import make_embedder
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path))
+    texts = ["赣服通集成了6697项服务。", "南昌地铁1号线共设24座车站,全长28.8公里。", "青花瓷"]
+    reference = make_embedder("m3e-small", backend="torch").encode(texts)
+    fast = make_embedder("m3e-small", backend="onnx-int8").encode(texts)
+
+    assert fast.shape == reference.shape
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
+    assert np.einsum("ij,ij->i", fast, reference).min() > 0.98
