@@ -13,6 +13,7 @@ from .embed import Embedder, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
 from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
+from .script import match_script
 from .store import IndexData, read_index
 from .tokenize import Tokenizer
 from .types import Answer, Citation, Passage
@@ -52,18 +53,19 @@ class Assistant:
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
         question = _check_question(question)
-        hits, _ = self._search(question, 2 * k)
+        hits, _ = self._search(self._in_corpus_script(question), 2 * k)
         return [self._passage(hit) for hit in self._distinct(hits, k)]
 
     def ask(self, question: str) -> Answer:
         """A short answer built from cited source sentences, or found=False when there is none."""
         began = time.perf_counter()
         question = _check_question(question)
-        hits, terms = self._search(question, max(20, self.settings.answer_passages))
+        query = self._in_corpus_script(question)
+        hits, terms = self._search(query, max(20, self.settings.answer_passages))
         passages = tuple(self._passage(h) for h in self._distinct(hits, 10))
         if not hits or self.confidence(hits[0], terms) < self.settings.min_confidence:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        citations = self._cite(question, terms, hits[: self.settings.answer_passages])
+        citations = self._cite(query, terms, hits[: self.settings.answer_passages])
         if not citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(citations, 1))
@@ -81,6 +83,10 @@ class Assistant:
     @cached_property
     def _articles(self):
         return {a.article.id: a.article for a in self.data.articles}
+
+    def _in_corpus_script(self, question: str) -> str:
+        """The question in the articles' script (simplified or traditional), char by char."""
+        return match_script(question, self.data.char_df)
 
     def _search(self, question: str, k: int) -> tuple[list[Scored], list[str]]:
         terms = self.tokenizer.query_terms(question)
