@@ -55,20 +55,25 @@ class BM25:
 
     def __init__(self, counts: TermCounts):
         self.vocab = {term: i for i, term in enumerate(counts.vocab)}
-        tf = counts.matrix.tocsr().astype(np.float32)
+        tf = counts.matrix.tocsr()
         n_docs = tf.shape[0]
-        lengths = np.asarray(tf.sum(axis=1)).ravel()
+        data = tf.data.astype(np.float32, copy=False)
+        per_doc = np.diff(tf.indptr)
+        lengths = np.asarray(tf.sum(axis=1), dtype=np.float32).ravel()
         avg = float(lengths.mean()) if n_docs else 0.0
         df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float32)
         # The "plus one" idf of Lucene: never negative, so common terms still count a little.
         self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        row_of = np.repeat(np.arange(n_docs), np.diff(tf.indptr))
-        norm = K1 * (1 - B + B * lengths[row_of] / max(avg, 1e-9))
-        weights = self.idf[tf.indices] * tf.data * (K1 + 1) / (tf.data + norm)
-        doc_term = sp.csr_matrix(
-            (weights.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape
+        # Whole-array steps in float32: at 100k passages this runs at every load.
+        norm = np.repeat((K1 * (1 - B + B * lengths / max(avg, 1e-9))).astype(np.float32), per_doc)
+        weights = self.idf[tf.indices]
+        weights *= data * np.float32(K1 + 1) / (data + norm)
+        doc_term = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape)
+        self._term_doc = doc_term.tocsc()  # its arrays are one row per term: term-major
+        self._term_doc = sp.csr_matrix(
+            (self._term_doc.data, self._term_doc.indices, self._term_doc.indptr),
+            shape=(tf.shape[1], n_docs),
         )
-        self._term_doc = doc_term.T.tocsr()  # one row per term: its weight in each document
         self.n_docs = n_docs
 
     def term_ids(self, terms: list[str]) -> np.ndarray:

@@ -184,7 +184,9 @@ def _char_df(chunks: list[Chunk]) -> dict[str, int]:
 def _rows_by_key(previous: IndexData | None) -> dict[bytes, int]:
     if previous is None:
         return {}
-    return {bytes(h): i for i, h in enumerate(previous.chunk_hash)}
+    # numpy drops trailing NUL bytes of an S16 item: pad back, or one chunk in 256 (its hash
+    # ending in 0x00) would be re-embedded by every build.
+    return {bytes(h).ljust(16, b"\0"): i for i, h in enumerate(previous.chunk_hash)}
 
 
 def _vectors(

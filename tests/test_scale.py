@@ -101,3 +101,20 @@ def test_onnx_int8_vectors_agree_with_sentence_transformers(tmp_path, monkeypatc
     assert fast.shape == reference.shape
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
     assert np.einsum("ij,ij->i", fast, reference).min() > 0.98
+
+
+def test_a_rebuild_reuses_every_vector_even_when_a_hash_ends_in_a_zero_byte(tmp_path):
+    from qa.build import _chunk_key
+
+    # numpy drops trailing NUL bytes of stored hashes: such a chunk was re-embedded each time.
+    text = next(
+        t
+        for t in (f"赣服通第{n}次更新,新增了多项服务。" for n in range(5000))
+        if _chunk_key("hash", t).endswith(b"\0")
+    )
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(f"更新\n\n{text}\n", encoding="utf-8")
+    assert qa.build(corpus, tmp_path / "index", HASH).embedded == 1
+
+    assert qa.build(corpus, tmp_path / "index", HASH).embedded == 0
