@@ -14,9 +14,9 @@ from .errors import EmptyQuestionError, IndexMismatchError
 from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
 from .script import match_script
-from .store import IndexData, read_index
+from .store import ArticleFile, IndexData, read_index
 from .tokenize import Tokenizer
-from .types import Answer, Citation, Passage
+from .types import Answer, Article, Citation, Passage
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 _HAS_TEXT = re.compile(r"\w")
@@ -73,15 +73,21 @@ class Assistant:
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
-        return self._articles[article_id].paragraphs[paragraph]
+        return self._article(article_id).paragraphs[paragraph]
 
     def title(self, article_id: str) -> str:
-        return self._articles[article_id].title
+        return self._article(article_id).title
 
     # -- internals --------------------------------------------------------------------
 
+    def _article(self, article_id: str) -> Article:
+        articles = self.data.articles
+        if isinstance(articles, ArticleFile):  # parses only the article asked for
+            return articles[articles.position(article_id)].article
+        return self._articles[article_id]
+
     @cached_property
-    def _articles(self):
+    def _articles(self) -> dict[str, Article]:
         return {a.article.id: a.article for a in self.data.articles}
 
     def _in_corpus_script(self, question: str) -> str:

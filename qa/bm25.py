@@ -1,8 +1,9 @@
 """Okapi BM25 over token ids, stored as plain sparse arrays.
 
 Documents are kept as term counts (doc-major CSR) so an incremental build can reuse the
-tokens of unchanged text; the term-major weight matrix is derived from them, so a query
-costs one sparse row-slice and a sum, not a loop over documents.
+tokens of unchanged text; the term-major weights are derived from them once, at build time,
+and stored beside them, so a query costs a few postings lists added up, not a loop over
+documents, and a load only reads arrays.
 """
 
 from __future__ import annotations
@@ -50,31 +51,57 @@ class TermCounts:
         return TermCounts(tuple(sorted(vocab, key=vocab.__getitem__)), matrix)
 
 
-class BM25:
-    """Scores every document for a query in one vectorised step."""
+@dataclass(frozen=True)
+class TermWeights:
+    """BM25 weight of each term in each document, term-major (CSR: vocabulary x documents).
 
-    def __init__(self, counts: TermCounts):
-        self.vocab = {term: i for i, term in enumerate(counts.vocab)}
+    A build derives it from the term counts and stores it, so a load only reads it back:
+    deriving it (a sort of every posting) took seconds at 100k passages.
+    """
+
+    vocab: tuple[str, ...]
+    idf: np.ndarray  # float32 per term
+    indptr: np.ndarray  # int64, len = terms + 1: postings of term t are [indptr[t], indptr[t+1])
+    docs: np.ndarray  # int32 document of each posting, ascending within a term
+    weights: np.ndarray  # float32 BM25 weight of each posting
+    n_docs: int
+
+    @staticmethod
+    def from_counts(counts: TermCounts) -> TermWeights:
         tf = counts.matrix.tocsr()
-        n_docs = tf.shape[0]
+        n_docs, n_terms = tf.shape
         data = tf.data.astype(np.float32, copy=False)
         per_doc = np.diff(tf.indptr)
         lengths = np.asarray(tf.sum(axis=1), dtype=np.float32).ravel()
         avg = float(lengths.mean()) if n_docs else 0.0
-        df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float32)
+        df = np.bincount(tf.indices, minlength=n_terms).astype(np.float32)
         # The "plus one" idf of Lucene: never negative, so common terms still count a little.
-        self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        # Whole-array steps in float32: at 100k passages this runs at every load.
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
         norm = np.repeat((K1 * (1 - B + B * lengths / max(avg, 1e-9))).astype(np.float32), per_doc)
-        weights = self.idf[tf.indices]
+        weights = idf[tf.indices]
         weights *= data * np.float32(K1 + 1) / (data + norm)
-        doc_term = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape)
-        self._term_doc = doc_term.tocsc()  # its arrays are one row per term: term-major
-        self._term_doc = sp.csr_matrix(
-            (self._term_doc.data, self._term_doc.indices, self._term_doc.indptr),
-            shape=(tf.shape[1], n_docs),
+        # CSC of the document-major matrix is the term-major one.
+        by_term = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape).tocsc()
+        by_term.sort_indices()
+        return TermWeights(
+            vocab=tuple(counts.vocab),
+            idf=idf,
+            indptr=by_term.indptr.astype(np.int64),
+            docs=by_term.indices.astype(np.int32),
+            weights=by_term.data.astype(np.float32),
+            n_docs=int(n_docs),
         )
-        self.n_docs = n_docs
+
+
+class BM25:
+    """Scores every document for a query: a few postings lists added into one array."""
+
+    def __init__(self, terms: TermCounts | TermWeights):
+        weights = terms if isinstance(terms, TermWeights) else TermWeights.from_counts(terms)
+        self.vocab = {term: i for i, term in enumerate(weights.vocab)}
+        self.idf = weights.idf
+        self._weights = weights
+        self.n_docs = weights.n_docs
 
     def term_ids(self, terms: list[str]) -> np.ndarray:
         """Known ids of `terms`, each once."""
@@ -83,10 +110,12 @@ class BM25:
 
     def scores(self, terms: list[str]) -> np.ndarray:
         """BM25 score of every document for the query terms (0 where none match)."""
-        ids = self.term_ids(terms)
-        if ids.size == 0:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        return np.asarray(self._term_doc[ids].sum(axis=0), dtype=np.float32).ravel()
+        w = self._weights
+        out = np.zeros(self.n_docs, dtype=np.float32)
+        for t in self.term_ids(terms):
+            lo, hi = w.indptr[t], w.indptr[t + 1]
+            out[w.docs[lo:hi]] += w.weights[lo:hi]  # a term lists each document once
+        return out
 
     def idf_of(self, term: str) -> float:
         """Inverse document frequency of a term; unseen terms count as the rarest."""

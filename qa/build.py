@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -20,9 +20,17 @@ from .errors import EmptyCorpusError, IndexNotFoundError, QAError
 from .reader import read_corpus
 from .retrieve import ann_index
 from .split import chunk_paragraph
-from .store import VECTOR_DTYPE, IndexData, StoredArticle, build_lock, read_index, write_index
+from .store import (
+    VECTOR_DTYPE,
+    IndexData,
+    StoredArticle,
+    article_hash,
+    build_lock,
+    read_index,
+    write_index,
+)
 from .tokenize import Tokenizer
-from .types import Article, BuildStats, Chunk
+from .types import Article, BuildStats, Chunk, Span
 
 log = logging.getLogger("qa")
 
@@ -30,20 +38,14 @@ log = logging.getLogger("qa")
 Progress = Callable[[str, int, int], None]
 
 
-def article_hash(article: Article) -> str:
-    """Content hash of everything about an article that ends up in the index."""
-    payload = json.dumps(
-        [article.title, article.source, article.metadata, article.paragraphs], ensure_ascii=False
-    )
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
-
-
 def _chunk_key(model: str, text: str) -> bytes:
     # Keyed by the embedded text and the model, so vectors are reused only when both match.
     return hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
 
 
-TOKENS = "jieba-nohmm-terms+title"  # change it whenever keyword tokens change
+# Change it whenever keyword tokens or the splitting into chunks (qa/split.py) change: a
+# build reuses the tokens and the chunks of unchanged articles while it stays the same.
+TOKENS = "jieba-nohmm-terms+title"
 
 
 def stored_settings(settings: Settings) -> dict:
@@ -95,7 +97,7 @@ def _previous(index: Path, embedder: Embedder, settings: Settings) -> IndexData 
     window that came out the same; keyword tokens are reused only if made the same way.
     """
     try:
-        data = read_index(index, ann=False)
+        data = read_index(index, ann=False, term_counts=True)
     except IndexNotFoundError:
         return None
     except QAError as exc:
@@ -110,7 +112,8 @@ def _previous(index: Path, embedder: Embedder, settings: Settings) -> IndexData 
         # Another backend's vectors are close but not equal: never mix the two in one index.
         log.info("Backend changed from %s to %s: re-embedding everything.", data.backend, backend)
         return None
-    return data
+    # Every article is read below (hashes, titles): parse them once, not per chunk.
+    return dataclasses.replace(data, articles=tuple(data.articles))
 
 
 def _assemble(
@@ -129,7 +132,16 @@ def _assemble(
 
     chunks: list[Chunk] = []
     owners: list[int] = []
+    reused: dict[int, int] = {}  # chunk -> its row in the previous index, same text and spans
+    previous_chunks = _ChunkRows(previous, settings)
     for number, item in enumerate(stored):
+        rows = previous_chunks.of(item)
+        if rows is not None:
+            for row in rows:
+                reused[len(chunks)] = row
+                chunks.append(previous_chunks.chunk(row, item.article))
+                owners.append(number)
+            continue
         for p, text in enumerate(item.article.paragraphs):
             for chunk in chunk_paragraph(item.article.id, p, text, settings.chunk_chars):
                 chunks.append(chunk)
@@ -158,7 +170,7 @@ def _assemble(
         ann=ann_index(vectors),
         backend=backend_of(embedder),
         terms=terms,
-        char_df=_char_df(chunks),
+        char_df=_char_df(chunks, reused, previous),
         settings=stored_settings(settings),
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
@@ -174,11 +186,62 @@ def _assemble(
     return data, stats
 
 
-def _char_df(chunks: list[Chunk]) -> dict[str, int]:
+class _ChunkRows:
+    """The chunks of unchanged articles, taken from the previous index instead of re-split.
+
+    Splitting every paragraph again was the slowest part of a rebuild that changed one
+    article. Valid while chunking is unchanged: the stored settings (chunk size, TOKENS,
+    which changes with any change to splitting) must match.
+    """
+
+    def __init__(self, previous: IndexData | None, settings: Settings):
+        self.rows: dict[str, tuple[str, int, int]] = {}  # id -> (hash, first row, end row)
+        if previous is None or previous.settings != stored_settings(settings):
+            return
+        bounds = np.searchsorted(previous.chunk_article, np.arange(len(previous.articles) + 1))
+        for i, a in enumerate(previous.articles):
+            self.rows[a.article.id] = (a.hash, int(bounds[i]), int(bounds[i + 1]))
+        self.paragraph = previous.chunk_paragraph.tolist()
+        self.start = previous.chunk_start.tolist()
+        self.end = previous.chunk_end.tolist()
+        self.ptr = previous.sentence_ptr.tolist()
+        self.s_start = previous.sentence_start.tolist()
+        self.s_end = previous.sentence_end.tolist()
+
+    def of(self, item: StoredArticle) -> range | None:
+        """Rows of the article in the previous index if its content is unchanged."""
+        found = self.rows.get(item.article.id)
+        if found is None or found[0] != item.hash:
+            return None
+        return range(found[1], found[2])
+
+    def chunk(self, row: int, article: Article) -> Chunk:
+        p, start, end = self.paragraph[row], self.start[row], self.end[row]
+        lo, hi = self.ptr[row], self.ptr[row + 1]
+        spans = tuple(map(Span, self.s_start[lo:hi], self.s_end[lo:hi]))
+        return Chunk(article.id, p, start, end, article.paragraphs[p][start:end], spans)
+
+
+def _char_df(
+    chunks: list[Chunk], reused: dict[int, int], previous: IndexData | None
+) -> dict[str, int]:
+    """In how many chunks each character occurs: the previous counts, updated by what changed."""
     df: Counter[str] = Counter()
-    for chunk in chunks:
-        df.update(set(chunk.text))
-    return dict(df)
+    if previous is None or not reused:
+        for chunk in chunks:
+            df.update(set(chunk.text))
+        return dict(df)
+    df.update(previous.char_df)
+    kept = set(reused.values())
+    for row in range(len(previous.chunk_article)):
+        if row not in kept:
+            article = previous.articles[previous.chunk_article[row]].article
+            text = article.paragraphs[previous.chunk_paragraph[row]]
+            df.subtract(set(text[previous.chunk_start[row] : previous.chunk_end[row]]))
+    for i, chunk in enumerate(chunks):
+        if i not in reused:
+            df.update(set(chunk.text))
+    return {c: n for c, n in df.items() if n > 0}
 
 
 def _rows_by_key(previous: IndexData | None) -> dict[bytes, int]:

@@ -20,13 +20,14 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from .bm25 import TermCounts
+from .bm25 import TermCounts, TermWeights
 from .errors import (
     BuildLockedError,
     IndexCorruptError,
@@ -44,6 +45,18 @@ ANN_FILE = "vectors.faiss"  # approximate-search index, written only for large i
 # same retrieval and answer figures as float32 (benchmarks/README.md).
 VECTOR_DTYPE = np.float16
 
+# Damage checks at load. Files up to FULL_CHECKSUM_UP_TO bytes are hashed whole. Bigger ones
+# (vectors, their 8-bit codes, keyword arrays and article text of a large index: ~500 MB at
+# 100k passages, 1.5 s to hash at every load) get one BLAKE2b digest per BLOCK_BYTES block in
+# the manifest, and a load hashes only SAMPLED_BLOCKS of them, evenly spread, plus the exact
+# size. That still catches truncation, a file swapped in from another build or model, a zeroed or
+# rewritten file; it can miss a few bytes edited in place between sampled blocks of a big
+# array. Article text, what answers quote, is never read unchecked: the block holding an
+# article is hashed before that article is first parsed (articles.jsonl is parsed lazily).
+FULL_CHECKSUM_UP_TO = 8 << 20
+BLOCK_BYTES = 1 << 18
+SAMPLED_BLOCKS = 16
+
 
 @dataclass(frozen=True)
 class StoredArticle:
@@ -51,6 +64,90 @@ class StoredArticle:
 
     article: Article
     hash: str
+
+
+def article_hash(article: Article) -> str:
+    """Content hash of everything about an article that ends up in the index."""
+    payload = json.dumps(
+        [article.title, article.source, article.metadata, article.paragraphs], ensure_ascii=False
+    )
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+class ArticleFile(Sequence):
+    """The articles of a loaded generation, each parsed from articles.jsonl when first used.
+
+    Parsing all of them took seconds at 100k articles, and a question shows a few. Each
+    article's block of the file is checked against the manifest before it is parsed.
+    """
+
+    def __init__(self, path: Path, ids: list[str] | None, paragraphs: int, blocks: list[str]):
+        self._path = path
+        self._blob = path.read_bytes()
+        ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 0x0A)
+        self._ends = ends
+        self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+        self._blocks = blocks  # digest per BLOCK_BYTES block; empty: checked whole at load
+        self._checked: set[int] = set()
+        self._cache: dict[int, StoredArticle] = {}
+        self.paragraphs = paragraphs  # total, from the manifest (checked by the build)
+        self._ids = ids
+        self._position: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> StoredArticle:  # type: ignore[override]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"article {i} of {len(self)}")
+        cached = self._cache.get(i)
+        if cached is not None:
+            return cached
+        lo, hi = int(self._starts[i]), int(self._ends[i])
+        self._check(lo, hi)
+        r = json.loads(self._blob[lo:hi])
+        stored = StoredArticle(
+            Article(
+                id=r["id"],
+                title=r["title"],
+                paragraphs=tuple(r["paragraphs"]),
+                source=r["source"],
+                metadata=tuple((k, str(v)) for k, v in r["metadata"].items()),
+            ),
+            r["hash"],
+        )
+        if len(self._cache) >= 4096:  # a server runs for days: keep only a working set
+            self._cache.clear()
+        self._cache[i] = stored
+        return stored
+
+    def __iter__(self) -> Iterator[StoredArticle]:
+        return (self[i] for i in range(len(self)))
+
+    def position(self, article_id: str) -> int:
+        """Row of the article with this id; KeyError if there is none."""
+        if self._position is None:
+            ids = self._ids if self._ids is not None else [a.article.id for a in self]
+            self._position = {a: i for i, a in enumerate(ids)}
+        return self._position[article_id]
+
+    def _check(self, lo: int, hi: int) -> None:
+        if not self._blocks:
+            return
+        for b in range(lo // BLOCK_BYTES, hi // BLOCK_BYTES + 1):
+            if b in self._checked:
+                continue
+            block = self._blob[b * BLOCK_BYTES : (b + 1) * BLOCK_BYTES]
+            if hashlib.blake2b(block, digest_size=16).hexdigest() != self._blocks[b]:
+                folder = self._path.parent.parent
+                raise IndexCorruptError(
+                    f"The index at {folder} is damaged ({self._path.name} is not the file "
+                    f"the build wrote); run `qa build --index {folder}` to rebuild it."
+                )
+            self._checked.add(b)  # a set add is atomic: threads may only check twice
 
 
 @dataclass(frozen=True)
@@ -63,7 +160,7 @@ class IndexData:
     """
 
     model: str
-    articles: tuple[StoredArticle, ...]
+    articles: Sequence[StoredArticle]  # a tuple, or an ArticleFile when loaded
     chunk_article: np.ndarray  # int32, index into articles
     chunk_paragraph: np.ndarray  # int32
     chunk_start: np.ndarray  # int32
@@ -73,25 +170,38 @@ class IndexData:
     sentence_start: np.ndarray  # int32
     sentence_end: np.ndarray  # int32
     vectors: np.ndarray  # VECTOR_DTYPE (chunks, dim), unit length
-    terms: TermCounts  # keyword tokens of each chunk
+    terms: TermCounts | None  # keyword tokens of each chunk; None when loaded for queries
     char_df: dict[str, int]  # in how many chunks each character occurs (for sentence choice)
     settings: dict  # build settings that change what is stored (chunk size, tokenizer)
     built_at: str = ""
     build_seconds: float = 0.0
     backend: str = "torch"  # what computed the vectors (see qa/onnx.py); a change re-embeds
     ann: object = None  # a faiss index over `vectors` for large indexes, else None (exact)
+    weights: TermWeights | None = None  # BM25 postings as stored; None: derive from `terms`
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return self.terms.vocab if self.terms is not None else self.weights.vocab
+
+    def keyword_weights(self) -> TermWeights:
+        """The BM25 postings: as stored, or derived from the term counts."""
+        return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
+
     def counts(self) -> dict[str, int]:
+        if isinstance(self.articles, ArticleFile):
+            paragraphs = self.articles.paragraphs
+        else:
+            paragraphs = sum(len(a.article.paragraphs) for a in self.articles)
         return {
             "articles": len(self.articles),
-            "paragraphs": sum(len(a.article.paragraphs) for a in self.articles),
+            "paragraphs": paragraphs,
             "chunks": int(self.chunk_article.shape[0]),
             "sentences": int(self.sentence_start.shape[0]),
-            "terms": len(self.terms.vocab),
+            "terms": len(self.vocab),
         }
 
 
@@ -138,6 +248,25 @@ def _checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _block_digests(path: Path) -> list[str]:
+    with open(path, "rb") as f:
+        return [
+            hashlib.blake2b(block, digest_size=16).hexdigest()
+            for block in iter(lambda: f.read(BLOCK_BYTES), b"")
+        ]
+
+
+def _check_sampled_blocks(path: Path, digests: list[str], block_bytes: int) -> None:
+    """Hash SAMPLED_BLOCKS blocks spread over the file, first and last included."""
+    n = len(digests)
+    picks = sorted({round(k * (n - 1) / max(SAMPLED_BLOCKS - 1, 1)) for k in range(SAMPLED_BLOCKS)})
+    with open(path, "rb") as f:
+        for b in picks:
+            f.seek(b * block_bytes)
+            if hashlib.blake2b(f.read(block_bytes), digest_size=16).hexdigest() != digests[b]:
+                raise ValueError(f"{path.name} is not the file the build wrote")
+
+
 def _manifest_digest(manifest: dict) -> str:
     """Hash of the manifest's own fields: a hand edit (another model, other counts) shows."""
     fields = {k: v for k, v in manifest.items() if k != "digest"}
@@ -170,6 +299,8 @@ def write_index(folder: Path, data: IndexData) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
+        ids = [stored.article.id for stored in data.articles]
+        _fsync_write(tmp / "article_ids.json", json.dumps(ids, ensure_ascii=False).encode())
         with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
             for stored in data.articles:
                 a = stored.article
@@ -197,6 +328,11 @@ def write_index(folder: Path, data: IndexData) -> Path:
         _save_npy(tmp / "terms_indptr.npy", m.indptr.astype(np.int64))
         _save_npy(tmp / "terms_indices.npy", m.indices.astype(np.int32))
         _save_npy(tmp / "terms_counts.npy", m.data.astype(np.float32))
+        weights = data.keyword_weights()
+        _save_npy(tmp / "bm25_idf.npy", weights.idf.astype(np.float32))
+        _save_npy(tmp / "bm25_indptr.npy", weights.indptr.astype(np.int64))
+        _save_npy(tmp / "bm25_docs.npy", weights.docs.astype(np.int32))
+        _save_npy(tmp / "bm25_weights.npy", weights.weights.astype(np.float32))
         _fsync_write(
             tmp / "vocab.json", json.dumps(list(data.terms.vocab), ensure_ascii=False).encode()
         )
@@ -215,8 +351,19 @@ def write_index(folder: Path, data: IndexData) -> Path:
             "build_seconds": round(data.build_seconds, 3),
             "data": gen.name,
             "files": sizes,
-            # Sizes catch truncation; checksums catch a file swapped in from elsewhere.
-            "checksums": {name: _checksum(gen / name) for name in sizes},
+            # Sizes catch truncation; checksums catch a file swapped in from elsewhere. Big
+            # files get per-block digests, sampled at load (see FULL_CHECKSUM_UP_TO).
+            "checksums": {
+                name: _checksum(gen / name)
+                for name, size in sizes.items()
+                if size <= FULL_CHECKSUM_UP_TO
+            },
+            "block_bytes": BLOCK_BYTES,
+            "blocks": {
+                name: _block_digests(gen / name)
+                for name, size in sizes.items()
+                if size > FULL_CHECKSUM_UP_TO
+            },
         }
         manifest["digest"] = _manifest_digest(manifest)
         _fsync_write(
@@ -312,26 +459,35 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def read_index(folder: Path, *, ann: bool = True) -> IndexData:
-    """Load a whole index, checking it against its manifest. Never re-embeds.
+def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> IndexData:
+    """Load an index, checking it against its manifest. Never re-embeds.
 
-    `ann=False` skips the approximate-search index (a build does not search).
+    `ann=False` skips the approximate-search index (a build does not search);
+    `term_counts=True` also reads each chunk's keyword counts, which only a build reuses
+    (queries read the stored BM25 postings).
     """
     manifest = read_manifest(folder)
     try:
-        return _read_generation(folder, manifest, ann)
+        return _read_generation(folder, manifest, ann, term_counts)
     except IndexCorruptError:
         # A build may have committed (and removed our generation) while we read: try the
         # new one once; if the manifest did not move, the damage is real.
         if live_generation(folder) in (None, manifest.get("data")):
             raise
-        return _read_generation(folder, read_manifest(folder), ann)
+        return _read_generation(folder, read_manifest(folder), ann, term_counts)
 
 
-def _read_generation(folder: Path, manifest: dict, with_ann: bool = True) -> IndexData:
+def _load(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _read_generation(
+    folder: Path, manifest: dict, with_ann: bool = True, with_counts: bool = False
+) -> IndexData:
     try:
         gen = folder / manifest["data"]
-        for name, size in manifest["files"].items():
+        files = manifest["files"]
+        for name, size in files.items():
             if (gen / name).stat().st_size != size:
                 raise ValueError(f"{name} has the wrong size")
         if "digest" in manifest and manifest["digest"] != _manifest_digest(manifest):
@@ -339,31 +495,42 @@ def _read_generation(folder: Path, manifest: dict, with_ann: bool = True) -> Ind
         for name, checksum in manifest.get("checksums", {}).items():
             if _checksum(gen / name) != checksum:
                 raise ValueError(f"{name} is not the file the build wrote")
-        arrays = {n: np.load(gen / f"{n}.npy", allow_pickle=False) for n in _ARRAYS}
+        blocks = manifest.get("blocks", {})
+        for name, digests in blocks.items():
+            if name != "articles.jsonl":  # checked block by block as articles are parsed
+                _check_sampled_blocks(gen / name, digests, manifest["block_bytes"])
+        arrays = {n: _load(gen / f"{n}.npy") for n in _ARRAYS}
         vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
-        indptr = np.load(gen / "terms_indptr.npy", allow_pickle=False)
-        matrix = sp.csr_matrix(
-            (
-                np.load(gen / "terms_counts.npy", allow_pickle=False),
-                np.load(gen / "terms_indices.npy", allow_pickle=False),
-                indptr,
-            ),
-            shape=(len(indptr) - 1, len(vocab)),
+        terms = weights = None
+        if with_counts or "bm25_weights.npy" not in files:  # older generations: derive
+            indptr = _load(gen / "terms_indptr.npy")
+            matrix = sp.csr_matrix(
+                (_load(gen / "terms_counts.npy"), _load(gen / "terms_indices.npy"), indptr),
+                shape=(len(indptr) - 1, len(vocab)),
+            )
+            terms = TermCounts(vocab, matrix)
+        if "bm25_weights.npy" in files:
+            weights = TermWeights(
+                vocab=vocab,
+                idf=_load(gen / "bm25_idf.npy"),
+                indptr=_load(gen / "bm25_indptr.npy"),
+                docs=_load(gen / "bm25_docs.npy"),
+                weights=_load(gen / "bm25_weights.npy"),
+                n_docs=len(arrays["chunk_article"]),
+            )
+        ids = None
+        if "article_ids.json" in files:
+            ids = json.loads((gen / "article_ids.json").read_text(encoding="utf-8"))
+        articles = ArticleFile(
+            gen / "articles.jsonl",
+            ids,
+            int(manifest["counts"]["paragraphs"]),
+            blocks.get("articles.jsonl", []),
         )
-        articles = []
-        with open(gen / "articles.jsonl", encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                article = Article(
-                    id=r["id"],
-                    title=r["title"],
-                    paragraphs=tuple(r["paragraphs"]),
-                    source=r["source"],
-                    metadata=tuple((k, str(v)) for k, v in r["metadata"].items()),
-                )
-                articles.append(StoredArticle(article, r["hash"]))
+        if ids is not None and len(ids) != len(articles):
+            raise ValueError("article_ids.json and articles.jsonl disagree")
         ann = None
-        if with_ann and ANN_FILE in manifest["files"]:
+        if with_ann and ANN_FILE in files:
             import faiss
 
             ann = faiss.read_index(str(gen / ANN_FILE))
@@ -371,8 +538,9 @@ def _read_generation(folder: Path, manifest: dict, with_ann: bool = True) -> Ind
             model=manifest["model"],
             backend=manifest.get("backend", "torch"),
             ann=ann,
-            articles=tuple(articles),
-            terms=TermCounts(vocab, matrix),
+            articles=articles,
+            terms=terms,
+            weights=weights,
             char_df=json.loads((gen / "chars.json").read_text(encoding="utf-8")),
             settings=manifest.get("settings", {}),
             built_at=manifest.get("built_at", ""),
@@ -399,7 +567,16 @@ def _check_consistent(data: IndexData, manifest: dict) -> None:
         )
     if data.ann is not None and (data.ann.ntotal != n or data.ann.d != manifest["dim"]):
         raise ValueError(f"{ANN_FILE} holds {data.ann.ntotal} vectors, expected {n}")
-    if data.terms.matrix.shape[0] != n or data.sentence_ptr.shape[0] != n + 1:
+    if data.terms is not None and data.terms.matrix.shape[0] != n:
+        raise ValueError("chunk arrays disagree in length")
+    if data.weights is not None and (
+        data.weights.indptr.shape[0] != len(data.vocab) + 1
+        or data.weights.idf.shape[0] != len(data.vocab)
+        or data.weights.docs.shape != data.weights.weights.shape
+        or (data.weights.docs.size and int(data.weights.docs.max()) >= n)
+    ):
+        raise ValueError("keyword postings disagree with the chunks")
+    if data.sentence_ptr.shape[0] != n + 1:
         raise ValueError("chunk arrays disagree in length")
     if n and not (0 <= data.chunk_article.min() and data.chunk_article.max() < len(data.articles)):
         raise ValueError("chunks point at articles that do not exist")

@@ -286,3 +286,28 @@ def test_second_build_while_one_holds_the_lock_is_refused(built_index, corpus):
         assert answers(built_index) == before
 
     assert qa.build(corpus, built_index, HASH).removed == 1  # the lock is free again
+
+
+def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
+    built_index, corpus, tmp_path
+):
+    # Unchanged articles keep their chunks, tokens and character counts from the previous
+    # index; the result must not depend on that shortcut.
+    path = corpus / "metro.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("24座", "30座"), encoding="utf-8")
+    (corpus / "marathon.txt").unlink()
+    (corpus / "tengwang.txt").write_text(
+        "滕王阁简介\n\n滕王阁位于南昌市赣江东岸，始建于唐永徽四年。\n", encoding="utf-8"
+    )
+    qa.build(corpus, built_index, HASH)
+    qa.build(corpus, tmp_path / "fresh", HASH)
+
+    rebuilt = store.read_index(built_index, term_counts=True)
+    fresh = store.read_index(tmp_path / "fresh", term_counts=True)
+    assert rebuilt.char_df == fresh.char_df
+    assert [a.article for a in rebuilt.articles] == [a.article for a in fresh.articles]
+    for name in ("chunk_article", "chunk_paragraph", "chunk_start", "chunk_end", "chunk_hash"):
+        assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
+    for name in ("sentence_ptr", "sentence_start", "sentence_end", "vectors"):
+        assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
+    assert answers(built_index) == answers(tmp_path / "fresh")

@@ -3,6 +3,7 @@ and `qa.build` repairs them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -141,3 +142,45 @@ def test_load_that_races_a_build_commit_still_succeeds(built_index, corpus, monk
     monkeypatch.setattr(store, "read_manifest", manifest_then_a_build_commits)
     bot = qa.load(built_index, HASH)
     assert bot.ask(QUESTION).found
+
+
+# -- big files: per-block digests, sampled at load, article text checked before use -------
+
+
+@pytest.fixture
+def blocked_index(corpus, tmp_path, monkeypatch) -> Path:
+    """An index whose files all count as big: small blocks, each file checked by sample."""
+    monkeypatch.setattr(store, "FULL_CHECKSUM_UP_TO", 0)
+    monkeypatch.setattr(store, "BLOCK_BYTES", 512)
+    index = tmp_path / "blocked"
+    qa.build(corpus, index, HASH)
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["checksums"] == {} and "articles.jsonl" in manifest["blocks"]
+    return index
+
+
+def test_big_file_swapped_or_zeroed_is_refused_at_load(blocked_index):
+    garble_vectors_same_size(blocked_index)
+    with pytest.raises(qa.IndexCorruptError, match="vectors.npy"):
+        qa.load(blocked_index, HASH)
+
+
+def test_big_article_file_edited_in_place_is_never_quoted(blocked_index):
+    bot = qa.load(blocked_index, HASH)
+    assert "6697" in bot.ask(QUESTION).text
+    path = live_data(blocked_index) / "articles.jsonl"
+    path.write_text(path.read_text(encoding="utf-8").replace("6697", "9999"), encoding="utf-8")
+
+    # Loading samples big files; the edited article is checked when it is first read.
+    bot = qa.load(blocked_index, HASH)
+    with pytest.raises(qa.IndexCorruptError, match="qa build"):
+        bot.ask(QUESTION)
+
+
+def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_index):
+    bot = qa.load(built_index, HASH)
+    manifest = json.loads((built_index / "manifest.json").read_text(encoding="utf-8"))
+    data = store.read_index(built_index, term_counts=True)
+    derived = qa.Assistant(dataclasses.replace(data, weights=None), HASH)  # from the counts
+    assert manifest["files"]["bm25_weights.npy"] > 0
+    assert [p.score for p in bot.search(QUESTION)] == [p.score for p in derived.search(QUESTION)]
