@@ -42,6 +42,9 @@ eval: setup
 	$(BIN)/qa eval ../shared/data/cmrc2018/cmrc2018_dev.json \
 	  --negatives ../shared/data/cmrc2018/cmrc2018_trial.json --out qa-eval.json
 
+bench: setup
+	$(PY) benchmarks/bench.py
+
 screenshot: setup browser
 	$(PY) -m ui.screenshot docs/screenshot.png
 
