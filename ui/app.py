@@ -51,13 +51,13 @@ class Service:
         assistant: Assistant | None = None,
     ):
         self.corpus = Path(corpus)
-        self.index = Path(index)
+        self.index = index_location(index)
         self.settings = settings or Settings()
         self._assistant = assistant
         self._swap = threading.Lock()
         self._building = threading.Lock()  # one rebuild or reload at a time in this process
         # The generation the live Assistant was loaded from (assumed the current one).
-        self._generation = live_generation(self.index) if assistant is not None else None
+        self._generation = self._live() if assistant is not None else None
         self._next_check = 0.0
         self._unloadable: set[str] = set()  # generations that failed to load: not retried
 
@@ -127,7 +127,7 @@ class Service:
         """Load the live index and make it the one that answers. Caller holds `_building`."""
         with self._swap:
             current = self._assistant
-        generation = live_generation(self.index)  # read first: a later build means a reload
+        generation = self._live()  # read first: a later build means a reload
         fresh = qa.load(
             self.index,
             self.settings if current is None else None,
@@ -138,6 +138,10 @@ class Service:
         with self._swap:
             self._assistant, self._generation = fresh, generation
 
+    def _live(self) -> str | None:
+        """The index generation on disk; None for a Milvus store (not watched)."""
+        return live_generation(self.index) if isinstance(self.index, Path) else None
+
     def _notice_new_index(self) -> None:
         """Start loading the index in the background if another process replaced it."""
         now = time.monotonic()
@@ -146,7 +150,7 @@ class Service:
                 return
             self._next_check = now + RELOAD_CHECK_SECONDS
             known = self._generation
-        live = live_generation(self.index)
+        live = self._live()
         if live is None or live == known or live in self._unloadable:
             return
         if self._building.acquire(blocking=False):  # else a rebuild here will swap it in
@@ -163,6 +167,13 @@ class Service:
             print(f"qa: not switching to the rebuilt index: {exc}", file=sys.stderr)
         finally:
             self._building.release()
+
+
+def index_location(index: str | Path) -> str | Path:
+    """A folder as a Path; a Milvus address (milvus://..., milvus+http://...) as it is."""
+    from qa.milvus import is_milvus_uri
+
+    return index if is_milvus_uri(str(index)) and not isinstance(index, Path) else Path(index)
 
 
 def _paragraph(bot: Assistant, citation: qa.Citation) -> str:
@@ -399,7 +410,7 @@ def serve(
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     settings = settings or Settings()
     login = parse_auth(auth or os.environ.get("QA_AUTH"))
-    corpus, index = Path(corpus), Path(index)
+    corpus, index = Path(corpus), index_location(index)
     assistant = open_or_build(corpus, index, settings)
     if assistant is not None:
         assistant.search("预热")  # load jieba and the model now, not on the first question
