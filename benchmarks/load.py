@@ -31,21 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.devserver import running  # noqa: E402
+from ui.devserver import SAMPLE_QUESTIONS, running  # noqa: E402
 
 SAMPLE_CORPUS = ROOT / "corpus"
-QUESTIONS = (
-    "赣服通集成了多少项服务?",
-    "赣服通有多少用户?",
-    "李克强总理哪天来到江西省社保中心?",
-    "赣服通提供多少种电子证照?",
-    "江西在网上政务服务能力评估中排名第几?",
-    "中部崛起是哪一年首次提出的?",
-    "数旗智酷认为李克强总理对赣服通的点赞可以从几个方面解读?",
-    "华为在东莞的大单是多少钱?",
-    "澳大利亚借鉴了哪个国家的模式?",
-    "北京烤鸭怎么做?",
-)
+QUESTIONS = SAMPLE_QUESTIONS
 QUESTION_TIMEOUT = 120.0  # seconds one question may take before it counts as an error
 ROUND_TIMEOUT = 900.0  # a whole round stops after this, finished or not
 MAX_REBUILDS = 20

@@ -15,8 +15,17 @@ from .errors import QAError
 MILVUS = "; or milvus://./file.db (Milvus Lite), milvus+http://host:19530 (token: QA_MILVUS_TOKEN)"
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKEND_HELP = (
+    "what computes the vectors: onnx-int8 (default where onnxruntime is installed), onnx, "
+    "or torch; also QA_BACKEND=..."
+)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings(model=args.model) if getattr(args, "model", None) else Settings()
+    """Settings from the environment, with --model and --backend on top where given."""
+    chosen = {k: getattr(args, k, None) for k in ("model", "backend")}
+    return Settings(**{k: v for k, v in chosen.items() if v})
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -108,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
         "--index", "--store", default="index", help=f"index folder to write (default index){MILVUS}"
     )
     b.add_argument("--model", help=model_help)
+    b.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     b.set_defaults(run=cmd_build)
 
     for name, run, text in (
@@ -135,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     s.add_argument("--model", help=model_help)
+    s.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     s.set_defaults(run=cmd_serve)
 
     e = sub.add_parser("eval", help="measure quality on a SQuAD-format file")
@@ -148,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--limit", type=int, help="only the first N questions of each file")
     e.add_argument("--model", help=model_help)
+    e.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     e.set_defaults(run=cmd_eval)
     return p
 

@@ -192,3 +192,13 @@ def test_real_process_missing_index_prints_one_line_and_no_traceback(tmp_path):
     assert result.stderr.startswith("qa: error: No index at nope")
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_model_and_backend_flags_become_settings(monkeypatch) -> None:
+    from qa.cli import _settings, parser
+
+    monkeypatch.delenv("QA_MODEL", raising=False)
+    args = parser().parse_args(["build", "--model", "/models/x", "--backend", "torch"])
+    assert (_settings(args).model, _settings(args).backend) == ("/models/x", "torch")
+    monkeypatch.setenv("QA_BACKEND", "onnx")
+    assert _settings(parser().parse_args(["build"])).backend == "onnx"

@@ -18,6 +18,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 START_TIMEOUT = 180.0  # seconds: the first start builds the index with the real model
 
 
+# Ten questions about the sample corpus, the last one off-topic: the browser latency test
+# and the load benchmark ask these.
+SAMPLE_QUESTIONS = (
+    "赣服通集成了多少项服务?",
+    "赣服通有多少用户?",
+    "李克强总理哪天来到江西省社保中心?",
+    "赣服通提供多少种电子证照?",
+    "江西在网上政务服务能力评估中排名第几?",
+    "中部崛起是哪一年首次提出的?",
+    "数旗智酷认为李克强总理对赣服通的点赞可以从几个方面解读?",
+    "华为在东莞的大单是多少钱?",
+    "澳大利亚借鉴了哪个国家的模式?",
+    "北京烤鸭怎么做?",
+)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

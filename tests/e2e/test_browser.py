@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ui.devserver import CHROMIUM, ask, launch_browser, running
+from ui.devserver import CHROMIUM, SAMPLE_QUESTIONS, ask, launch_browser, running
 
 pytestmark = pytest.mark.browser
 
@@ -25,18 +25,7 @@ ARTIFACTS = ROOT / "artifacts"
 
 QUESTION = "赣服通集成了多少项服务?"
 NOT_FOUND = "资料中没有找到相关内容"
-LATENCY_QUESTIONS = (
-    "赣服通集成了多少项服务?",
-    "赣服通有多少用户?",
-    "李克强总理哪天来到江西省社保中心?",
-    "赣服通提供多少种电子证照?",
-    "江西在网上政务服务能力评估中排名第几?",
-    "中部崛起是哪一年首次提出的?",
-    "数旗智酷认为李克强总理对赣服通的点赞可以从几个方面解读?",
-    "华为在东莞的大单是多少钱?",
-    "澳大利亚借鉴了哪个国家的模式?",
-    "北京烤鸭怎么做?",
-)
+LATENCY_QUESTIONS = SAMPLE_QUESTIONS
 NEW_ARTICLE = (
     "# 鄱阳湖候鸟观测站\n\n"
     "鄱阳湖候鸟观测站今年冬天记录到白鹤4128只,比去年增加三成。\n\n"
