@@ -19,6 +19,7 @@ from .errors import (
     IndexMismatchError,
     IndexNotFoundError,
     IndexWriteError,
+    ModelNotFoundError,
     QAError,
 )
 from .types import Answer, Article, BuildStats, Citation, Passage
@@ -36,6 +37,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexWriteError",
+    "ModelNotFoundError",
     "Passage",
     "QAError",
     "Settings",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from functools import cached_property
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from .answer import DENSE_WEIGHT, NOT_FOUND, SentencePicker, coverage
 from .config import Settings
-from .embed import Embedder, make_embedder
+from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
 from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
@@ -34,18 +35,13 @@ class Assistant:
     ):
         self.data = data
         self.settings = settings
-        self._embedder = embedder
+        # Questions are embedded the way the index's vectors were, whatever the settings say.
+        # Made here, not lazily: two first questions at once must share one model.
+        self.embedder = embedder or make_embedder(data.model, settings.batch_size, data.backend)
         self.tokenizer = Tokenizer()
         self.retriever = retriever or Retriever(data, settings.dense_weight, settings.candidates)
         self.picker = SentencePicker(
             self.tokenizer, data.char_df, len(data.chunk_article), self.retriever.bm25.idf_of
-        )
-
-    @cached_property
-    def embedder(self) -> Embedder:
-        # Questions are embedded the way the index's vectors were, whatever the settings say.
-        return self._embedder or make_embedder(
-            self.data.model, self.settings.batch_size, self.data.backend
         )
 
     # -- public API -------------------------------------------------------------------
@@ -196,16 +192,23 @@ def _check_question(question: str) -> str:
     return question.strip()[:MAX_QUESTION_CHARS]
 
 
+def _chosen_model(settings: Settings | None) -> str | None:
+    """The model `settings` names (None: any; Settings(min_confidence=0.5) opens any index)."""
+    return settings.model if settings is not None else None
+
+
 def load(
     index: str | Path = "index",
     settings: Settings | None = None,
     *,
     embedder: Embedder | None = None,
+    model: str | None = None,
 ) -> Assistant:
     """Open a built index. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError.
 
     Questions are embedded by the model the index was built with. Naming another model
-    (in `settings` or by `embedder`) is an error rather than a silently wrong answer.
+    (`model`, a non-default `settings.model`, or `embedder`) is an error rather than a
+    silently wrong answer.
     """
     store = None
     if is_milvus_uri(index):  # milvus://file.db or milvus+http://host: see qa/milvus.py
@@ -215,12 +218,14 @@ def load(
         data = store.read()
     else:
         data = read_index(Path(index))
-    expected = embedder.name if embedder is not None else (settings.model if settings else None)
+    if embedder is not None and backend_of(embedder) != data.backend:
+        embedder = None  # a reuse hint only: questions are embedded the index's way
+    expected = model or (embedder.name if embedder is not None else _chosen_model(settings))
     if expected and expected != data.model:
         raise IndexMismatchError(
             f"The index at {index} was built with the model {data.model!r}, not {expected!r}; "
             f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
         )
-    settings = settings or Settings(model=data.model)
+    settings = dataclasses.replace(settings or Settings(), model=data.model)
     retriever = store.retriever(data, settings) if store is not None else None
     return Assistant(data, settings, embedder, retriever)

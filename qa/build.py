@@ -81,7 +81,9 @@ def build(
             f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
             "add some articles and run `qa build` again."
         )
-    embedder = embedder or make_embedder(settings.model, settings.batch_size, settings.backend)
+    embedder = embedder or make_embedder(
+        settings.build_model, settings.batch_size, settings.backend
+    )
     with build_lock(index):
         previous = _previous(index, embedder, settings)
         data, stats = _assemble(read.articles, previous, embedder, settings, progress)

@@ -22,6 +22,13 @@ BACKEND_HELP = (
 )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --model and --backend on top where given."""
     chosen = {k: getattr(args, k, None) for k in ("model", "backend")}
@@ -45,14 +52,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace):
     from .assistant import load
 
-    return load(args.index, Settings(model=args.model) if args.model else None)
+    return load(args.index, model=args.model)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     answer = _open(args).ask(args.question)
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
-        return 0
+        return 0 if answer.found else 3
     print(answer.text)
     if answer.citations:
         print()
@@ -132,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--model", help="must match the index's model (default: the index's)")
         c.add_argument("--json", action="store_true", help="print JSON")
         if name == "search":
-            c.add_argument("-k", type=int, default=10, help="how many passages (default 10)")
+            c.add_argument("-k", type=_positive, default=10, help="how many passages (default 10)")
         c.set_defaults(run=run)
 
     s = sub.add_parser("serve", help="the browser app (Gradio)")
@@ -157,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
         "--store",
         help=f"keep the evaluation index here (reruns re-embed nothing){MILVUS}",
     )
-    e.add_argument("--limit", type=int, help="only the first N questions of each file")
+    e.add_argument("--limit", type=_positive, help="only the first N questions of each file")
     e.add_argument("--model", help=model_help)
     e.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     e.set_defaults(run=cmd_eval)

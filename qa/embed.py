@@ -6,11 +6,13 @@ import hashlib
 import os
 import re
 import threading
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from .config import resolve_model_path
+from .config import DEFAULT_MODEL, resolve_model_path
+from .errors import ModelNotFoundError
 
 
 class Embedder(Protocol):
@@ -45,7 +47,14 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(resolve_model_path(self.name), device="cpu")
+            try:
+                self._model = SentenceTransformer(resolve_model_path(self.name), device="cpu")
+            except OSError as exc:  # not on disk, and nothing is downloaded
+                raise ModelNotFoundError(
+                    f"The model {self.name!r} could not be loaded ({' '.join(str(exc).split())}). "
+                    "Give a local "
+                    "sentence-transformers folder with --model PATH or QA_MODEL=PATH."
+                ) from None
             return self._model
 
     @property
@@ -99,7 +108,10 @@ def make_embedder(model: str, batch_size: int = 32, backend: str = "torch") -> E
     """The embedder for a model and backend setting (see `Settings`)."""
     if model == HashEmbedder.name:
         return HashEmbedder()
-    if backend == SentenceTransformerEmbedder.backend:
+    # The ONNX export reads a model folder on disk: a name only sentence-transformers can
+    # resolve (from its local cache) runs on torch.
+    local = model == DEFAULT_MODEL or Path(model).is_dir()
+    if backend == SentenceTransformerEmbedder.backend or not local:
         return SentenceTransformerEmbedder(model, batch_size=batch_size)
     from .onnx import OnnxEmbedder
 

@@ -31,3 +31,7 @@ class BuildLockedError(QAError):
 
 class IndexWriteError(QAError, OSError):
     """A build could not write the index (disk full, read-only folder); the old one is intact."""
+
+
+class ModelNotFoundError(QAError, FileNotFoundError):
+    """The embedding model (or what runs it) is not installed here; nothing is downloaded."""

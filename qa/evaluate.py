@@ -112,9 +112,11 @@ def evaluate(
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         if not is_milvus_uri(index):  # a Milvus URI stays as it is: see qa/milvus.py
             index = Path(index) if index else Path(tmp) / "index"
-        embedder = embedder or make_embedder(settings.model, settings.batch_size, settings.backend)
+        embedder = embedder or make_embedder(
+            settings.build_model, settings.batch_size, settings.backend
+        )
         stats = build(corpus, index, settings, embedder=embedder)
-        bot = load(index, embedder=embedder)
+        bot = load(index, settings, embedder=embedder)
         bot.ask("预热")  # load the model before timing
         report = _score(bot, questions, negative_questions)
     return Report(

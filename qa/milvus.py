@@ -358,7 +358,9 @@ def build_milvus(
             f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
             "add some articles and run `qa build` again."
         )
-    embedder = embedder or make_embedder(settings.model, settings.batch_size, settings.backend)
+    embedder = embedder or make_embedder(
+        settings.build_model, settings.batch_size, settings.backend
+    )
     client = _connect(target)
     manifest = _read_manifest(client, target)
     if manifest is not None and (

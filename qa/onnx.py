@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import resolve_model_path
-from .errors import QAError
+from .errors import ModelNotFoundError, QAError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 OPSET = 17
@@ -57,7 +57,7 @@ def onnx_file(model: str, backend: str) -> Path:
     check_backend(backend)
     source = Path(resolve_model_path(model))
     if not source.is_dir():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"The onnx backends need a local model folder; {model!r} is not one. "
             "Use --backend torch, or give the model's folder."
         )
@@ -150,7 +150,14 @@ class OnnxEmbedder:
     def _load(self):
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
+                try:
+                    import onnxruntime as ort
+                except ImportError:
+                    raise ModelNotFoundError(
+                        f"This index was embedded with the {self.backend} backend, which needs "
+                        "onnxruntime: `pip install 'qa-zh[fast]'`, or rebuild with "
+                        "`qa build --backend torch`."
+                    ) from None
                 from tokenizers import Tokenizer
 
                 path = onnx_file(self.name, self.backend)

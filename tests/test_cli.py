@@ -10,6 +10,7 @@ import sys
 import pytest
 from conftest import PARAGRAPHS
 
+import qa
 from qa.answer import NOT_FOUND
 from qa.cli import main
 
@@ -202,3 +203,32 @@ def test_model_and_backend_flags_become_settings(monkeypatch) -> None:
     assert (_settings(args).model, _settings(args).backend) == ("/models/x", "torch")
     monkeypatch.setenv("QA_BACKEND", "onnx")
     assert _settings(parser().parse_args(["build"])).backend == "onnx"
+
+
+def test_ask_json_exits_3_when_nothing_is_found(capsys, built_index):
+    code, out, _ = run(capsys, "ask", "北京烤鸭怎么做?", "--index", str(built_index), "--json")
+    assert code == 3 and json.loads(out)["found"] is False
+
+
+def test_search_needs_a_positive_k(capsys, built_index):
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "赣服通", "--index", str(built_index), "-k", "0"])
+    assert exited.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_a_model_that_is_not_installed_is_one_line_error(capsys, corpus, tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    code, _, err = run(
+        capsys,
+        *("build", "--corpus", str(corpus), "--index", str(tmp_path / "i")),
+        *("--model", missing, "--backend", "torch"),
+    )
+    # sentence-transformers may log a warning line of its own first; ours is the last line.
+    last = err.splitlines()[-1] + "\n"
+    assert_one_line_error(code, last)
+    assert "could not be loaded" in last and "Traceback" not in err
+
+
+def test_settings_without_a_model_open_an_index_of_any_model(built_index):
+    bot = qa.load(built_index, qa.Settings(min_confidence=0.5))
+    assert bot.data.model == "hash" and bot.settings.min_confidence == 0.5

@@ -130,8 +130,9 @@ class Service:
         generation = self._live()  # read first: a later build means a reload
         fresh = qa.load(
             self.index,
-            self.settings if current is None else None,
-            # Reuse the loaded model: the first question after the swap stays fast.
+            self.settings,
+            # Reuse the loaded model (when the new index was embedded the same way): the first
+            # question after the swap stays fast.
             embedder=current.embedder if current is not None else None,
         )
         fresh.search("预热")  # read jieba's tables here, not in the first question
@@ -162,7 +163,7 @@ class Service:
                 if self._generation == live:  # another question got here first
                     return
             self._load_and_swap()
-        except QAError as exc:  # e.g. rebuilt with another model: keep answering from the old
+        except Exception as exc:  # e.g. rebuilt with another model: keep answering from the old
             self._unloadable.add(live)
             print(f"qa: not switching to the rebuilt index: {exc}", file=sys.stderr)
         finally:
