@@ -17,7 +17,7 @@ from .bm25 import TermCounts
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyCorpusError, IndexNotFoundError, QAError
-from .reader import read_corpus
+from .reader import Corpus, read_corpus
 from .retrieve import ann_index
 from .split import chunk_paragraph
 from .store import (
@@ -75,12 +75,7 @@ def build(
     began = time.perf_counter()
     settings = settings or Settings()
     corpus, index = Path(corpus), Path(index)
-    read = read_corpus(corpus)
-    if not read.articles:
-        raise EmptyCorpusError(
-            f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
-            "add some articles and run `qa build` again."
-        )
+    read = read_articles(corpus)
     embedder = embedder or make_embedder(
         settings.build_model, settings.batch_size, settings.backend
     )
@@ -90,6 +85,17 @@ def build(
         data = IndexData(**{**data.__dict__, "build_seconds": time.perf_counter() - began})
         write_index(index, data)
     return BuildStats(**{**stats, "seconds": time.perf_counter() - began, "skipped": read.skipped})
+
+
+def read_articles(corpus: Path) -> Corpus:
+    """The corpus's articles; EmptyCorpusError when there is none to index."""
+    read = read_corpus(corpus)
+    if not read.articles:
+        raise EmptyCorpusError(
+            f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
+            "add some articles and run `qa build` again."
+        )
+    return read
 
 
 def _previous(index: Path, embedder: Embedder, settings: Settings) -> IndexData | None:

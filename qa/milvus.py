@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .bm25 import BM25, K1, B, TermCounts
-from .build import Progress, _chunk_key, _embed, article_hash, stored_settings
+from .build import Progress, _chunk_key, _embed, article_hash, read_articles, stored_settings
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import (
@@ -49,7 +49,6 @@ from .errors import (
     IndexNotFoundError,
     QAError,
 )
-from .reader import read_corpus
 from .retrieve import Retriever, Scored, _unrelated_similarity
 from .split import chunk_paragraph
 from .store import FORMAT_VERSION, VECTOR_DTYPE, IndexData, StoredArticle
@@ -352,12 +351,7 @@ def build_milvus(
     began = time.perf_counter()
     settings = settings or Settings()
     target = parse_uri(index)
-    read = read_corpus(Path(corpus))
-    if not read.articles:
-        raise EmptyCorpusError(
-            f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
-            "add some articles and run `qa build` again."
-        )
+    read = read_articles(Path(corpus))
     embedder = embedder or make_embedder(
         settings.build_model, settings.batch_size, settings.backend
     )
