@@ -114,8 +114,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = p.add_subparsers(dest="command", required=True)
     model_help = (
-        f"embedding model: {DEFAULT_MODEL} (default, offline), any sentence-transformers "
-        "name or local folder, or 'hash' for tests; also QA_MODEL=..."
+        f"embedding model: {DEFAULT_MODEL} (default, offline), a sentence-transformers model "
+        "folder (or a name in the local Hugging Face cache; nothing is downloaded), or 'hash' "
+        "for tests; also QA_MODEL=..."
     )
 
     b = sub.add_parser("build", help="index the corpus (only changed articles are re-embedded)")
