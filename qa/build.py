@@ -84,7 +84,11 @@ def build(
         data, stats = _assemble(read.articles, previous, embedder, settings, progress)
         data = IndexData(**{**data.__dict__, "build_seconds": time.perf_counter() - began})
         write_index(index, data)
-    return BuildStats(**{**stats, "seconds": time.perf_counter() - began, "skipped": read.skipped})
+    return BuildStats(
+        **{**stats, "seconds": time.perf_counter() - began},
+        skipped=read.skipped,
+        notes=read.notes,
+    )
 
 
 def read_articles(corpus: Path) -> Corpus:

@@ -3,10 +3,16 @@
 Paragraph strings are what answers cite by character offset, so text is kept exactly as
 written apart from: newline normalisation, removal of control characters, stripping each
 paragraph's surrounding whitespace, light markdown markup removal and HTML tag removal.
+
+Everything here runs in time linear in the file's size (a regex that backtracks, or Python's
+html.parser on malformed markup, would let one uploaded file stall a server for minutes):
+tests/test_hostile.py times the known bad cases.
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import itertools
 import json
 import logging
@@ -24,7 +30,9 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
 
 # Every C0/C1 control character except tab and newline (\r is gone after newline normalisation).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_HEADING = re.compile(r"#{1,6}[ \t]*(.*?)(?:[ \t]+#+)?[ \t]*")
+# Lone surrogates: what JSON "\ud800" or a file name that is not UTF-8 decodes to. They
+# cannot be written as UTF-8, so none may reach an Article.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_LINE_MARKUP = re.compile(r"[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+][ \t]+)+")
 _MD_RULE = re.compile(r"[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
@@ -41,6 +49,11 @@ _BOMS = (
     (b"\xfe\xff", "utf-16", "UTF-16"),
 )
 _NOT_TEXT = "not text in UTF-8, GB18030 or Big5"
+# A file with a few bytes that no encoding reads is kept, those bytes shown as U+FFFD: at most
+# this share of its characters, else it is not text.
+_MAX_BAD_SHARE = 0.05
+# Longer JSON ids are refused: an id is shown with every citation and stored as a key.
+MAX_ID_CHARS = 1000
 
 
 class UnreadableFileError(QAError, ValueError):
@@ -49,26 +62,33 @@ class UnreadableFileError(QAError, ValueError):
 
 @dataclass(frozen=True)
 class Corpus:
-    """All readable articles (sorted by id) and one line per file or record left out."""
+    """All readable articles (sorted by id), one line per file or record left out, and one
+    line per file or record read with a change worth knowing (bytes replaced, id renamed)."""
 
     articles: tuple[Article, ...]
     skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Found:
-    """An article with where it was read ("a.txt", "b.jsonl line 3"), for skip messages."""
+    """An article with where it was read ("a.txt", "b.jsonl line 3"), for skip messages.
+
+    `record` is True for a JSON/JSONL record, whose id comes from the file's content.
+    """
 
     article: Article
     where: str
+    record: bool = False
 
 
 @dataclass(frozen=True)
 class _FileRead:
-    """What one file gave: its articles in file order and its bad records."""
+    """What one file gave: its articles in file order, its bad records, its notes."""
 
     found: tuple[_Found, ...]
     skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 class _BadInput(ValueError):
@@ -91,28 +111,87 @@ def read_corpus(root: str | Path) -> Corpus:
             f"Corpus path {root} is a file, not a folder: pass the folder that holds the articles."
         )
     skipped: list[str] = []
-    articles: list[Article] = []
-    first_seen: dict[str, str] = {}  # article id -> where it was first read
-    for path in _corpus_files(root, skipped):
+    notes: list[str] = []
+    found: list[_Found] = []
+    files = _corpus_files(root, skipped)
+    for path in files:
         try:
             result = _read_path(path, root)
         except UnreadableFileError as exc:
             skipped.append(str(exc))
             continue
         skipped.extend(result.skipped)
-        for item in result.found:
-            art_id = item.article.id
-            if art_id in first_seen:
-                skipped.append(
-                    f"{item.where}: duplicate id {art_id!r} (kept the one in {first_seen[art_id]})"
-                )
-                continue
-            first_seen[art_id] = item.where
-            articles.append(item.article)
+        notes.extend(result.notes)
+        found.extend(result.found)
+    articles = _unique_ids(found, {_relative(p, root) for p in files}, skipped, notes)
     logger = logging.getLogger("qa")
     for line in skipped:
         logger.warning("skipped %s", line)
-    return Corpus(tuple(sorted(articles, key=lambda a: a.id)), tuple(skipped))
+    for line in notes:
+        logger.warning("note: %s", line)
+    return Corpus(tuple(sorted(articles, key=lambda a: a.id)), tuple(skipped), tuple(notes))
+
+
+def _unique_ids(
+    found: list[_Found], paths: set[str], skipped: list[str], notes: list[str]
+) -> list[Article]:
+    """The articles with one id each, so that no file can take over another file's article.
+
+    A file's id is its path and stays so. A JSON record's id is its own `id` unless that is
+    also the path of a corpus file, lies under one ("a.jsonl/x"), or is used by records of
+    another file: then it becomes "<its file>/<id>" (say "0.json/x.txt"). No file path can
+    equal that (its file is a file, not a folder) and neither can another file's record, so
+    the articles that collided stay apart, each under an id naming its own file. Records of
+    one file that share an id keep the first of them.
+    """
+    files_of: dict[str, set[str]] = {}
+    for item in found:
+        if item.record:
+            files_of.setdefault(item.article.id, set()).add(item.article.source)
+    depth = max((p.count("/") for p in paths), default=0)
+    articles: list[Article] = []
+    first_seen: dict[str, str] = {}  # article id -> where it was first read
+    # Files first (their ids are their paths), then records in corpus order.
+    for item in sorted(found, key=lambda i: i.record):
+        article = item.article
+        if item.record and (
+            len(files_of[article.id]) > 1 or _under_a_path(article.id, paths, depth)
+        ):
+            scoped = f"{article.source}/{article.id}"
+            notes.append(
+                f"{item.where}: id {_shown(article.id)!r} is also the id of another "
+                f"article; indexed as {_shown(scoped)!r}"
+            )
+            title = scoped if article.title == article.id else article.title
+            article = dataclasses.replace(article, id=scoped, title=title)
+        if article.id in first_seen:
+            skipped.append(
+                f"{item.where}: duplicate id {_shown(article.id)!r} "
+                f"(kept the one in {first_seen[article.id]})"
+            )
+            continue
+        first_seen[article.id] = item.where
+        articles.append(article)
+    return articles
+
+
+def _under_a_path(art_id: str, paths: set[str], depth: int) -> bool:
+    """True when `art_id` is a corpus file's path or starts with one and a "/"."""
+    if art_id in paths:
+        return True
+    end = -1
+    for _ in range(depth + 1):  # a path has at most `depth` slashes: look no further
+        end = art_id.find("/", end + 1)
+        if end < 0:
+            return False
+        if art_id[:end] in paths:
+            return True
+    return False
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """`text` cut for a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_file(path: Path, root: Path) -> list[Article]:
@@ -125,6 +204,8 @@ def read_file(path: Path, root: Path) -> list[Article]:
     logger = logging.getLogger("qa")
     for line in result.skipped:
         logger.warning("skipped %s", line)
+    for line in result.notes:
+        logger.warning("note: %s", line)
     return [item.article for item in result.found]
 
 
@@ -132,16 +213,41 @@ def read_file(path: Path, root: Path) -> list[Article]:
 
 
 def _corpus_files(root: Path, skipped: list[str]) -> list[Path]:
-    """Supported, non-hidden files under `root`, sorted by their path relative to it."""
-    files = [
-        Path(folder, name)
-        for folder, names in _walk(root, skipped)
-        for name in names
-        if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
-    ]
+    """Supported, non-hidden files under `root`, sorted by their path relative to it.
+
+    A file whose name is not UTF-8 (what unzipping a Chinese zip made on Windows gives)
+    is left out with a message: its name cannot be an article id.
+    """
+    files = []
+    for folder, names in _walk(root, skipped):
+        for name in names:
+            if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            path = Path(folder, name)
+            if _SURROGATE.search(name):
+                skipped.append(_not_utf8(_relative(path, root)))
+                continue
+            files.append(path)
     # Only regular files (or links to them): reading a FIFO or device would block or never end.
     files = [path for path in files if path.is_file() or not path.exists()]
     return sorted(files, key=lambda p: _relative(p, root))
+
+
+def _not_utf8(rel: str) -> str:
+    """The skip message for a path whose name is not UTF-8, with a guess at what it says."""
+    raw = os.fsencode(rel)
+    shown = raw.decode("utf-8", "backslashreplace")
+    guess = ""
+    for codec in ("gb18030", "big5"):
+        try:
+            guess = f" (in {codec.upper()} it reads {raw.decode(codec)!r})"
+            break
+        except UnicodeDecodeError:
+            continue
+    return (
+        f"{shown}: the file name is not UTF-8{guess}; rename it "
+        "(e.g. unzip -O gbk, or convmv -f gbk -t utf-8)"
+    )
 
 
 def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, list[str]]]:
@@ -155,9 +261,9 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, list[str]]]:
     visited = {root_real}
 
     def report(error: OSError) -> None:
+        rel = _relative(Path(error.filename or root), root)
         skipped.append(
-            f"{_relative(Path(error.filename or root), root)}: cannot list folder "
-            f"({error.strerror or error})"
+            f"{_SURROGATE.sub('?', rel)}: cannot list folder ({error.strerror or error})"
         )
 
     for folder, dirnames, filenames in os.walk(root, followlinks=True, onerror=report):
@@ -167,6 +273,9 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, list[str]]]:
             real = os.path.realpath(full)
             inside = real == root_real or real.startswith(root_real + os.sep)
             if name.startswith(".") or real in visited or (os.path.islink(full) and inside):
+                continue
+            if _SURROGATE.search(name):
+                skipped.append(_not_utf8(_relative(Path(full), root)) + "; its folder is not read")
                 continue
             visited.add(real)
             kept.append(name)
@@ -191,15 +300,17 @@ def _read_path(path: Path, root: Path) -> _FileRead:
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
     try:
-        text = _load_text(path)
+        text, note = _load_text(path)
         if suffix == ".jsonl":
-            return _parse_jsonl(text, rel)
-        if suffix == ".json":
-            return _parse_json(text, rel)
-        if suffix in (".html", ".htm"):
-            title, paragraphs = _parse_html(text, Path(rel).stem)
+            read = _parse_jsonl(text, rel)
+        elif suffix == ".json":
+            read = _parse_json(text, rel)
         else:
-            title, paragraphs = _parse_plain(text, Path(rel).stem, markdown=suffix == ".md")
+            if suffix in (".html", ".htm"):
+                title, paragraphs = _parse_html(text, Path(rel).stem)
+            else:
+                title, paragraphs = _parse_plain(text, Path(rel).stem, markdown=suffix == ".md")
+            read = _FileRead((_Found(Article(rel, title, paragraphs, rel), rel),))
     except OSError as exc:
         raise UnreadableFileError(f"{rel}: cannot read ({exc.strerror or exc})") from exc
     except (RecursionError, AssertionError) as exc:
@@ -207,12 +318,17 @@ def _read_path(path: Path, root: Path) -> _FileRead:
         raise UnreadableFileError(f"{rel}: cannot parse ({type(exc).__name__})") from exc
     except _BadInput as exc:
         raise UnreadableFileError(f"{rel}: {exc}") from exc
-    return _FileRead((_Found(Article(rel, title, paragraphs, rel), rel),))
+    if note:
+        read = dataclasses.replace(read, notes=(f"{rel}: {note}", *read.notes))
+    return read
 
 
-def _load_text(path: Path) -> str:
-    """The file's text, decoded and cleaned; raises _BadInput for binary or empty files."""
-    text = _decode(path.read_bytes())
+def _load_text(path: Path) -> tuple[str, str]:
+    """The file's text, decoded and cleaned, and a note on replaced bytes ("" if none).
+
+    Raises _BadInput for binary or empty files.
+    """
+    text, note = _decode_noting(path.read_bytes())
     if "\x00" in text:
         raise _BadInput("binary file (contains NUL bytes)")
     controls = len(_CONTROL.findall(text)) - text.count("\r")
@@ -221,33 +337,70 @@ def _load_text(path: Path) -> str:
     text = _clean(text)
     if not text.strip():
         raise _BadInput("empty")
-    return text
+    return text, note
 
 
 def _decode(data: bytes) -> str:
     """Decode by byte-order mark, else UTF-8, else whichever of GB18030/Big5 reads as Chinese."""
+    return _decode_noting(data)[0]
+
+
+def _decode_noting(data: bytes) -> tuple[str, str]:
+    """`_decode`, and a note when a few bytes no encoding reads were replaced by U+FFFD.
+
+    Without a byte-order mark the candidates are strict GB18030 and Big5 readings and, when
+    only a few of its bytes are bad, the UTF-8 reading with those replaced; the reading with
+    the most common Chinese characters wins (on a tie, the first listed).
+    """
     for bom, codec, name in _BOMS:
         if data.startswith(bom):
-            try:
-                return data.decode(codec)
-            except UnicodeDecodeError:
-                raise _BadInput(f"not valid {name} despite its byte-order mark") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+            text, bad = _lenient(data, codec)
+            if not _few(bad, text):
+                raise _BadInput(f"not valid {name} despite its byte-order mark")
+            return text, _replaced(bad, name)
+    utf8, bad = _lenient(data, "utf-8")
+    if not bad:
+        return utf8, ""
     candidates = []
     # cp950 is the Windows flavour of Big5 with a few more characters (e.g. the euro sign).
     for codec in ("gb18030", "big5", "cp950"):
         try:
-            candidates.append(data.decode(codec))
+            candidates.append((data.decode(codec), ""))
         except UnicodeDecodeError:
             continue
+    if _few(bad, utf8):
+        candidates.append((utf8, _replaced(bad, "UTF-8")))
+    if not candidates:
+        for codec, name in (("gb18030", "GB18030"), ("big5", "Big5")):
+            text, bad = _lenient(data, codec)
+            if _few(bad, text):
+                candidates.append((text, _replaced(bad, name)))
     if not candidates:
         raise _BadInput(_NOT_TEXT)
     # Big5 bytes nearly always decode as (nonsense) GB18030 too, so pick the reading with
-    # more common Chinese characters; on a tie the codec listed first wins.
-    return max(candidates, key=_common_share)
+    # more common Chinese characters.
+    return max(candidates, key=lambda c: _common_share(c[0]))
+
+
+def _lenient(data: bytes, codec: str) -> tuple[str, int]:
+    """`data` decoded with each undecodable sequence as U+FFFD, and how many there were."""
+    marked = data.decode(codec, _MARK_ERRORS)  # a lone surrogate per error: countable
+    bad = len(_SURROGATE.findall(marked))
+    return (_SURROGATE.sub("\ufffd", marked) if bad else marked), bad
+
+
+_MARK_ERRORS = "qa-reader-mark"
+codecs.register_error(_MARK_ERRORS, lambda exc: ("\udfff", exc.end))
+
+
+def _few(bad: int, text: str) -> bool:
+    return bad <= _MAX_BAD_SHARE * len(text)
+
+
+def _replaced(bad: int, name: str) -> str:
+    if not bad:
+        return ""
+    return f"{bad} byte(s) that are not valid {name} shown as \ufffd; the rest was read"
 
 
 def _common_share(text: str) -> float:
@@ -281,8 +434,10 @@ def _is_common_cjk(char: str) -> bool:
 
 
 def _clean(text: str) -> str:
-    """Normalise newlines to \\n and drop control characters other than \\n and \\t."""
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Normalise newlines to \\n, drop control characters other than \\n and \\t, and
+    replace lone surrogates (from JSON "\\ud800") by U+FFFD."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _one_line(text: str) -> str:
@@ -308,12 +463,28 @@ def _split_title(lines: list[str], fallback: str) -> tuple[str, list[str]]:
     """(title, body lines): the first line is the title if it is a heading or looks like one."""
     first = next(i for i, line in enumerate(lines) if line.strip())
     line, rest = lines[first].strip(), lines[first + 1 :]
-    heading = _HEADING.fullmatch(line)
-    if heading and heading.group(1):
-        return heading.group(1), rest
+    heading = _heading(line)
+    if heading:
+        return heading, rest
     if _looks_like_title(line) and any(other.strip() for other in rest):
         return line, rest
     return fallback, lines[first:]
+
+
+def _heading(line: str) -> str:
+    """The text of a markdown heading ("## 标题 ##" -> "标题"); "" if `line` is none.
+
+    Plain string operations: the regex this replaces backtracked quadratically on a
+    heading with a long run of spaces (40,000 of them froze a server for 37 s).
+    """
+    hashes = len(line) - len(line.lstrip("#"))
+    if not 1 <= hashes <= 6:
+        return ""
+    text = line[hashes:].strip(" \t")
+    closed = text.rstrip("#")  # an optional closing run of #, after a space
+    if closed != text and (not closed or closed[-1] in " \t"):
+        text = closed.rstrip(" \t")
+    return text
 
 
 def _looks_like_title(line: str) -> bool:
@@ -359,9 +530,83 @@ _HTML_BLOCKS = frozenset(
 )
 
 
+# Where a tag ends: at ">", unless inside an attribute value quoted after "=" (HTML5 rules).
+_TAG_STOP = re.compile(r"""[>]|=[ \t\n\r\f]*["']""")
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9:_.-]*")
+_RAW_TEXT = ("script", "style")  # their content is not markup, and never shown
+_RAW_END = {name: re.compile(f"</{name}", re.IGNORECASE) for name in _RAW_TEXT}
+
+
+def _simple_markup(html: str) -> str:
+    """`html` as plain tags (`<p>`, `</p>`, `<br/>`) and text only, in one linear pass.
+
+    Python's html.parser is quadratic (or worse) on malformed markup such as "<a" repeated
+    (CVE-2025-6069): 80 KB took 6 s, 1 MB would take about 15 minutes. Here every "<" is
+    looked at once, each tag's extent is found by `str.find` and one small regex, and
+    html.parser then only ever sees tags without attributes. Comments, declarations,
+    processing instructions, <script> and <style> elements are dropped (none is shown); a
+    construct that never ends drops the rest of the file, as browsers do; a "<" that starts
+    no tag is text.
+    """
+    out: list[str] = []
+    pos, n = 0, len(html)
+    while pos < n:
+        lt = html.find("<", pos)
+        if lt < 0:
+            out.append(html[pos:])
+            break
+        out.append(html[pos:lt])
+        nxt = html[lt + 1 : lt + 2]
+        if html.startswith("<!--", lt):
+            if html.startswith(("<!-->", "<!--->"), lt):  # empty comments
+                pos = html.find(">", lt) + 1
+                continue
+            end = html.find("-->", lt + 4)
+            pos = n if end < 0 else end + 3
+        elif nxt in ("!", "?") or (nxt == "/" and not _TAG_NAME.match(html, lt + 2)):
+            end = html.find(">", lt)  # doctype, <![CDATA[...]]>, bogus comments, "</>"
+            pos = n if end < 0 else end + 1
+        elif _TAG_NAME.match(html, lt + 1 + (nxt == "/")):
+            closing = nxt == "/"
+            name = _TAG_NAME.match(html, lt + 1 + closing).group().lower()
+            end = _tag_end(html, lt)
+            if end < 0:
+                break  # a tag cut off by the end of the file: dropped with the rest
+            self_closing = html[end - 2] == "/" and not closing
+            pos = end
+            if name in _RAW_TEXT and not closing:
+                found = None if self_closing else _RAW_END[name].search(html, end)
+                if found is None and not self_closing:
+                    break
+                if found is not None:
+                    after = _tag_end(html, found.start())
+                    pos = n if after < 0 else after
+                continue
+            out.append(f"<{'/' if closing else ''}{name}{'/' if self_closing else ''}>")
+        else:
+            out.append("&lt;")  # "a < b", "<3": text
+            pos = lt + 1
+    return "".join(out)
+
+
+def _tag_end(html: str, start: int) -> int:
+    """Index just past the ">" that ends the tag at `start`, or -1 if the file ends first."""
+    pos = start + 1
+    while True:
+        stop = _TAG_STOP.search(html, pos)
+        if stop is None:
+            return -1
+        if stop.group() == ">":
+            return stop.end()
+        close = html.find(stop.group()[-1], stop.end())  # the end of a quoted value
+        if close < 0:
+            return -1
+        pos = close + 1
+
+
 def _parse_html(text: str, fallback_title: str) -> tuple[str, tuple[str, ...]]:
     extractor = _HtmlText()
-    extractor.feed(text)
+    extractor.feed(_simple_markup(text))
     extractor.close()
     paragraphs = _split_paragraphs(_clean(extractor.body()).split("\n"))
     if not paragraphs:
@@ -458,6 +703,8 @@ def _parse_json(text: str, rel: str) -> _FileRead:
         data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise _BadInput(f"not valid JSON (line {exc.lineno} column {exc.colno})") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise _BadInput(f"not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         data = data["articles"]
     if isinstance(data, dict):
@@ -468,7 +715,7 @@ def _parse_json(text: str, rel: str) -> _FileRead:
     for number, obj in enumerate(data, 1):
         where = f"{rel} item {number}"
         try:
-            found.append(_Found(_record_article(obj, rel, number), where))
+            found.append(_Found(_record_article(obj, rel, number), where, record=True))
         except _BadInput as exc:
             skipped.append(f"{where}: {exc}")
     return _file_read(found, skipped)
@@ -482,7 +729,9 @@ def _parse_jsonl(text: str, rel: str) -> _FileRead:
             continue
         where = f"{rel} line {number}"
         try:
-            found.append(_Found(_record_article(_json_line(line), rel, number), where))
+            found.append(
+                _Found(_record_article(_json_line(line), rel, number), where, record=True)
+            )
         except _BadInput as exc:
             skipped.append(f"{where}: {exc}")
     return _file_read(found, skipped)
@@ -493,6 +742,10 @@ def _json_line(line: str) -> object:
         return json.loads(line, strict=False)
     except json.JSONDecodeError:
         raise _BadInput("not valid JSON") from None
+    except RecursionError:
+        raise _BadInput("not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise _BadInput(f"not valid JSON ({exc})") from None
 
 
 def _file_read(found: list[_Found], skipped: list[str]) -> _FileRead:
@@ -518,7 +771,12 @@ def _record_id(value: object, fallback: str) -> str:
         return fallback
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise _BadInput("'id' must be a string or a number")
-    return _one_line(str(value))
+    art_id = _one_line(str(value))
+    if not art_id:
+        return fallback
+    if len(art_id) > MAX_ID_CHARS:
+        raise _BadInput(f"'id' is longer than {MAX_ID_CHARS} characters")
+    return art_id
 
 
 def _record_paragraphs(obj: dict) -> tuple[str, ...]:

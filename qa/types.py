@@ -95,3 +95,5 @@ class BuildStats:
     embedded: int  # chunks whose vectors were computed in this build (the rest were reused)
     seconds: float
     skipped: tuple[str, ...] = field(default=())  # files that could not be read, with the reason
+    # files or records read with a change worth knowing (bytes replaced, an id renamed)
+    notes: tuple[str, ...] = field(default=())

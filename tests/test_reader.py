@@ -225,14 +225,27 @@ def test_broken_json_file_is_skipped(tmp_path):
     assert corpus.skipped[0].startswith("broken.json: not valid JSON")
 
 
-def test_duplicate_ids_keep_the_first(tmp_path):
+def test_same_id_in_two_files_keeps_both_apart_under_their_file(tmp_path):
     write(tmp_path / "a.jsonl", json.dumps({"id": "x", "text": "第一篇。"}, ensure_ascii=False))
     write(tmp_path / "b.jsonl", json.dumps({"id": "x", "text": "第二篇。"}, ensure_ascii=False))
     corpus = read_corpus(tmp_path)
-    assert [a.paragraphs for a in corpus.articles] == [("第一篇。",)]
-    assert len(corpus.skipped) == 1
-    assert "b.jsonl line 1" in corpus.skipped[0]
-    assert "duplicate id 'x'" in corpus.skipped[0]
+    assert [(a.id, a.paragraphs) for a in corpus.articles] == [
+        ("a.jsonl/x", ("第一篇。",)),
+        ("b.jsonl/x", ("第二篇。",)),
+    ]
+    assert corpus.skipped == ()
+    assert corpus.notes == (
+        "a.jsonl line 1: id 'x' is also the id of another article; indexed as 'a.jsonl/x'",
+        "b.jsonl line 1: id 'x' is also the id of another article; indexed as 'b.jsonl/x'",
+    )
+
+
+def test_duplicate_ids_in_one_file_keep_the_first(tmp_path):
+    lines = [json.dumps({"id": "x", "text": t}, ensure_ascii=False) for t in ("一篇。", "二篇。")]
+    write(tmp_path / "a.jsonl", "\n".join(lines))
+    corpus = read_corpus(tmp_path)
+    assert [(a.id, a.paragraphs) for a in corpus.articles] == [("x", ("一篇。",))]
+    assert corpus.skipped == ("a.jsonl line 2: duplicate id 'x' (kept the one in a.jsonl line 1)",)
 
 
 # --- HTML ---------------------------------------------------------------------------------
