@@ -32,6 +32,8 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model, by name or local path, on the CPU."""
 
     backend = "torch"
+    runtime = "torch"  # what computes the vectors (see OnnxEmbedder)
+    fidelity = 1.0  # cosine to fp32: it is fp32
 
     def __init__(self, name: str, batch_size: int = 32):
         self.name = name
@@ -84,6 +86,8 @@ class HashEmbedder:
 
     name = "hash"
     backend = "numpy"
+    runtime = "numpy"
+    fidelity = 1.0
 
     def __init__(self, dim: int = 256):
         self._dim = dim

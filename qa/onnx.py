@@ -9,39 +9,100 @@ onnxruntime's own tools, and caches the result under QA_CACHE (default ~/.cache/
 Backends (`Settings.backend`, env QA_BACKEND):
     torch      sentence-transformers on torch, fp32 (the reference)
     onnx       the exported graph, fp32
-    onnx-int8  the exported graph with int8 weights (dynamic quantisation)
+    onnx-int8  the exported graph with int8 weights (dynamic quantisation, RECIPE)
+
+Int8 arithmetic depends on the CPU: on x86 without VNNI, onnxruntime multiplies the uint8
+activations by int8 weights with vpmaddubsw, which adds each pair of products into a
+saturating int16. Full-range int8 weights overflow it (cosine 0.73-0.86 to fp32 measured on
+an AVX2-only EPYC), so RECIPE keeps weights in 7 bits, where no pair can overflow. Each
+machine still checks the int8 graph against the fp32 one on PROBES the first time it loads
+it (a small record beside the export, keyed by CPU flags, onnxruntime and the files) and
+runs the fp32 graph, with one warning, if the mean cosine is below FIDELITY_FLOOR.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import json
 import logging
 import os
+import platform
 import threading
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import resolve_model_path
+from .cpu import cpu_flags
 from .errors import ModelNotFoundError, QAError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 OPSET = 17
+EXPORT_VERSION = "1"  # bump when _export writes a different graph
+
+# How onnx-int8 quantises (`quantize_dynamic` arguments); RECIPE names it in cache keys and
+# records. 7-bit weights (-64..64): a pair of uint8 x int8 products stays within int16, so
+# the vectors are the same with or without VNNI. Measured here: mean cosine 0.9964 to fp32,
+# as fast as full-range int8; uint8 weights are as exact but no faster than fp32 on this
+# CPU (benchmarks/README.md).
+RECIPE = "int8-v2: MatMul weights QInt8 per channel, reduce_range; activations uint8 per batch"
+QUANTISE = {"weight_type": "QInt8", "per_channel": True, "reduce_range": True}
+
+# Below this mean cosine to the fp32 graph on PROBES, the int8 graph is not used.
+FIDELITY_FLOOR = 0.99
+
+# Varied text for the fidelity check: a question, numbers, a long paragraph, classical
+# Chinese, mixed scripts and code words, traditional characters, a list.
+PROBES = (
+    "赣服通集成了多少项服务?",
+    "南昌地铁1号线于2015年12月26日开通试运营,全长28.8公里,共设24座车站。",
+    "景德镇位于江西省东北部,制瓷历史超过一千年。宋代景德年间,皇帝命这里烧造御用瓷器,"
+    "并在器底书写“景德年制”,景德镇因此得名。明清两代,朝廷在此设立御窑厂,集中了全国最好的"
+    "工匠和原料。高岭土产自附近的高岭村,质地细腻,烧成后洁白坚硬,后来成为世界通用的瓷土名称。"
+    "青花瓷用钴料在坯体上绘画,再施透明釉高温烧成,蓝白相映,远销欧洲和中东。如今,景德镇仍有"
+    "数万名手工艺人,从拉坯、利坯到彩绘,每道工序都有专人负责。",
+    "学而时习之,不亦说乎?有朋自远方来,不亦乐乎?人不知而不愠,不亦君子乎?",
+    "Python 3.11 的 asyncio 模块新增了 TaskGroup,可以同时等待多个协程并统一处理异常。",
+    "今日菜單:紅燒肉、清蒸魚、麻婆豆腐,另附白飯一碗,飲料請至櫃檯自取。",
+    "国家统计局发布数据显示,前三季度国内生产总值同比增长5.2%,居民消费价格温和上涨。",
+    "注意事项:一、请携带身份证原件;二、提前十五分钟到场;三、考场内禁止使用手机。",
+)
+
+log = logging.getLogger("qa")
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("QA_CACHE") or Path.home() / ".cache" / "qa")
 
 
+def _digest(*parts: object) -> str:
+    return hashlib.blake2b("\n".join(map(str, parts)).encode(), digest_size=8).hexdigest()
+
+
+def _stat(path: Path) -> str:
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def _model_key(path: Path) -> str:
     """Identify a model folder by its files' names, sizes and times (cheap, no hashing of GBs)."""
-    parts = [str(path.resolve())]
-    for f in sorted(path.iterdir()):
-        if f.is_file():
-            st = f.stat()
-            parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
-    return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
+    return _digest(str(path.resolve()), *(_stat(f) for f in sorted(path.iterdir()) if f.is_file()))
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
 
 
 def check_backend(backend: str) -> str:
@@ -50,6 +111,21 @@ def check_backend(backend: str) -> str:
             f"Unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}."
         )
     return backend
+
+
+def export_folder(source: Path) -> Path:
+    """Where a model folder's exports live: a change of model files, exporter or torch
+    (which trace the graph) gives a new folder."""
+    key = _digest(
+        _model_key(source), EXPORT_VERSION, OPSET, _version("torch"), _version("transformers")
+    )
+    return cache_root() / "onnx" / f"{source.name}-{key}"
+
+
+def int8_name() -> str:
+    """The quantised file's name: new with each recipe and quantiser (onnx, onnxruntime)."""
+    key = _digest(RECIPE, sorted(QUANTISE.items()), _version("onnx"), _onnxruntime_version())
+    return f"model-int8-{key}.onnx"
 
 
 def onnx_file(model: str, backend: str) -> Path:
@@ -61,14 +137,16 @@ def onnx_file(model: str, backend: str) -> Path:
             f"The onnx backends need a local model folder; {model!r} is not one. "
             "Use --backend torch, or give the model's folder."
         )
-    folder = cache_root() / "onnx" / f"{source.name}-{_model_key(source)}"
+    folder = export_folder(source)
     fp32 = folder / "model.onnx"
-    int8 = folder / "model-int8.onnx"
     if not fp32.is_file():
         _export(source, fp32)
-    if backend == "onnx-int8" and not int8.is_file():
+    if backend != "onnx-int8":
+        return fp32
+    int8 = folder / int8_name()
+    if not int8.is_file():
         _quantise(fp32, int8)
-    return int8 if backend == "onnx-int8" else fp32
+    return int8
 
 
 def _export(source: Path, target: Path) -> None:
@@ -96,7 +174,7 @@ def _export(source: Path, target: Path) -> None:
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     ids = torch.ones((2, 16), dtype=torch.long)
     # The tracer warns about shape checks it freezes; with an attention mask they are
-    # constant, and the vectors match sentence-transformers (tests/test_scale.py).
+    # constant, and the vectors match sentence-transformers (tests/test_onnx.py).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -121,20 +199,123 @@ def _quantise(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_suffix(f".tmp{os.getpid()}")
-    # Weights of the matrix multiplications to int8, per output channel; activations are
-    # quantised per batch. Measured: mean cosine 0.997 to the fp32 vectors on CMRC.
+    options = {**QUANTISE, "weight_type": QuantType[QUANTISE["weight_type"]]}
     quiet = logging.getLogger()
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # it suggests a pre-processing step that changes nothing here
     try:
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(source), str(tmp), **options)
     finally:
         quiet.setLevel(level)
     os.replace(tmp, target)
 
 
+@dataclass(frozen=True)
+class Fidelity:
+    """Cosine of the int8 graph's vectors to the fp32 graph's on PROBES, on one machine."""
+
+    mean: float
+    min: float
+    cpu_flags: tuple[str, ...]
+    onnxruntime: str
+
+
+def fidelity_file(int8: Path) -> Path:
+    """The fidelity record of an int8 file on this machine: a new CPU (flags), onnxruntime,
+    or either file of the export means a new record."""
+    fp32 = int8.with_name("model.onnx")
+    key = _digest(
+        RECIPE,
+        platform.machine(),
+        *cpu_flags(),
+        _onnxruntime_version(),
+        _stat(int8),
+        _stat(fp32),
+    )
+    return int8.with_name(f"fidelity-{key}.json")
+
+
+def measure_fidelity(int8: Path, tokenizer, threads: int) -> Fidelity:
+    """Embed PROBES with the int8 graph and with the fp32 graph beside it, and compare."""
+    fp32 = int8.with_name("model.onnx")
+    exact = _encode(_session(fp32, threads), tokenizer, list(PROBES), len(PROBES))
+    quick = _encode(_session(int8, threads), tokenizer, list(PROBES), len(PROBES))
+    cosines = np.einsum("ij,ij->i", exact, quick)
+    return Fidelity(
+        float(cosines.mean()), float(cosines.min()), cpu_flags(), _onnxruntime_version()
+    )
+
+
+def machine_fidelity(int8: Path, tokenizer, threads: int) -> Fidelity:
+    """The int8 file's fidelity on this machine: measured once, then read from its record."""
+    record = fidelity_file(int8)
+    try:
+        raw = json.loads(record.read_text(encoding="utf-8"))
+        return Fidelity(
+            float(raw["mean"]), float(raw["min"]), tuple(raw["cpu_flags"]), raw["onnxruntime"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not measured here yet (or unreadable): measure
+    found = measure_fidelity(int8, tokenizer, threads)
+    tmp = record.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(
+        json.dumps({**asdict(found), "recipe": RECIPE, "machine": platform.machine()}, indent=1)
+        + "\n",
+        encoding="utf-8",
+    )
+    os.replace(tmp, record)
+    return found
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _tokenizer(model: str):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(resolve_model_path(model)) / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=512)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _encode(session, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
+    encodings = tokenizer.encode_batch(list(texts))
+    # Longest first, in batches of similar length: padding is wasted work.
+    order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+    out = None
+    for begin in range(0, len(texts), batch_size):
+        rows = order[begin : begin + batch_size]
+        width = max(len(encodings[r].ids) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            e = encodings[r].ids
+            ids[i, : len(e)] = e
+            mask[i, : len(e)] = 1
+        (vectors,) = session.run(
+            None,
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+        )
+        if out is None:
+            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
+    return out
+
+
 class OnnxEmbedder:
-    """A sentence-transformers model run by onnxruntime (see the module docstring)."""
+    """A sentence-transformers model run by onnxruntime (see the module docstring).
+
+    `backend` is what was asked for and what the index records; `runtime` is what computes
+    the vectors ("onnx" when the int8 graph failed this machine's check) and `fidelity` the
+    int8 graph's mean cosine to fp32 on PROBES here (1.0 for the fp32 backend).
+    """
 
     def __init__(
         self, name: str, backend: str = "onnx-int8", batch_size: int = 32, threads: int = 0
@@ -145,36 +326,52 @@ class OnnxEmbedder:
         self.threads = threads or (os.cpu_count() or 1)
         self._session = None
         self._tokenizer = None
+        self._runtime = self.backend
+        self._fidelity = 1.0
         self._lock = threading.Lock()
 
     def _load(self):
         with self._lock:
             if self._session is None:
                 try:
-                    import onnxruntime as ort
+                    import onnxruntime  # noqa: F401
                 except ImportError:
                     raise ModelNotFoundError(
                         f"This index was embedded with the {self.backend} backend, which needs "
                         "onnxruntime: `pip install 'qa-zh[fast]'`, or rebuild with "
                         "`qa build --backend torch`."
                     ) from None
-                from tokenizers import Tokenizer
 
                 path = onnx_file(self.name, self.backend)
-                tokenizer = Tokenizer.from_file(
-                    str(Path(resolve_model_path(self.name)) / "tokenizer.json")
-                )
-                tokenizer.enable_truncation(max_length=512)
-                tokenizer.no_padding()
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
-                self._session = ort.InferenceSession(
-                    str(path), options, providers=["CPUExecutionProvider"]
-                )
-                self._dim = int(self._session.get_outputs()[0].shape[1] or 0)
+                tokenizer = _tokenizer(self.name)
+                if self.backend == "onnx-int8":
+                    self._fidelity = machine_fidelity(path, tokenizer, self.threads).mean
+                    if self._fidelity < FIDELITY_FLOOR:
+                        log.warning(
+                            "onnx-int8 vectors have mean cosine %.3f to fp32 on this CPU "
+                            "(below %.2f): embedding with the fp32 ONNX graph instead, slower "
+                            "but the same index.",
+                            self._fidelity,
+                            FIDELITY_FLOOR,
+                        )
+                        path, self._runtime = path.with_name("model.onnx"), "onnx"
+                session = _session(path, self.threads)
+                self._dim = int(session.get_outputs()[0].shape[1] or 0)
                 self._tokenizer = tokenizer
+                self._session = session
         return self._session, self._tokenizer
+
+    @property
+    def runtime(self) -> str:
+        """What computes the vectors: "onnx-int8", or "onnx" (fp32) where int8 is not exact."""
+        self._load()
+        return self._runtime
+
+    @property
+    def fidelity(self) -> float:
+        """Mean cosine of the int8 graph to fp32 on PROBES, on this machine (1.0 for fp32)."""
+        self._load()
+        return self._fidelity
 
     @property
     def dim(self) -> int:
@@ -187,24 +384,4 @@ class OnnxEmbedder:
         session, tokenizer = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        encodings = tokenizer.encode_batch(list(texts))
-        # Longest first, in batches of similar length: padding is wasted work.
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        out = None
-        for begin in range(0, len(texts), self.batch_size):
-            rows = order[begin : begin + self.batch_size]
-            width = max(len(encodings[r].ids) for r in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for i, r in enumerate(rows):
-                e = encodings[r].ids
-                ids[i, : len(e)] = e
-                mask[i, : len(e)] = 1
-            (vectors,) = session.run(
-                None,
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-            )
-            if out is None:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
-        return out
+        return _encode(session, tokenizer, texts, self.batch_size)

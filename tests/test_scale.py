@@ -3,7 +3,6 @@ vectors, and embedding backends that are never mixed in one index."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -84,23 +83,6 @@ def test_an_unknown_backend_is_refused_with_the_choices():
 
     with pytest.raises(qa.QAError, match="torch, onnx, onnx-int8"):
         make_embedder("m3e-small", backend="tensorrt")
-
-
-@pytest.mark.model
-@pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None, reason="needs the fast extra (onnxruntime)"
-)
-def test_onnx_int8_vectors_agree_with_sentence_transformers(tmp_path, monkeypatch):
-    from qa.embed import make_embedder
-
-    monkeypatch.setenv("QA_CACHE", str(tmp_path))
-    texts = ["赣服通集成了6697项服务。", "南昌地铁1号线共设24座车站,全长28.8公里。", "青花瓷"]
-    reference = make_embedder("m3e-small", backend="torch").encode(texts)
-    fast = make_embedder("m3e-small", backend="onnx-int8").encode(texts)
-
-    assert fast.shape == reference.shape
-    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-4)
-    assert np.einsum("ij,ij->i", fast, reference).min() > 0.98
 
 
 def test_a_rebuild_reuses_every_vector_even_when_a_hash_ends_in_a_zero_byte(tmp_path):
