@@ -63,15 +63,29 @@ def machine() -> dict:
         pass
     import faiss
 
+    from qa.cpu import cpu_flags
+
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
+        "cpu_flags": list(cpu_flags()),
         "ram_mb": mem,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "faiss": faiss.__version__,
+        "onnxruntime": _version("onnxruntime"),
+        "torch": _version("torch"),
         "platform": platform.platform(),
     }
+
+
+def _version(distribution: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
 
 
 def rss_mb() -> float:
@@ -237,6 +251,9 @@ def bench_build(
     embedder = TimedEmbedder(make_embedder(model, settings.batch_size, backend))
     embedder.encode(["预热"])  # loading the model (or exporting it once) is not throughput
     embedder.seconds = embedder.chars = embedder.texts = 0
+    # What computes the vectors: onnx-int8 falls back to fp32 where it fails its check.
+    runtime = getattr(embedder.inner, "runtime", backend)
+    fidelity = getattr(embedder.inner, "fidelity", None)
     began = time.perf_counter()
     stats = qa.build(corpus, index, settings, embedder=embedder)
     seconds = time.perf_counter() - began
@@ -253,6 +270,8 @@ def bench_build(
     chars = embedder.chars
     return {
         "backend": backend,
+        "runtime": runtime,
+        "probe_fidelity": fidelity,
         "chunks": int(len(data.chunk_article)),
         "embedded": stats.embedded,
         "chars": chars,
@@ -419,6 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[{_elapsed(began)}] qa build, {real} paragraphs, backend {backend} ...")
         index = work / f"index-{real}-{backend}"
         builds.append(bench_build(args.model, backend, real_corpus, index, reference, settings))
+        print(f"  {_build_line(builds[-1])}")
     chosen = backends[-1]  # the fastest backend measured is what the large sizes use
     real_index = work / f"index-{real}-{chosen}"
 
@@ -469,6 +489,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "machine": machine(),
         "model": args.model,
+        "default_backend": Settings(model=args.model).backend,
         "quick": args.quick,
         "reference": {k: v for k, v in reference.items() if k not in ("vectors", "texts_list")},
         "builds": builds,
@@ -529,6 +550,15 @@ def _elapsed(began: float) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
 
+def _build_line(b: dict) -> str:
+    fidelity = "" if b["probe_fidelity"] is None else f", probe fidelity {b['probe_fidelity']:.4f}"
+    return (
+        f"{b['backend']} (runs as {b['runtime']}{fidelity}): {b['chars_per_s']:,.0f} chars/s, "
+        f"{b['ratio_to_raw_fp32']:.2f}x raw fp32, cosine to fp32 mean "
+        f"{b['cosine_to_fp32_mean']:.4f} / min {b['cosine_to_fp32_min']:.4f}"
+    )
+
+
 def _size_line(r: dict) -> str:
     return (
         f"{r['paragraphs']} paragraphs: load {r['load_s']:.2f} s, "
@@ -543,20 +573,26 @@ def table(report: dict) -> str:
     lines = [
         f"Machine: {m['cores']} cores, {m['cpu']}, {m['ram_mb'] / 1024:.0f} GB RAM; "
         f"model {report['model']}",
+        f"CPU flags: {' '.join(m.get('cpu_flags', [])) or '(unknown)'}; onnxruntime "
+        f"{m.get('onnxruntime', '?')}, torch {m.get('torch', '?')}",
         "",
         f"Build of {ref['texts']} real CMRC passages ({ref['chars']:,} characters); "
         f"reference: {ref['what']} = {ref['chars_per_s']:,.0f} chars/s",
         "",
-        "| backend | qa build chars/s | × raw fp32 | embedding s | rest of build s "
+        "| backend | runs as | qa build chars/s | × raw fp32 | embedding s | rest of build s "
         "| cosine to fp32 (mean / min) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for b in report["builds"]:
         lines.append(
-            f"| {b['backend']} | {b['chars_per_s']:,.0f} | {b['ratio_to_raw_fp32']:.2f} | "
+            f"| {b['backend']} | {b.get('runtime', b['backend'])} | {b['chars_per_s']:,.0f} | "
+            f"{b['ratio_to_raw_fp32']:.2f} | "
             f"{b['embed_seconds']:.1f} | {b['rest_seconds']:.1f} | "
             f"{b['cosine_to_fp32_mean']:.4f} / {b['cosine_to_fp32_min']:.4f} |"
         )
+    default = [b for b in report["builds"] if b["backend"] == report.get("default_backend")]
+    if default:
+        lines += ["", f"Default backend: {_build_line(default[0])}"]
     lines += [
         "",
         "| paragraphs | chunks | vector search | load s | index RSS MB | process RSS MB | "
