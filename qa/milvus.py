@@ -62,6 +62,9 @@ MAX_TEXT = 65535  # Milvus's longest VARCHAR, in bytes
 PIECE_CHARS = 16000  # a paragraph is stored in pieces of this many characters (<= 4 bytes each)
 BATCH = 256  # rows per insert, ids per `in [...]` filter
 HEAD = -1  # paragraph number of an article's head row
+# How rows are laid out in the collections; an index of another layout is rebuilt.
+# 2: rows carry their article's version, and head rows name the live one.
+LAYOUT = 2
 
 
 def is_milvus_uri(index: object) -> bool:
@@ -71,11 +74,15 @@ def is_milvus_uri(index: object) -> bool:
 
 @dataclass(frozen=True)
 class Target:
-    """Where the index lives: `uri` is what MilvusClient takes (a .db file or http(s)://)."""
+    """Where the index lives: `uri` is what MilvusClient takes (a .db file or http(s)://).
+
+    `label` names it in messages: the address without any password or token.
+    """
 
     uri: str
     token: str
     prefix: str
+    label: str = ""
 
     @property
     def lite(self) -> bool:
@@ -89,33 +96,69 @@ def parse_uri(index: str) -> Target:
     """`milvus:///abs/file.db`, `milvus://./rel.db` (Milvus Lite) or `milvus+http://host:19530`.
 
     `?prefix=NAME` names the collections; the token comes from QA_MILVUS_TOKEN, or from
-    `user:password@` in the URI.
+    `user:password@` in the URI (percent-encoded as URIs are: `p%40ss` is `p@ss`).
+    No message ever shows the password or token.
     """
+    shown = redact(index)
     rest, _, query = index.partition("?")
     params = urllib.parse.parse_qs(query)
     prefix = params.get("prefix", [os.environ.get("QA_MILVUS_PREFIX", "qa")])[0]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", prefix):
         raise QAError(
-            f"The Milvus collection prefix {prefix!r} is not allowed: use letters, digits and "
-            "underscores, starting with a letter, e.g. ?prefix=news."
+            f"The Milvus collection prefix {prefix[:80]!r} is not allowed: use letters, digits "
+            "and underscores, starting with a letter, e.g. ?prefix=news."
         )
     token = os.environ.get("QA_MILVUS_TOKEN", "")
     if rest.startswith("milvus://"):
         path = rest[len("milvus://") :]
         if not path.endswith(".db"):
             raise QAError(
-                f"{index} names no Milvus Lite file: its name must end in .db, e.g. "
+                f"{shown} names no Milvus Lite file: its name must end in .db, e.g. "
                 "milvus://./index.db or milvus:///srv/qa/index.db. A cluster is "
                 "milvus+http://host:19530."
             )
-        return Target(path, token, prefix)
+        return Target(path, token, prefix, shown)
     url = urllib.parse.urlsplit(rest.removeprefix("milvus+"))
-    if not url.hostname:
-        raise QAError(f"{index} names no Milvus host; write it as milvus+http://host:19530.")
-    if url.username and not token:
-        token = f"{url.username}:{url.password or ''}"
-    port = f":{url.port}" if url.port else ""
-    return Target(f"{url.scheme}://{url.hostname}{port}", token, prefix)
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if not url.hostname or port == -1:
+        raise QAError(
+            f"{shown} is not a Milvus address: write it as milvus+http://host:19530 "
+            "(the port a number up to 65535; an IPv6 host in brackets, [::1])."
+        )
+    user = urllib.parse.unquote(url.username or "")
+    password = urllib.parse.unquote(url.password or "")
+    if not token:
+        if user and url.password is not None:
+            token = f"{user}:{password}"
+        else:
+            token = password or user  # milvus+http://:KEY@host or KEY@host: an API key
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    uri = f"{url.scheme}://{host}{f':{port}' if port else ''}"
+    return Target(uri, token, prefix, shown)
+
+
+def redact(index: str) -> str:
+    """`index` without a password or token: milvus+http://ann:***@host:19530."""
+    scheme, sep, rest = index.partition("://")
+    if not sep:
+        return index
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at:
+        authority = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
+    cleaned = f"{scheme}://{authority}{slash}{path}"
+    return re.sub(r"(?i)(token|password|secret)=[^&#]*", r"\1=***", cleaned)
+
+
+def _clean_message(exc: BaseException, target: Target) -> str:
+    """An exception's text as one line, without the target's token."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in {target.token, *target.token.split(":")[1:]} - {""}:
+        text = text.replace(secret, "***")
+    return text[:300]
 
 
 def _connect(target: Target):
@@ -126,9 +169,9 @@ def _connect(target: Target):
             "The Milvus backend needs pymilvus and milvus-lite: "
             "pip install 'qa-zh[milvus]' (or pip install pymilvus milvus-lite)."
         ) from None
-    if target.lite:
-        Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
     try:
+        if target.lite:
+            Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
         client = MilvusClient(uri=target.uri, token=target.token)
         for name in ("chunks", "paragraphs", "meta"):
             if client.has_collection(target.collection(name)):
@@ -141,7 +184,10 @@ def _connect(target: Target):
                 f"Another process has the Milvus Lite file {target.uri} open (Milvus Lite "
                 "serves one process at a time); stop it, or use a Milvus cluster."
             ) from None
-        raise QAError(f"Cannot connect to Milvus at {target.uri} ({exc}).") from None
+        raise QAError(
+            f"Cannot connect to Milvus at {target.label} ({_clean_message(exc, target)}); "
+            "check the address, the token (QA_MILVUS_TOKEN) and that Milvus is running."
+        ) from None
 
 
 def _lite_locked(path: str) -> bool:
@@ -174,8 +220,12 @@ def release(index: str) -> None:
 
 
 def _quote(value: str) -> str:
-    """A string literal for a Milvus filter expression."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string literal for a Milvus filter expression.
+
+    JSON's escapes are those Milvus's expression grammar reads (\\", \\\\, \\n, \\t,
+    \\uXXXX for other control characters); a raw newline would end the literal.
+    """
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _in(field: str, values: list[str]) -> str:
@@ -218,6 +268,7 @@ def _create(client, target: Target, dim: int) -> None:
     chunks = client.create_schema(auto_id=False, enable_dynamic_field=False)
     chunks.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
     chunks.add_field("article", DataType.VARCHAR, max_length=MAX_TEXT)
+    chunks.add_field("version", DataType.VARCHAR, max_length=64)  # live if its head names it
     chunks.add_field("paragraph", DataType.INT64)
     chunks.add_field("start", DataType.INT64)
     chunks.add_field("end", DataType.INT64)
@@ -271,6 +322,7 @@ def _create(client, target: Target, dim: int) -> None:
             "paragraphs",
             [
                 ("article", DataType.VARCHAR, {"max_length": MAX_TEXT}),
+                ("version", DataType.VARCHAR, {"max_length": 64}),  # a head: the live one
                 ("number", DataType.INT64, {}),  # paragraph number; HEAD for the article row
                 ("part", DataType.INT64, {}),  # piece of a long paragraph
                 ("text", DataType.VARCHAR, {"max_length": MAX_TEXT}),
@@ -342,11 +394,18 @@ def build_milvus(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> BuildStats:
-    """`qa.build` into Milvus: rewrite only the rows of new, changed and removed articles.
+    """`qa.build` into Milvus: write only the rows of new, changed and removed articles.
 
     Vectors of unchanged text (same model, same content key) are copied from Milvus rather
     than embedded again. Milvus Lite admits one process at a time; on a cluster, run one
     build at a time (nothing else stops two).
+
+    Milvus has no transactions, so each article's rows carry a version (its id, content
+    and stored settings, hashed) and its head row names the live one. A build first checks
+    every row it will write, then writes the new versions beside the old ones (unseen by
+    loads), then switches each head row, then deletes what no head names. A build that
+    fails before the switch leaves the previous index answering as it did; after it, each
+    article answers from its old or its new version, whole.
     """
     began = time.perf_counter()
     settings = settings or Settings()
@@ -355,40 +414,54 @@ def build_milvus(
     embedder = embedder or make_embedder(
         settings.build_model, settings.batch_size, settings.backend
     )
+    try:
+        return _build(read, target, settings, embedder, progress, began)
+    except QAError:
+        raise
+    except Exception as exc:  # pymilvus's and grpc's errors: one line, never a traceback
+        raise QAError(
+            f"The Milvus build failed ({_clean_message(exc, target)}); the index at "
+            f"{target.label} still answers as before. Fix the cause and run `qa build` again."
+        ) from None
+
+
+def _build(read, target: Target, settings, embedder, progress, began: float) -> BuildStats:
     client = _connect(target)
     manifest = _read_manifest(client, target)
     if manifest is not None and (
         manifest.get("format") != FORMAT_VERSION
+        or manifest.get("layout") != LAYOUT
         or manifest.get("model") != embedder.name
         or manifest.get("backend", "torch") != backend_of(embedder)
     ):
         # Vectors of another model or backend must never mix with these: start over.
         log.info("Model, backend or format changed: rebuilding the Milvus collections.")
         manifest = None
-    if manifest is None:
-        _drop(client, target)
-    reshaped = manifest is not None and manifest.get("settings") != stored_settings(settings)
+    shape = stored_settings(settings)
 
     stored = [StoredArticle(a, article_hash(a)) for a in read.articles]
-    old = {}  # article id -> (hash, position)
+    versions = {s.article.id: _version(s, shape) for s in stored}
+    old = {}  # article id -> (hash, position, version, record) of its live rows
     if manifest is not None:
         for row in _scan(
             client,
             target,
             "paragraphs",
             f"number == {HEAD}",
-            ["article", "hash", "position"],
+            ["article", "hash", "position", "version", "record"],
         ):
-            old[row["article"]] = (row["hash"], row["position"])
+            old[row["article"]] = (row["hash"], row["position"], row["version"], row["record"])
     new_ids = {s.article.id for s in stored}
     if len(new_ids) != len(stored):
         raise QAError("Two articles share one id; the Milvus index needs ids to be unique.")
-    # A change of chunk size or tokens rewrites every article (vectors are still reused).
-    write = [s for s in stored if reshaped or old.get(s.article.id, ("",))[0] != s.hash]
-    # Every written article's rows go first: a build that died halfway may have left some.
-    gone = [i for i in old if i not in new_ids] + [s.article.id for s in write]
+    # A change of chunk size or tokens changes every version (vectors are still reused).
+    write = [
+        s for s in stored if old.get(s.article.id, (0, 0, "", ""))[2] != versions[s.article.id]
+    ]
+    gone = [i for i in old if i not in new_ids]
     added = sum(s.article.id not in old for s in stored)
     changed = sum(s.article.id in old and old[s.article.id][0] != s.hash for s in stored)
+    positions = {s.article.id: n for n, s in enumerate(stored)}
 
     chunks: list[tuple[StoredArticle, Chunk]] = []
     for item in write:
@@ -396,62 +469,90 @@ def build_milvus(
             chunks.extend(
                 (item, c) for c in chunk_paragraph(item.article.id, p, text, settings.chunk_chars)
             )
-    keys = [_chunk_key(embedder.name, c.text).hex() for _, c in chunks]
-    vectors, embedded = _vectors(client, target, chunks, keys, embedder, settings, progress)
-    if manifest is None:
-        if not chunks:
-            raise EmptyCorpusError("The articles hold no text to index.")
-        _create(client, target, vectors.shape[1])
-
-    for ids in _batches(gone):
-        for name in ("chunks", "paragraphs"):
-            client.delete(target.collection(name), filter=_in("article", ids))
-    positions = {s.article.id: n for n, s in enumerate(stored)}
+    # Every row is made and checked before anything is written or dropped.
+    written = {s.article.id for s in write}
+    chunk_counts = Counter(item.article.id for item, _ in chunks)
+    records = {s.article.id: _record(s, chunk_counts[s.article.id]) for s in write}
+    for s in stored:
+        if s.article.id not in written:
+            records[s.article.id] = old[s.article.id][3]
+            chunk_counts[s.article.id] = json.loads(records[s.article.id]).get("chunks", 0)
+    # Unchanged articles keep their rows; only a moved head row is rewritten.
+    heads = [
+        _head_row(s, positions[i], versions[i], records[i])
+        for s in stored
+        if (i := s.article.id) in written or old[i][1] != positions[i]
+    ]
+    texts = [r for s in write for r in _paragraph_rows(s, versions[s.article.id])]
     tokenizer = Tokenizer()
     titles: dict[str, list[str]] = {}
     rows = []
-    for (item, chunk), key, vector in zip(chunks, keys, vectors, strict=True):
+    for item, chunk in chunks:
         a = item.article
         if a.id not in titles:
             titles[a.id] = tokenizer.terms(a.title)
         rows.append(
             {
-                "pk": _row_key(a.id, chunk.paragraph, chunk.start),
+                "pk": _row_key(versions[a.id], chunk.paragraph, chunk.start),
                 "article": a.id,
+                "version": versions[a.id],
                 "paragraph": chunk.paragraph,
                 "start": chunk.start,
                 "end": chunk.end,
                 "sentences": json.dumps([x for s in chunk.sentences for x in (s.start, s.end)]),
-                "key": key,
                 "keywords": " ".join(map(_word, tokenizer.terms(chunk.text) + titles[a.id])),
-                "vector": vector.tolist(),
             }
         )
+    for row in [*rows, *texts, *heads]:
+        _check_fits(row)
+
+    keys = [_chunk_key(embedder.name, c.text).hex() for _, c in chunks]
+    vectors, embedded = _vectors(client, target, chunks, keys, embedder, settings, progress)
+    if manifest is None:
+        if not chunks:
+            raise EmptyCorpusError("The articles hold no text to index.")
+        _drop(client, target)
+        _create(client, target, vectors.shape[1])
+    for row, key, vector in zip(rows, keys, vectors, strict=True):
+        row["key"], row["vector"] = key, vector.tolist()
+
+    # New versions first: no head names them yet, so loads do not see them.
     for batch in _batches(rows):
         client.upsert(target.collection("chunks"), batch)
-    written = {s.article.id for s in write}
-    rows = [r for s in write for r in _paragraph_rows(s, positions[s.article.id])]
-    # Unchanged articles keep their rows; only a moved head row is rewritten.
-    rows += [
-        r
-        for s in stored
-        if s.article.id not in written and old[s.article.id][1] != positions[s.article.id]
-        for r in _paragraph_rows(s, positions[s.article.id])[:1]
-    ]
-    for batch in _batches(rows):
+    for batch in _batches(texts):
         client.upsert(target.collection("paragraphs"), batch)
+    # The switch: each head row names its article's new version.
+    for batch in _batches(heads):
+        client.upsert(target.collection("paragraphs"), batch)
+    # Then what no head names any more: removed articles, old versions of rewritten ones.
+    for ids in _batches(gone):
+        for name in ("chunks", "paragraphs"):
+            client.delete(target.collection(name), filter=_in("article", ids))
+    for batch in _batches(write):
+        ids = [s.article.id for s in batch]
+        live = [versions[i] for i in ids]
+        for name in ("chunks", "paragraphs"):
+            client.delete(
+                target.collection(name),
+                filter=f"{_in('article', ids)} and not ({_in('version', live)})",
+            )
 
-    counts = _counts(client, target, stored)
+    counts = {
+        "articles": len(stored),
+        "paragraphs": sum(len(s.article.paragraphs) for s in stored),
+        "chunks": sum(chunk_counts[s.article.id] for s in stored),
+    }
     fresh = dict(zip(keys, vectors, strict=True))
     manifest = {
         "format": FORMAT_VERSION,
+        "layout": LAYOUT,
         "model": embedder.name,
         "backend": backend_of(embedder),
         "dim": int(vectors.shape[1]) if len(vectors) else int((manifest or {}).get("dim", 0)),
         "counts": counts,
-        "settings": stored_settings(settings),
+        "settings": shape,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **_unrelated(client, target, stored, settings, embedder.name, fresh),
+        **_unrelated(client, target, stored, versions, settings, embedder.name, fresh),
     }
     manifest["build_seconds"] = round(time.perf_counter() - began, 3)
     client.upsert(
@@ -463,32 +564,57 @@ def build_milvus(
     return BuildStats(
         added=added,
         changed=changed,
-        removed=sum(i not in new_ids for i in old),
+        removed=len(gone),
         unchanged=len(stored) - added - changed,
         articles=len(stored),
         paragraphs=counts["paragraphs"],
         embedded=embedded,
         seconds=time.perf_counter() - began,
         skipped=read.skipped,
+        notes=read.notes,
     )
 
 
-def _paragraph_rows(item: StoredArticle, position: int) -> list[dict]:
+def _version(item: StoredArticle, shape: dict) -> str:
+    """Names one article's rows as one build wrote them: its id, content and chunking."""
+    return _row_key(item.article.id, item.hash, json.dumps(shape, sort_keys=True))
+
+
+def _check_fits(row: dict) -> None:
+    """QAError before anything is written when a text field is over Milvus's limit."""
+    for field, value in row.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT // 4 and len(value.encode()) > MAX_TEXT:
+            raise QAError(
+                f"The {field} of article {row['article'][:80]!r} is too long to store in "
+                f"Milvus ({len(value.encode())} bytes, at most {MAX_TEXT}); shorten it or "
+                "leave the file out of the corpus, then run `qa build` again. The index is "
+                "unchanged."
+            )
+
+
+def _record(item: StoredArticle, chunks: int) -> str:
+    """What a head row says of its article besides the text: title, source, metadata, and
+    how many paragraphs and passages its version has (a load checks both)."""
     a = item.article
-    record = json.dumps(
+    return json.dumps(
         {
             "title": a.title,
             "source": a.source,
             "metadata": dict(a.metadata),
             "paragraphs": len(a.paragraphs),
+            "chunks": chunks,
         },
         ensure_ascii=False,
     )
-    if len(record.encode()) > MAX_TEXT:
-        raise QAError(f"The title and metadata of {a.id} are too long to store in Milvus.")
-    head = {
+
+
+def _head_row(item: StoredArticle, position: int, version: str, record: str) -> dict:
+    """The article's head row: where it is, its record, and the version that is live."""
+    a = item.article
+    return {
         "pk": _row_key(a.id, HEAD, 0),
         "article": a.id,
+        "version": version,
         "number": HEAD,
         "part": 0,
         "text": "",
@@ -497,17 +623,22 @@ def _paragraph_rows(item: StoredArticle, position: int) -> list[dict]:
         "record": record,
         "unused": [0.0, 0.0],
     }
-    rows = [head]
+
+
+def _paragraph_rows(item: StoredArticle, version: str) -> list[dict]:
+    a = item.article
+    rows = []
     for p, text in enumerate(a.paragraphs):
         for part, begin in enumerate(range(0, max(len(text), 1), PIECE_CHARS)):
             rows.append(
                 {
-                    "pk": _row_key(a.id, p, part),
+                    "pk": _row_key(version, p, part),
                     "article": a.id,
+                    "version": version,
                     "number": p,
                     "part": part,
                     "text": text[begin : begin + PIECE_CHARS],
-                    "position": position,
+                    "position": 0,
                     "hash": "",
                     "record": "",
                     "unused": [0.0, 0.0],
@@ -537,31 +668,16 @@ def _vectors(client, target, chunks, keys, embedder, settings, progress) -> tupl
     return out, len(missing)
 
 
-def _counts(client, target: Target, stored: list[StoredArticle]) -> dict[str, int]:
-    def count(name: str, filter_: str = "") -> int:
-        rows = client.query(
-            target.collection(name),
-            filter=filter_,
-            output_fields=["count(*)"],
-            consistency_level="Strong",  # after this build's own writes
-        )
-        return int(rows[0]["count(*)"])
-
-    return {
-        "articles": len(stored),
-        "paragraphs": sum(len(s.article.paragraphs) for s in stored),
-        "chunks": count("chunks"),
-    }
-
-
-def _unrelated(client, target, stored, settings, model: str, fresh: dict) -> dict[str, float]:
+def _unrelated(
+    client, target, stored, versions: dict[str, str], settings, model: str, fresh: dict
+) -> dict[str, float]:
     """What unrelated passages score with this model, from the very pairs a folder index
     samples (`_unrelated_similarity`: seed 0, 2000 pairs), so both judge confidence alike.
 
     Needs only the sampled vectors: those just embedded, the rest (<= 4000) from Milvus.
     """
     order = [
-        (_row_key(s.article.id, c.paragraph, c.start), _chunk_key(model, c.text).hex())
+        (_row_key(versions[s.article.id], c.paragraph, c.start), _chunk_key(model, c.text).hex())
         for s in stored
         for p, text in enumerate(s.article.paragraphs)
         for c in chunk_paragraph(s.article.id, p, text, settings.chunk_chars)
@@ -599,53 +715,67 @@ class MilvusIndex:
 
     def __init__(self, index: str):
         self.target = parse_uri(index)
+        self.label = label = self.target.label
         self.client = _connect(self.target)
-        manifest = _read_manifest(self.client, self.target)
+        try:
+            manifest = _read_manifest(self.client, self.target)
+        except Exception as exc:
+            raise IndexCorruptError(
+                f"The Milvus index at {label} cannot be read ({_clean_message(exc, self.target)})"
+                f"; run `qa build --index {label}` to rebuild it."
+            ) from None
         if manifest is None:
             raise IndexNotFoundError(
-                f"No index in Milvus at {index}: run `qa build --index {index}` to create one."
+                f"No index in Milvus at {label}: run `qa build --index {label}` to create one."
             )
-        if manifest.get("format") != FORMAT_VERSION:
+        if manifest.get("format") != FORMAT_VERSION or manifest.get("layout") != LAYOUT:
+            found = f"{manifest.get('format')!r}.{manifest.get('layout', 1)!r}"
             raise IndexMismatchError(
-                f"The Milvus index at {index} has format {manifest.get('format')!r}, this "
-                f"version reads format {FORMAT_VERSION}; run `qa build --index {index}`."
+                f"The Milvus index at {label} has format {found}, this version reads format "
+                f"{FORMAT_VERSION}.{LAYOUT}; run `qa build --index {label}`."
             )
         self.manifest = manifest
-        self.label = index
 
     def read(self) -> IndexData:
         """Everything but the vectors and the BM25 postings, which stay in Milvus."""
         try:
             return self._read()
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
+        except QAError:
+            raise
+        except Exception as exc:  # missing rows or fields, or pymilvus's own errors
             raise IndexCorruptError(
-                f"The Milvus index at {self.label} is damaged ({exc}); run "
-                f"`qa build --index {self.label}` to rebuild it."
+                f"The Milvus index at {self.label} is damaged or cannot be read "
+                f"({_clean_message(exc, self.target)}); run `qa build --index {self.label}` "
+                "to rebuild it."
             ) from None
 
     def _read(self) -> IndexData:
         m, t, c = self.manifest, self.target, self.client
         heads: list[dict] = []
+        # Rows of versions no head names (a build's new rows before its switch, or what a
+        # failed build left) are read past: each article is its live version, whole.
         texts: dict[tuple[str, int], list[tuple[int, str]]] = {}
         for row in _scan(
             c,
             t,
             "paragraphs",
             "number >= -1",
-            ["article", "number", "part", "text", "position", "record", "hash"],
+            ["version", "number", "part", "text", "position", "record", "hash", "article"],
         ):
             if row["number"] == HEAD:
                 heads.append(row)
             else:
-                texts.setdefault((row["article"], row["number"]), []).append(
+                texts.setdefault((row["version"], row["number"]), []).append(
                     (row["part"], row["text"])
                 )
         heads.sort(key=lambda r: r["position"])
-        articles = []
+        live = {row["version"] for row in heads}
+        articles, records = [], []
         for row in heads:
             record = json.loads(row["record"])
+            records.append(record)
             paragraphs = tuple(
-                "".join(text for _, text in sorted(texts[(row["article"], p)]))
+                "".join(text for _, text in sorted(texts[(row["version"], p)]))
                 for p in range(record["paragraphs"])
             )
             article = Article(
@@ -657,16 +787,26 @@ class MilvusIndex:
             )
             articles.append(StoredArticle(article, row["hash"]))
         number = {a.article.id: i for i, a in enumerate(articles)}
-        rows = list(
-            _scan(
+        rows = [
+            r
+            for r in _scan(
                 c,
                 t,
                 "chunks",
                 'pk != ""',
-                ["pk", "article", "paragraph", "start", "end", "sentences", "key", "keywords"],
+                ["pk", "article", "version", "paragraph", "start", "end", "sentences", "key"]
+                + ["keywords"],
             )
-        )
+            if r["version"] in live
+        ]
         rows.sort(key=lambda r: (number[r["article"]], r["paragraph"], r["start"]))
+        found = Counter(r["article"] for r in rows)
+        for article, record in zip(articles, records, strict=True):
+            if found[article.article.id] != record["chunks"]:
+                raise ValueError(
+                    f"{article.article.id[:80]!r} has {found[article.article.id]} passages, "
+                    f"its head row says {record['chunks']}"
+                )
         self.rows = {r["pk"]: i for i, r in enumerate(rows)}
         self.pks = [r["pk"] for r in rows]
         spans = [json.loads(r["sentences"]) for r in rows]
@@ -698,11 +838,6 @@ class MilvusIndex:
             built_at=m.get("built_at", ""),
             build_seconds=float(m.get("build_seconds", 0.0)),
         )
-        if (
-            data.counts()["chunks"] != m["counts"]["chunks"]
-            or len(articles) != m["counts"]["articles"]
-        ):
-            raise ValueError(f"counts {data.counts()} do not match the manifest {m['counts']}")
         return data
 
     def retriever(self, data: IndexData, settings: Settings) -> MilvusRetriever:

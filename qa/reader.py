@@ -54,6 +54,10 @@ _NOT_TEXT = "not text in UTF-8, GB18030 or Big5"
 _MAX_BAD_SHARE = 0.05
 # Longer JSON ids are refused: an id is shown with every citation and stored as a key.
 MAX_ID_CHARS = 1000
+# Longer titles and metadata values are cut (ending in "…"): they are shown with every
+# citation, and a Milvus index stores them in one field of at most 64 KB.
+MAX_TITLE_CHARS = 200
+MAX_METADATA_CHARS = 1000
 
 
 class UnreadableFileError(QAError, ValueError):
@@ -189,9 +193,14 @@ def _under_a_path(art_id: str, paths: set[str], depth: int) -> bool:
     return False
 
 
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` - 1 characters and "…"."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _shown(text: str, limit: int = 120) -> str:
     """`text` cut for a message."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _cut(text, limit)
 
 
 def read_file(path: Path, root: Path) -> list[Article]:
@@ -310,7 +319,8 @@ def _read_path(path: Path, root: Path) -> _FileRead:
                 title, paragraphs = _parse_html(text, Path(rel).stem)
             else:
                 title, paragraphs = _parse_plain(text, Path(rel).stem, markdown=suffix == ".md")
-            read = _FileRead((_Found(Article(rel, title, paragraphs, rel), rel),))
+            article = Article(rel, _cut(title, MAX_TITLE_CHARS), paragraphs, rel)
+            read = _FileRead((_Found(article, rel),))
     except OSError as exc:
         raise UnreadableFileError(f"{rel}: cannot read ({exc.strerror or exc})") from exc
     except (RecursionError, AssertionError) as exc:
@@ -729,9 +739,7 @@ def _parse_jsonl(text: str, rel: str) -> _FileRead:
             continue
         where = f"{rel} line {number}"
         try:
-            found.append(
-                _Found(_record_article(_json_line(line), rel, number), where, record=True)
-            )
+            found.append(_Found(_record_article(_json_line(line), rel, number), where, record=True))
         except _BadInput as exc:
             skipped.append(f"{where}: {exc}")
     return _file_read(found, skipped)
@@ -759,9 +767,11 @@ def _record_article(obj: object, rel: str, number: int) -> Article:
         raise _BadInput("not a JSON object")
     art_id = _record_id(obj.get("id"), f"{rel}#{number}")
     title = obj.get("title")
-    title = _one_line(str(title)) if title is not None else ""
+    title = _cut(_one_line(str(title)), MAX_TITLE_CHARS) if title is not None else ""
     metadata = tuple(
-        (key, _one_line(str(obj[key]))) for key in _METADATA_KEYS if obj.get(key) not in (None, "")
+        (key, _cut(_one_line(str(obj[key])), MAX_METADATA_CHARS))
+        for key in _METADATA_KEYS
+        if obj.get(key) not in (None, "")
     )
     return Article(art_id, title or art_id, _record_paragraphs(obj), rel, metadata)
 
