@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from dataclasses import asdict
 
 from .config import DEFAULT_MODEL, Settings
@@ -37,14 +38,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build
+    from .milvus import redact
 
     stats = build(args.corpus, args.index, _settings(args))
     for line in stats.skipped:
         print(f"skipped: {line}", file=sys.stderr)
+    for line in stats.notes:
+        print(f"note: {line}", file=sys.stderr)
     print(
         f"{stats.articles} articles ({stats.added} added, {stats.changed} changed, "
         f"{stats.removed} removed, {stats.unchanged} unchanged), {stats.paragraphs} paragraphs; "
-        f"embedded {stats.embedded} passages in {stats.seconds:.1f} s -> {args.index}"
+        f"embedded {stats.embedded} passages in {stats.seconds:.1f} s -> {redact(args.index)}"
     )
     return 0
 
@@ -89,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         auth=args.auth,
+        auth_file=args.auth_file,
         share=args.share,
         settings=_settings(args),
     )
@@ -149,7 +154,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     s.add_argument(
-        "--auth", help="require a login, as user:password (or set QA_AUTH=user:password)"
+        "--auth-file",
+        metavar="FILE",
+        help="require a login: FILE holds one line, user:password (or set QA_AUTH=user:password)",
+    )
+    s.add_argument(
+        "--auth",
+        help="require a login, as user:password; visible to other users in ps, so prefer "
+        "--auth-file or QA_AUTH",
     )
     s.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     s.add_argument("--model", help=model_help)
@@ -185,6 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qa: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: still one line, the traceback only with -v
+        from .milvus import redact
+
+        if args.verbose:
+            traceback.print_exc()
+        reason = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
+        print(
+            f"qa: error: unexpected failure ({reason}); this is a bug in qa: run again with "
+            "-v for the details and report them.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -140,17 +140,13 @@ def parse_uri(index: str) -> Target:
     return Target(uri, token, prefix, shown)
 
 
-def redact(index: str) -> str:
-    """`index` without a password or token: milvus+http://ann:***@host:19530."""
-    scheme, sep, rest = index.partition("://")
-    if not sep:
-        return index
-    authority, slash, path = rest.partition("/")
-    user, at, host = authority.rpartition("@")
-    if at:
-        authority = f"{user.partition(':')[0]}:***@{host}" if ":" in user else f"***@{host}"
-    cleaned = f"{scheme}://{authority}{slash}{path}"
-    return re.sub(r"(?i)(token|password|secret)=[^&#]*", r"\1=***", cleaned)
+def redact(text: str) -> str:
+    """`text` (an address, or a message holding one) without passwords or tokens:
+    milvus+http://ann:p@host -> milvus+http://ann:***@host, milvus+http://KEY@host ->
+    milvus+http://***@host, ?token=KEY -> ?token=***."""
+    text = re.sub(r"(?<=://)([^/@\s:]*):[^/@\s]*@", r"\1:***@", text)
+    text = re.sub(r"(?<=://)[^/@\s:]+@", "***@", text)
+    return re.sub(r"(?i)\b(token|password|secret)=[^&#\s]*", r"\1=***", text)
 
 
 def _clean_message(exc: BaseException, target: Target) -> str:

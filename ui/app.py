@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +31,9 @@ NO_INDEX = "还没有可以回答的文章:请先在「添加文章」上传文�
 SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
 ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
 RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
+QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
+# Gradio's copies of uploads (saved into the corpus by then): swept every hour, once a day old.
+DELETE_CACHE = (3600, 86400)
 
 Progress = Callable[[str, int, int], None]
 
@@ -93,7 +97,10 @@ class Service:
         self, files: Sequence[tuple[Path, str]], progress: Progress | None = None
     ) -> str:
         """Save uploads into the corpus, rebuild the index, go live with it. Returns a report."""
-        result = save_uploads(files, self.corpus)
+        try:
+            result = save_uploads(files, self.corpus)
+        except Exception as exc:  # a bug, or a disk error the saving did not expect
+            return _failed("保存文章失败", exc)
         lines = [f"已保存:{', '.join(p.name for p in result.saved)}"] if result.saved else []
         lines += [f"未添加 {line}" for line in result.rejected]
         if result.saved:
@@ -103,25 +110,33 @@ class Service:
     def rebuild(
         self, progress: Progress | None = None, uploaded: UploadResult | None = None
     ) -> list[str]:
-        """Bring the index up to date with the corpus folder; lines for the user."""
+        """Bring the index up to date with the corpus folder; lines for the user.
+
+        Whatever goes wrong, the index that answered before keeps answering, and the
+        message says so: the app never shows a bare "Error" for a rebuild.
+        """
         with self._building:
             try:
                 stats = qa.build(self.corpus, self.index, self.settings, progress=progress)
                 self._load_and_swap()
             except qa.BuildLockedError:
                 return ["另一个进程正在建立这个索引,文章已保存,稍后点「重新建立索引」即可。"]
-            except QAError as exc:
-                return [f"建立索引失败,仍用原来的索引回答:{exc}"]
+            except Exception as exc:
+                return [_failed("建立索引失败,仍用原来的索引回答", exc)]
         if uploaded:
+            # Lines about the uploaded files: their skipped records, their renamed ids, and
+            # any other article that lost a duplicate id to them.
             names = [p.name for p in uploaded.saved]
-            skipped = [s for s in stats.skipped if any(s.startswith(n) for n in names)]
+            skipped = [s for s in stats.skipped if any(n in s for n in names)]
+            notes = [s for s in stats.notes if any(n in s for n in names)]
         else:
             skipped = list(stats.skipped[:SKIPPED_SHOWN])
+            notes = list(stats.notes[:SKIPPED_SHOWN])
         lines = [
             f"索引已更新:{stats.articles} 篇文章(新增 {stats.added},修改 {stats.changed},"
             f"删除 {stats.removed}),新嵌入 {stats.embedded} 个段落,用时 {stats.seconds:.1f} 秒。"
         ]
-        return lines + [f"跳过 {line}" for line in skipped]
+        return lines + [f"跳过 {line}" for line in skipped] + [f"注意 {line}" for line in notes]
 
     def _load_and_swap(self) -> None:
         """Load the live index and make it the one that answers. Caller holds `_building`."""
@@ -170,6 +185,32 @@ class Service:
             self._building.release()
 
 
+def _failed(what: str, exc: Exception) -> str:
+    """One line for the page: what failed and why. An error that is not a QAError is a bug:
+    its traceback goes to the server's log, its one-line reason to the page."""
+    if isinstance(exc, QAError):
+        return f"{what}:{exc}"
+    traceback.print_exception(exc, file=sys.stderr)
+    return f"{what}:{_one_line(exc)}(程序错误,详情见服务器日志)"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An unexpected exception as one short line, without any Milvus credentials."""
+    from qa.milvus import redact
+
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return redact_secrets(redact(text))[:300]
+
+
+def redact_secrets(text: str) -> str:
+    """`text` without QA_AUTH's or QA_MILVUS_TOKEN's secret in it."""
+    for name in ("QA_MILVUS_TOKEN", "QA_AUTH"):
+        value = os.environ.get(name, "")
+        for secret in {value, *value.split(":")[1:]} - {""}:
+            text = text.replace(secret, "***")
+    return text
+
+
 def index_location(index: str | Path) -> str | Path:
     """A folder as a Path; a Milvus address (milvus://..., milvus+http://...) as it is."""
     from qa.milvus import is_milvus_uri
@@ -201,6 +242,17 @@ def upload_pairs(paths: Sequence[str] | None) -> list[tuple[Path, str]]:
     return [(Path(p), Path(p).name) for p in paths or []]
 
 
+def remove_uploads(paths: Sequence[str] | None) -> None:
+    """Delete Gradio's temporary copies of uploaded files (and their folders, if empty)."""
+    for p in paths or []:
+        path = Path(p)
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # Gradio keeps each upload in a folder of its own
+        except OSError:
+            pass  # not empty, or already gone; delete_cache sweeps the rest
+
+
 # -- the Gradio app ------------------------------------------------------------------------
 
 
@@ -217,6 +269,9 @@ def build_app(service: Service):
         except QAError as exc:
             gr.Warning(str(exc), title="提示")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        except Exception as exc:  # a bug: one line on the page, the traceback in the log
+            gr.Warning(_failed("回答失败", exc), title="提示")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         turns = [*turns, turn]
         return (
             "",
@@ -232,6 +287,8 @@ def build_app(service: Service):
             _, answer = service.ask(question)
         except QAError as exc:
             raise gr.Error(str(exc)) from None
+        except Exception as exc:
+            raise gr.Error(_failed("回答失败", exc)) from None
         return answer_dict(answer)
 
     # Gradio finds the progress bar by this default argument, hence the noqa.
@@ -240,7 +297,10 @@ def build_app(service: Service):
             progress((done, total), desc="正在嵌入新文章的段落", unit="段")
 
         progress(0, desc="正在保存并读取文章…")
-        message = service.add_articles(upload_pairs(paths), report)
+        try:
+            message = service.add_articles(upload_pairs(paths), report)
+        finally:
+            remove_uploads(paths)  # saved into the corpus by now, or refused
         return None, message, service.status()
 
     def rebuild(progress=gr.Progress()):  # noqa: B008
@@ -251,7 +311,7 @@ def build_app(service: Service):
         message = "\n".join(service.rebuild(report))
         return message, service.status()
 
-    with gr.Blocks(title=TITLE, fill_width=False) as demo:
+    with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
         turns = gr.State([])
         gr.HTML(
             f'<header class="qa-header"><h1>{TITLE}</h1><p>{DESCRIPTION}</p></header>',
@@ -362,10 +422,56 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     """'user:password' as a tuple; None when no login is wanted."""
     if not value:
         return None
-    user, sep, password = value.partition(":")
+    user, sep, password = value.strip().partition(":")
     if not sep or not user or not password:
-        raise QAError("The login must look like user:password (from --auth or QA_AUTH).")
+        raise QAError(
+            "The login must look like user:password (from QA_AUTH, --auth-file or --auth)."
+        )
     return user, password
+
+
+def read_auth(auth: str | None = None, auth_file: str | Path | None = None) -> str | None:
+    """The 'user:password' login: from `auth_file` (its first line), else `auth`, else QA_AUTH.
+
+    A login typed on the command line is visible to every user of the machine in `ps`: a
+    warning says so, and that QA_AUTH or --auth-file are not.
+    """
+    if auth_file:
+        try:
+            lines = Path(auth_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise QAError(
+                f"Cannot read the login file {auth_file} ({getattr(exc, 'strerror', exc)}): "
+                "it must hold one line, user:password."
+            ) from None
+        return lines[0].strip() if lines else ""
+    if auth:
+        print(
+            "qa: warning: --auth user:password is visible to other users of this machine "
+            "(ps); set QA_AUTH=user:password or use --auth-file FILE instead.",
+            file=sys.stderr,
+        )
+        return auth
+    return os.environ.get("QA_AUTH")
+
+
+def exposure_warning(host: str, share: bool, login: tuple[str, str] | None) -> str | None:
+    """A warning when the app is reachable beyond this machine without a login."""
+    if login is not None:
+        return None
+    if share:
+        return (
+            "qa: warning: --share opens a public link to this app, and it has no login: "
+            "anyone with the link can read the articles and upload files. Set QA_AUTH=user:"
+            "password or --auth-file FILE."
+        )
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return (
+            f"qa: warning: listening on {host} without a login: anyone who can reach this "
+            "machine can read the articles and upload files. Set QA_AUTH=user:password or "
+            "--auth-file FILE, or keep --host 127.0.0.1."
+        )
+    return None
 
 
 def open_or_build(corpus: Path, index: Path, settings: Settings) -> Assistant | None:
@@ -404,19 +510,25 @@ def serve(
     auth: str | None = None,
     share: bool = False,
     settings: Settings | None = None,
+    auth_file: str | Path | None = None,
 ) -> None:
-    """Build the index if needed, then serve the app until interrupted."""
+    """Build the index if needed, then serve the app until interrupted.
+
+    The login comes from `auth_file`, `auth` or QA_AUTH (see `read_auth`).
+    """
     # Offline, always: no model hub lookups, no usage statistics.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     settings = settings or Settings()
-    login = parse_auth(auth or os.environ.get("QA_AUTH"))
+    login = parse_auth(read_auth(auth, auth_file))
+    if warning := exposure_warning(host, share, login):
+        print(warning, file=sys.stderr)
     corpus, index = Path(corpus), index_location(index)
     assistant = open_or_build(corpus, index, settings)
     if assistant is not None:
         assistant.search("预热")  # load jieba and the model now, not on the first question
     demo = build_app(Service(corpus, index, settings, assistant))
-    demo.queue(default_concurrency_limit=1)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)
     demo.launch(
         server_name=host,
         server_port=port,

@@ -17,9 +17,14 @@ from qa.reader import read_file
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # far above any article; stops a stray archive or video
 MAX_NAME_BYTES = 255  # what ext4 and most file systems allow for one name
+# Articles in one uploaded file: a news feed has hundreds; 50,000 tiny records in a 1.3 MB
+# JSONL file would hold the one build queue for minutes.
+MAX_UPLOAD_ARTICLES = 10_000
+SHOWN_NAME_CHARS = 60  # a name in a message is cut to this
 
-# Characters no file name should carry: separators, Windows-reserved ones, controls.
-_BAD_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+# Characters no file name should carry: separators, Windows-reserved ones, controls, and
+# lone surrogates (a name that was not UTF-8).
+_BAD_CHARS = re.compile('[\x00-\x1f\x7f<>:"|?*\ud800-\udfff]')
 
 
 class UploadRejected(ValueError):
@@ -37,17 +42,34 @@ class UploadResult:
 def safe_name(name: str) -> str:
     """A file name that stays inside the corpus folder: the last path component, cleaned.
 
-    "../x.txt" becomes "x.txt"; ".hidden.md" becomes "hidden.md". Raises UploadRejected
-    when nothing usable is left.
+    "../x.txt" becomes "x.txt"; ".hidden.md" becomes "hidden.md"; a name over 255 bytes of
+    UTF-8 (counted after NFC normalisation, which can triple a name) is cut to fit, its
+    extension kept. Raises UploadRejected when nothing usable is left.
     """
-    base = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1]
+    base = re.split(r"[/\\]", unicodedata.normalize("NFC", _BAD_CHARS.sub("_", name)))[-1]
     base = _BAD_CHARS.sub("_", base).strip().lstrip(".").strip()
     stem, suffix = os.path.splitext(base)
     if not stem.strip(" ._"):
-        raise UploadRejected(f"「{name}」:文件名无效,请改一个有字母或汉字的文件名。")
-    while len((stem + suffix).encode()) > MAX_NAME_BYTES:
-        stem = stem[:-1]
+        raise UploadRejected(f"「{shown(name)}」:文件名无效,请改一个有字母或汉字的文件名。")
+    if len(suffix.encode()) > MAX_NAME_BYTES // 2:  # no real extension is that long
+        stem, suffix = base, ""
+    stem = _cut_utf8(stem, MAX_NAME_BYTES - len(suffix.encode())).rstrip(" .")
+    if not stem.strip(" ._"):
+        raise UploadRejected(f"「{shown(name)}」:文件名无效,请改一个有字母或汉字的文件名。")
     return stem + suffix
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """The longest start of `text` whose UTF-8 takes at most `limit` bytes."""
+    return text.encode()[:limit].decode("utf-8", "ignore")
+
+
+def shown(name: str) -> str:
+    """A file name as messages show it: at most SHOWN_NAME_CHARS characters."""
+    name = _BAD_CHARS.sub("_", name)
+    if len(name) <= SHOWN_NAME_CHARS:
+        return name
+    return name[: SHOWN_NAME_CHARS - 1] + "…"
 
 
 def check_upload(source: Path, name: str, corpus: Path) -> Path:
@@ -56,18 +78,18 @@ def check_upload(source: Path, name: str, corpus: Path) -> Path:
     suffix = Path(clean).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise UploadRejected(
-            f"「{clean}」:不支持 {suffix or '无扩展名'} 文件,只能上传 "
+            f"「{shown(clean)}」:不支持 {shown(suffix) or '无扩展名'} 文件,只能上传 "
             f"{' '.join(UPLOAD_SUFFIXES)} 文件。"
         )
     size = source.stat().st_size
     if size > MAX_UPLOAD_BYTES:
         raise UploadRejected(
-            f"「{clean}」:文件有 {size / 1024 / 1024:.1f} MB,超过上限 "
+            f"「{shown(clean)}」:文件有 {size / 1024 / 1024:.1f} MB,超过上限 "
             f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB,请拆分后再上传。"
         )
     target = corpus / clean
     if target.resolve().parent != corpus.resolve():
-        raise UploadRejected(f"「{name}」:文件名无效。")
+        raise UploadRejected(f"「{shown(name)}」:文件名无效。")
     if target.exists():
         raise UploadRejected(_exists(clean))
     return target
@@ -94,24 +116,30 @@ def save_upload(source: Path, name: str, corpus: Path) -> Path:
     except FileExistsError:
         raise UploadRejected(_exists(target.name)) from None
     except OSError as exc:
-        raise UploadRejected(f"「{target.name}」:保存失败({exc.strerror or exc})。") from None
+        reason = exc.strerror or exc
+        raise UploadRejected(f"「{shown(target.name)}」:保存失败({reason})。") from None
     finally:
         draft.unlink(missing_ok=True)
     return target
 
 
-def _check_readable(path: Path, corpus: Path, shown: str) -> None:
+def _check_readable(path: Path, corpus: Path, name: str) -> None:
     try:
         articles = read_file(path, corpus)
     except (QAError, ValueError) as exc:
-        reason = str(exc).replace(path.name, shown)
-        raise UploadRejected(f"「{shown}」:无法读取({reason})。") from None
+        reason = str(exc).replace(path.name, shown(name))
+        raise UploadRejected(f"「{shown(name)}」:无法读取({reason})。") from None
     if not any(a.paragraphs for a in articles):
-        raise UploadRejected(f"「{shown}」:文件里没有可读的正文。")
+        raise UploadRejected(f"「{shown(name)}」:文件里没有可读的正文。")
+    if len(articles) > MAX_UPLOAD_ARTICLES:
+        raise UploadRejected(
+            f"「{shown(name)}」:文件里有 {len(articles)} 篇文章,超过每个文件 "
+            f"{MAX_UPLOAD_ARTICLES} 篇的上限,请拆分后再上传。"
+        )
 
 
 def _exists(name: str) -> str:
-    return f"「{name}」:文章库里已有同名文件,没有覆盖。请改名后再上传。"
+    return f"「{shown(name)}」:文章库里已有同名文件,没有覆盖。请改名后再上传。"
 
 
 def save_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> UploadResult:
