@@ -17,6 +17,9 @@ from qa import Answer, Citation
 
 MIN_KEYWORD_CHARS = 2  # single characters (项, 做) would light up half of every paragraph
 TURNS_SHOWN = 20  # earlier questions whose sources stay reachable from their [n] links
+# A source card shows this much of the paragraph on each side of the cited sentence: a
+# one-paragraph 3 MB article made every answer (and the panel's earlier turns) megabytes.
+SOURCE_CONTEXT_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,16 @@ def source_card(
     keywords: re.Pattern | None,
     turn: int,
 ) -> str:
-    """One cited source: title, file, paragraph number, the paragraph with the sentence marked."""
+    """One cited source: title, file, paragraph number, and the sentence marked in the
+    paragraph (at most SOURCE_CONTEXT_CHARS on each side of it, "…" where cut)."""
     start, end = citation.start, citation.end
     if paragraph[start:end] != citation.sentence:
         # The paragraph no longer matches the citation: show the sentence on its own.
         paragraph, start, end = citation.sentence, 0, len(citation.sentence)
+    lo = max(0, start - SOURCE_CONTEXT_CHARS)
+    hi = min(len(paragraph), max(start, end) + SOURCE_CONTEXT_CHARS)
+    shown = highlight(paragraph[lo:hi], start - lo, end - lo, keywords)
+    shown = ("…" if lo > 0 else "") + shown + ("…" if hi < len(paragraph) else "")
     score = retrieval_score(answer, citation)
     score_text = f"检索分 {score:.3f}" if score is not None else f"句子分 {citation.score:.2f}"
     return (
@@ -151,7 +159,7 @@ def source_card(
         f'<span class="qa-title">{escape(citation.title)}</span></div>'
         f'<div class="qa-meta"><span class="qa-file">{escape(citation.article_id)}</span>'
         f'<span>第{citation.paragraph + 1}段</span><span class="qa-score">{score_text}</span></div>'
-        f'<p class="qa-para">{highlight(paragraph, start, end, keywords)}</p>'
+        f'<p class="qa-para">{shown}</p>'
         "</article>"
     )
 
