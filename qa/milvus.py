@@ -61,6 +61,7 @@ SCHEMES = ("milvus://", "milvus+http://", "milvus+https://")
 MAX_TEXT = 65535  # Milvus's longest VARCHAR, in bytes
 PIECE_CHARS = 16000  # a paragraph is stored in pieces of this many characters (<= 4 bytes each)
 BATCH = 256  # rows per insert, ids per `in [...]` filter
+MAX_HITS = 16384  # the most hits Milvus returns for one search
 HEAD = -1  # paragraph number of an article's head row
 # How rows are laid out in the collections; an index of another layout is rebuilt.
 # 2: rows carry their article's version, and head rows name the live one.
@@ -731,6 +732,7 @@ class MilvusIndex:
                 f"{FORMAT_VERSION}.{LAYOUT}; run `qa build --index {label}`."
             )
         self.manifest = manifest
+        self.stale = 0  # chunk rows no head names (counted by `read`)
 
     def read(self) -> IndexData:
         """Everything but the vectors and the BM25 postings, which stay in Milvus."""
@@ -783,9 +785,8 @@ class MilvusIndex:
             )
             articles.append(StoredArticle(article, row["hash"]))
         number = {a.article.id: i for i, a in enumerate(articles)}
-        rows = [
-            r
-            for r in _scan(
+        stored = list(
+            _scan(
                 c,
                 t,
                 "chunks",
@@ -793,8 +794,11 @@ class MilvusIndex:
                 ["pk", "article", "version", "paragraph", "start", "end", "sentences", "key"]
                 + ["keywords"],
             )
-            if r["version"] in live
-        ]
+        )
+        rows = [r for r in stored if r["version"] in live]
+        # Searches ask Milvus for this many more hits, so rows no head names cannot crowd
+        # out live ones.
+        self.stale = len(stored) - len(rows)
         rows.sort(key=lambda r: (number[r["article"]], r["paragraph"], r["start"]))
         found = Counter(r["article"] for r in rows)
         for article, record in zip(articles, records, strict=True):
@@ -859,7 +863,7 @@ class MilvusRetriever(Retriever):
     def search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
         """The best `k` passages: Milvus's top candidates of each kind, fused by weight."""
         client, rows = self.store.client, self.store.rows
-        n = len(rows)
+        n, extra = len(rows), min(self.store.stale, MAX_HITS)
         if n == 0 or k <= 0:
             return []
         want = min(max(self.candidates, k), n)
@@ -873,11 +877,11 @@ class MilvusRetriever(Retriever):
             self._chunks,
             data=[q.tolist()],
             anns_field="vector",
-            limit=want,
+            limit=min(want + extra, MAX_HITS),
             output_fields=["vector"],
             search_params=params,
         )[0]
-        vectors = {h["pk"]: h["entity"]["vector"] for h in dense_hits}
+        vectors = {h["pk"]: h["entity"]["vector"] for h in dense_hits if h["pk"] in rows}
         keyword: dict[str, float] = {}
         text = " ".join(dict.fromkeys(map(_word, query_terms)))  # each once, as qa/bm25.py
         if text.strip():
@@ -887,11 +891,11 @@ class MilvusRetriever(Retriever):
                 self._chunks,
                 data=[text],
                 anns_field="sparse",
-                limit=min(4 * want, n),
+                limit=min(min(4 * want, n) + extra, MAX_HITS),
                 search_params={"metric_type": "BM25"},
             )[0]
             # Milvus Lite reports -score as the distance, a cluster +score: BM25 is >= 0.
-            keyword = {h["pk"]: abs(float(h["distance"])) for h in sparse_hits}
+            keyword = {h["pk"]: abs(float(h["distance"])) for h in sparse_hits if h["pk"] in rows}
         ranked = sorted(keyword, key=lambda pk: -keyword[pk])[:want]
         pool_pks = {pk for pk in vectors if pk in rows} | {
             pk for pk in ranked if keyword[pk] > 0 and pk in rows
