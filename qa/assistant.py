@@ -8,7 +8,17 @@ import time
 from functools import cached_property
 from pathlib import Path
 
-from .answer import DENSE_WEIGHT, NOT_FOUND, SentencePicker, coverage
+import numpy as np
+
+from .answer import (
+    CONFIDENCE,
+    DENSE_Z_RANGE,
+    NOT_FOUND,
+    SentencePicker,
+    coverage,
+    question_chars,
+    share,
+)
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
@@ -49,7 +59,7 @@ class Assistant:
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
         question = _check_question(question)
-        hits, _ = self._search(self._in_corpus_script(question), 2 * k)
+        hits, _, _ = self._search(self._in_corpus_script(question), 2 * k)
         return [self._passage(hit) for hit in self._distinct(hits, k)]
 
     def ask(self, question: str) -> Answer:
@@ -57,9 +67,12 @@ class Assistant:
         began = time.perf_counter()
         question = _check_question(question)
         query = self._in_corpus_script(question)
-        hits, terms = self._search(query, max(20, self.settings.answer_passages))
+        hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
         passages = tuple(self._passage(h) for h in self._distinct(hits, 10))
-        if not hits or self.confidence(hits[0], terms) < self.settings.min_confidence:
+        if (
+            not hits
+            or self.confidence(query, hits[0], terms, vector) < self.settings.min_confidence
+        ):
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         citations = self._cite(query, terms, hits[: self.settings.answer_passages])
         if not citations:
@@ -90,10 +103,11 @@ class Assistant:
         """The question in the articles' script (simplified or traditional), char by char."""
         return match_script(question, self.data.char_df)
 
-    def _search(self, question: str, k: int) -> tuple[list[Scored], list[str]]:
-        terms = self.tokenizer.query_terms(question)
+    def _search(self, question: str, k: int) -> tuple[list[Scored], list[str], np.ndarray]:
+        """The best `k` hits, the question's words (without character grams) and its vector."""
         vector = self.embedder.encode([question])[0]
-        return self.retriever.search(vector, terms, k), terms
+        hits = self.retriever.search(vector, self.tokenizer.search_terms(question), k)
+        return hits, self.tokenizer.query_terms(question), vector
 
     def _distinct(self, hits: list[Scored], k: int) -> list[Scored]:
         """The best window of each paragraph, so one long paragraph fills one slot."""
@@ -109,16 +123,29 @@ class Assistant:
                 out.append(hit)
         return out[:k]
 
-    def confidence(self, best: Scored, terms: list[str]) -> float:
-        """How sure we are that the best passage is about the question (about 0..1.5).
+    def confidence(
+        self, question: str, best: Scored, terms: list[str], vector: np.ndarray
+    ) -> float:
+        """How sure we are that the best passage answers the question (about 0..2.5).
 
-        Mostly: the share of the question's words, weighted by rarity, found in the passage
-        or its title: a question about something the corpus never mentions misses its
-        rarest words. The dense similarity, measured against unrelated text, adds a little.
+        What the passage and its title share with the question, weighted by rarity: its words,
+        its characters (a paraphrase keeps some of them) and its character pairs; plus how far
+        the passage's dense similarity stands above what passages at random score for this
+        question. A question about something the corpus never mentions misses its rarest
+        words and characters, and no passage stands out for it.
         """
-        words = set(self.tokenizer.words(self._chunk_text(best.chunk) + " " + self._title(best)))
-        z = max(-3.0, min(3.0, self.retriever.dense_z(best.dense)))
-        return coverage(terms, words, self.retriever.bm25.idf_of) + DENSE_WEIGHT * z
+        text = (self._chunk_text(best.chunk) + " " + self._title(best)).lower()
+        idf = self.retriever.bm25.idf_of
+        words = coverage(terms, set(self.tokenizer.words(text)), idf)
+        chars = share({c: self.picker.char_idf(c) for c in question_chars(question)}, set(text))
+        pairs = {g for g in self.tokenizer.grams(question) if len(g) == 3}
+        present = {g for g in self.tokenizer.grams(text) if len(g) == 3}
+        pair_share = share({g: idf(g) for g in pairs}, present)
+        z = min(
+            max(self.retriever.question_z(vector, best.dense), DENSE_Z_RANGE[0]), DENSE_Z_RANGE[1]
+        )
+        w = CONFIDENCE
+        return w["words"] * words + w["chars"] * chars + w["pairs"] * pair_share + w["dense"] * z
 
     def _sentences(self, hits: list[Scored]) -> list[tuple[int, int, int, str, str, float]]:
         """(chunk, start, end, text, title, passage score) of every sentence in `hits`."""

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-K1 = 1.2
-B = 0.75
+# Lower than the textbook 1.2 / 0.75 (these are Anserini's defaults): repeated terms and long
+# paragraphs count for less. Measured with words + character grams: DRCD Recall@1 0.955 ->
+# 0.959, CMRC unchanged (README, "How it works").
+K1 = 0.9
+B = 0.4
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def _chunk_key(model: str, text: str) -> bytes:
 
 # Change it whenever keyword tokens or the splitting into chunks (qa/split.py) change: a
 # build reuses the tokens and the chunks of unchanged articles while it stays the same.
-TOKENS = "jieba-nohmm-terms+title"
+TOKENS = "jieba-nohmm-terms+chargrams+title"
 
 
 def stored_settings(settings: Settings) -> dict:
@@ -337,9 +337,9 @@ def _terms(
             counts.append(m.data[lo:hi])
             continue
         if owner not in title_terms:
-            title_terms[owner] = tokenizer.terms(title)
+            title_terms[owner] = tokenizer.index_terms(title)
         bag: dict[int, int] = {}
-        for term in tokenizer.terms(chunk.text) + title_terms[owner]:
+        for term in tokenizer.index_terms(chunk.text) + title_terms[owner]:
             tid = vocab.setdefault(term, len(vocab))
             bag[tid] = bag.get(tid, 0) + 1
         ids = np.fromiter(sorted(bag), dtype=np.int32, count=len(bag))

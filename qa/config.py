@@ -46,10 +46,10 @@ class Settings:
     chunk_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
     batch_size: int = 32
     candidates: int = 50  # passages each retriever contributes before fusion
-    dense_weight: float = 0.5  # share of the dense score in the hybrid fusion
+    dense_weight: float = 0.2  # share of the dense score in the hybrid fusion (README)
     answer_passages: int = 3  # passages the answerer reads sentences from
     max_citations: int = 3
-    min_confidence: float = 0.7  # below this the answer is 「资料中没有找到相关内容」
+    min_confidence: float = 0.9  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
 
     @property

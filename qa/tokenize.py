@@ -24,6 +24,13 @@ QUESTION_WORDS = frozenset(
 )
 
 _WORD = re.compile(r"\w")
+_QUESTION = re.compile("|".join(sorted(QUESTION_WORDS, key=len, reverse=True)))
+_RUN = re.compile(r"\w+")
+# Character n-grams sit in the same keyword index as words, marked so that a one-character
+# word and a character never count as the same term. The mark is a rare Han character
+# (U+3400, CJK extension A) so that Milvus's tokenizers, which split where the script
+# changes, keep it on its gram.
+GRAM = "\u3400"
 
 
 @functools.cache
@@ -78,6 +85,28 @@ class Tokenizer:
     def query_terms(self, text: str) -> list[str]:
         """Terms of a question, without the words that only ask (什么, 多少, 谁 ...)."""
         return [w for w in self.terms(text) if w not in QUESTION_WORDS]
+
+    def grams(self, text: str) -> list[str]:
+        """Single characters and character pairs of each run of word characters, marked.
+
+        They match what jieba cuts differently in question and article (粤省事 -> 粤省 + 事,
+        an unknown name, a paraphrase that shares half a word): on DRCD, Wikipedia articles
+        of several paragraphs, BM25 over words and characters found the right paragraph first
+        for 0.956 of the questions, over words alone 0.929 (README, "How it works").
+        """
+        out: list[str] = []
+        for run in _RUN.findall(text.lower()):
+            out.extend(GRAM + c for c in run)
+            out.extend(GRAM + run[i : i + 2] for i in range(len(run) - 1))
+        return out
+
+    def index_terms(self, text: str) -> list[str]:
+        """What the keyword index stores for a text: its terms and its character grams."""
+        return self.terms(text) + self.grams(text)
+
+    def search_terms(self, question: str) -> list[str]:
+        """What a question looks up in the keyword index (question words left out)."""
+        return self.query_terms(question) + self.grams(_QUESTION.sub(" ", question.lower()))
 
     def tagged(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech flag) pairs, e.g. ("江西", "ns")."""
