@@ -862,6 +862,16 @@ class MilvusRetriever(Retriever):
 
     def search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
         """The best `k` passages: Milvus's top candidates of each kind, fused by weight."""
+        try:
+            return self._search(query_vector, query_terms, k)
+        except Exception as exc:  # Milvus down or restarted: one line, never a traceback
+            raise QAError(
+                f"Milvus at {self.store.label} did not answer the search "
+                f"({_clean_message(exc, self.store.target)}); check that it is running, "
+                "then ask again."
+            ) from None
+
+    def _search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
         client, rows = self.store.client, self.store.rows
         n, extra = len(rows), min(self.store.stale, MAX_HITS)
         if n == 0 or k <= 0:

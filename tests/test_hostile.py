@@ -377,6 +377,20 @@ def test_milvus_build_that_fails_while_deleting_old_rows_answers_from_the_new(
     assert bot.ask("马拉松男子全程冠军是谁?").found
 
 
+def test_milvus_that_stops_answering_is_one_line(corpus, milvus, monkeypatch):
+    from pymilvus import MilvusClient
+
+    qa.build(corpus, milvus, HASH)
+    bot = qa.load(milvus, HASH)
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("server unavailable")
+
+    monkeypatch.setattr(MilvusClient, "search", failing)
+    with pytest.raises(qa.QAError, match="did not answer the search .server unavailable.; check"):
+        bot.ask(QUESTION)
+
+
 @pytest.mark.parametrize(
     ("uri", "target"),
     [
