@@ -40,7 +40,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .build import build
     from .milvus import redact
 
-    stats = build(args.corpus, args.index, _settings(args))
+    # The reader logs each skipped file as it goes; here they are listed once, below.
+    reader_log = logging.getLogger("qa.reader")
+    level = reader_log.level
+    reader_log.setLevel(logging.ERROR)
+    try:
+        stats = build(args.corpus, args.index, _settings(args))
+    finally:
+        reader_log.setLevel(level)
     for line in stats.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     for line in stats.notes:

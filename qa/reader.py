@@ -128,7 +128,7 @@ def read_corpus(root: str | Path) -> Corpus:
         notes.extend(result.notes)
         found.extend(result.found)
     articles = _unique_ids(found, {_relative(p, root) for p in files}, skipped, notes)
-    logger = logging.getLogger("qa")
+    logger = logging.getLogger("qa.reader")
     for line in skipped:
         logger.warning("skipped %s", line)
     for line in notes:
@@ -210,7 +210,7 @@ def read_file(path: Path, root: Path) -> list[Article]:
     JSON/JSONL file are logged and left out (read_corpus lists them in `skipped`).
     """
     result = _read_path(Path(path), Path(root))
-    logger = logging.getLogger("qa")
+    logger = logging.getLogger("qa.reader")
     for line in result.skipped:
         logger.warning("skipped %s", line)
     for line in result.notes:
