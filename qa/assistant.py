@@ -19,6 +19,7 @@ from .answer import (
     question_chars,
     share,
 )
+from .background import BACKGROUND
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
@@ -30,6 +31,7 @@ from .tokenize import Tokenizer
 from .types import Answer, Article, Citation, Passage
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
+MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
 _HAS_TEXT = re.compile(r"\w")
 
 
@@ -74,11 +76,11 @@ class Assistant:
             or self.confidence(query, hits[0], terms, vector) < self.settings.min_confidence
         ):
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        citations = self._cite(query, terms, hits[: self.settings.answer_passages])
+        citations, more = self._cite(query, terms, hits[: self.settings.answer_passages])
         if not citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(citations, 1))
-        return Answer(question, text, True, citations, passages, time.perf_counter() - began)
+        return Answer(question, text, True, citations, passages, time.perf_counter() - began, more)
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
@@ -94,6 +96,11 @@ class Assistant:
         if isinstance(articles, ArticleFile):  # parses only the article asked for
             return articles[articles.position(article_id)].article
         return self._articles[article_id]
+
+    @cached_property
+    def _background(self) -> np.ndarray:
+        """Vectors of the unrelated sentences of qa/background.py, made on the first question."""
+        return np.asarray(self.embedder.encode(list(BACKGROUND)), dtype=np.float32)
 
     @cached_property
     def _articles(self) -> dict[str, Article]:
@@ -141,9 +148,8 @@ class Assistant:
         pairs = {g for g in self.tokenizer.grams(question) if len(g) == 3}
         present = {g for g in self.tokenizer.grams(text) if len(g) == 3}
         pair_share = share({g: idf(g) for g in pairs}, present)
-        z = min(
-            max(self.retriever.question_z(vector, best.dense), DENSE_Z_RANGE[0]), DENSE_Z_RANGE[1]
-        )
+        z = self.retriever.question_z(vector, best.dense, self._background)
+        z = min(max(z, DENSE_Z_RANGE[0]), DENSE_Z_RANGE[1])
         w = CONFIDENCE
         return w["words"] * words + w["chars"] * chars + w["pairs"] * pair_share + w["dense"] * z
 
@@ -160,30 +166,41 @@ class Assistant:
                 out.append((hit.chunk, start, end, paragraph[start:end], title, hit.score))
         return out
 
-    def _cite(self, question: str, terms: list[str], hits: list[Scored]) -> tuple[Citation, ...]:
+    def _cite(
+        self, question: str, terms: list[str], hits: list[Scored]
+    ) -> tuple[tuple[Citation, ...], tuple[Citation, ...]]:
+        """The sentences the answer cites, and the next best ones ("related sentences").
+
+        The best sentence is always cited; another only while its score stays within
+        `citation_margin` of the best: one sentence where one suffices (README, "Answers").
+        """
         d = self.data
         ranked = self.picker.rank(question, terms, self._sentences(hits))
-        citations: list[Citation] = []
+        cited: list[Citation] = []
+        more: list[Citation] = []
         seen: set[str] = set()
         for cand in ranked:
-            if len(citations) == self.settings.max_citations:
-                break
             if cand.text in seen:
                 continue
             seen.add(cand.text)
             article = d.articles[d.chunk_article[cand.chunk]].article
-            citations.append(
-                Citation(
-                    article_id=article.id,
-                    title=article.title,
-                    paragraph=int(d.chunk_paragraph[cand.chunk]),
-                    sentence=cand.text,
-                    start=cand.start,
-                    end=cand.end,
-                    score=round(cand.score, 4),
-                )
+            citation = Citation(
+                article_id=article.id,
+                title=article.title,
+                paragraph=int(d.chunk_paragraph[cand.chunk]),
+                sentence=cand.text,
+                start=cand.start,
+                end=cand.end,
+                score=round(cand.score, 4),
             )
-        return tuple(citations)
+            close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
+            if close and not more and len(cited) < self.settings.max_citations:
+                cited.append(citation)
+            elif len(more) < MORE_SENTENCES:
+                more.append(citation)
+            else:
+                break
+        return tuple(cited), tuple(more)
 
     def _paragraph_of(self, chunk: int) -> str:
         d = self.data

@@ -13,7 +13,8 @@ import numpy as np
 from .assistant import Assistant, load
 from .build import build
 from .config import Settings
-from .embed import make_embedder
+from .cpu import cpu_flags
+from .embed import backend_of, make_embedder
 from .errors import QAError
 from .milvus import is_milvus_uri
 
@@ -45,6 +46,14 @@ class Report:
     ask_p50_ms: float
     ask_p95_ms: float
     build_seconds: float
+    citations_per_answer: float = 0.0  # over answered answerable questions
+    answer_chars: float = 0.0  # mean characters of the cited sentences, same questions
+    answer_text_hit: float = 0.0  # a cited sentence holds a reference answer (all questions)
+    low_overlap_answered: float = 0.0  # answered, on the quarter least like their paragraph
+    backend: str = ""  # what the index was embedded with, and what computed it here
+    runtime: str = ""
+    fidelity: float | None = None  # int8 backends: mean cosine to fp32 on this machine
+    cpu_flags: str = ""  # the CPU features int8 kernels depend on, space-separated
 
     def table(self) -> str:
         rows = [
@@ -61,9 +70,16 @@ class Report:
                 f"out-of-corpus abstained ({self.negatives})",
                 "-" if self.negatives_abstained is None else f"{self.negatives_abstained:.4f}",
             ),
+            ("answer-text hit", f"{self.answer_text_hit:.4f}"),
+            ("citations per answer", f"{self.citations_per_answer:.2f}"),
+            ("answer characters (mean)", f"{self.answer_chars:.1f}"),
+            ("answered, low-overlap quarter", f"{self.low_overlap_answered:.4f}"),
             ("ask latency p50 (ms)", f"{self.ask_p50_ms:.1f}"),
             ("ask latency p95 (ms)", f"{self.ask_p95_ms:.1f}"),
             ("index build (s)", f"{self.build_seconds:.1f}"),
+            ("embedding", f"{self.backend} (runs as {self.runtime})"),
+            ("int8 fidelity here", "-" if self.fidelity is None else f"{self.fidelity:.4f}"),
+            ("CPU flags", self.cpu_flags or "-"),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -119,17 +135,30 @@ def evaluate(
         bot = load(index, settings, embedder=embedder)
         bot.ask("预热")  # load the model before timing
         report = _score(bot, questions, negative_questions)
+    backend = backend_of(bot.embedder)
     return Report(
         data=str(data),
         model=bot.data.model,
         articles=len(records),
         build_seconds=stats.seconds,
+        backend=backend,
+        runtime=getattr(bot.embedder, "runtime", backend),
+        fidelity=getattr(bot.embedder, "fidelity", None) if "int8" in backend else None,
+        cpu_flags=" ".join(cpu_flags()),
         **report,
     )
 
 
+def overlap(bot: Assistant, question: Question) -> float:
+    """Share of the question's words that occur in the paragraph that answers it."""
+    terms = bot.tokenizer.query_terms(question.question)
+    words = set(bot.tokenizer.words(" ".join(bot._article(question.article_id).paragraphs)))
+    return sum(t in words for t in terms) / max(len(terms), 1)
+
+
 def _score(bot: Assistant, questions: list[Question], negatives: list[Question]) -> dict:
     ranks, hit1, hit3, abstained, latency = [], 0, 0, 0, []
+    text_hit, cited_counts, cited_chars, answered = 0, [], [], []
     for q in questions:
         began = time.perf_counter()
         answer = bot.ask(q.question)
@@ -139,7 +168,14 @@ def _score(bot: Assistant, questions: list[Question], negatives: list[Question])
         abstained += not answer.found
         cited = [c.sentence for c in answer.citations]
         hit1 += bool(cited) and any(a in cited[0] for a in q.answers)
-        hit3 += any(a in s for s in cited[:3] for a in q.answers)
+        hit3 += any(
+            a in s for s in (cited + [c.sentence for c in answer.more])[:3] for a in q.answers
+        )
+        text_hit += any(a in s for s in cited for a in q.answers)
+        answered.append(answer.found)
+        if answer.found:
+            cited_counts.append(len(cited))
+            cited_chars.append(sum(map(len, cited)))
     neg_abstained = 0
     for q in negatives:
         began = time.perf_counter()
@@ -151,7 +187,13 @@ def _score(bot: Assistant, questions: list[Question], negatives: list[Question])
     def recall(k: int) -> float:
         return sum(r is not None and r <= k for r in ranks) / n
 
+    overlaps = np.asarray([overlap(bot, q) for q in questions])
+    low = overlaps <= np.quantile(overlaps, 0.25) if overlaps.size else overlaps.astype(bool)
     return {
+        "citations_per_answer": float(np.mean(cited_counts)) if cited_counts else 0.0,
+        "answer_chars": float(np.mean(cited_chars)) if cited_chars else 0.0,
+        "answer_text_hit": text_hit / n,
+        "low_overlap_answered": float(np.asarray(answered)[low].mean()) if low.any() else 0.0,
         "questions": len(questions),
         "recall_at_1": recall(1),
         "recall_at_5": recall(5),

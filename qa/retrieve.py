@@ -127,16 +127,19 @@ class Retriever:
         keyword_n = keyword / best if best > 0 else np.zeros_like(keyword)
         return self.dense_weight * dense_n + (1 - self.dense_weight) * keyword_n
 
-    def question_z(self, query_vector: np.ndarray, similarity: float) -> float:
+    def question_z(
+        self, query_vector: np.ndarray, similarity: float, unrelated: np.ndarray | None = None
+    ) -> float:
         """How far `similarity` stands above this question's similarity to passages picked
-        at random from the index, in standard deviations.
+        at random from the index (and to `unrelated` texts' vectors), in standard deviations.
 
         Calibrated per question and per index: m3e scores some questions high against
         everything, and a passage must stand out from the rest of *this* collection.
         """
-        if len(self.sample) < 3:
+        pool = self.sample if unrelated is None else np.vstack([self.sample, unrelated])
+        if len(pool) < 3:
             return 0.0
-        sims = self.sample @ np.asarray(query_vector, dtype=np.float32)
+        sims = pool @ np.asarray(query_vector, dtype=np.float32)
         return float((similarity - sims.mean()) / max(float(sims.std()), 0.01))
 
     def dense_z(self, similarity: float) -> float:

@@ -80,6 +80,8 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     passages: tuple[Passage, ...] = ()
     seconds: float = 0.0
+    # The next best sentences, not part of the answer: "related sentences" for the reader.
+    more: tuple[Citation, ...] = ()
 
 
 @dataclass(frozen=True)
