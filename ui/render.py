@@ -118,7 +118,23 @@ def reply_html(answer: Answer, turn: int) -> str:
         )
         pos = end
     out.append(escape(answer.text[pos:]))
-    return f'<p class="qa-answer">{"".join(out)}</p>'
+    return f'<p class="qa-answer">{"".join(out)}</p>{related_html(answer)}'
+
+
+def related_html(answer: Answer) -> str:
+    """The next best sentences, folded under the answer and apart from it (Answer.more)."""
+    if not answer.more:
+        return ""
+    items = "".join(
+        f'<li class="qa-related">{escape(c.sentence)}'
+        f'<span class="qa-file"> — {escape(c.title or c.article_id)}, '
+        f"第{c.paragraph + 1}段</span></li>"
+        for c in answer.more
+    )
+    return (
+        f'<details class="qa-more"><summary>相关句子({len(answer.more)})</summary>'
+        f"<ul>{items}</ul></details>"
+    )
 
 
 def retrieval_score(answer: Answer, citation: Citation) -> float | None:
