@@ -42,7 +42,7 @@ def main() -> None:
         names = list(WEIGHTS)
         X, y, group = [], [], []
         for n, q in enumerate(questions):
-            hits, terms = bot._search(q.question, 20)
+            hits, terms, _ = bot._search(q.question, 20)
             sentences = bot._sentences(hits[: bot.settings.answer_passages])
             features = bot.picker.features(q.question, terms, sentences, tag_all=True)
             for f, s in zip(features, sentences, strict=True):
