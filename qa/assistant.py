@@ -113,8 +113,9 @@ class Assistant:
     def _search(self, question: str, k: int) -> tuple[list[Scored], list[str], np.ndarray]:
         """The best `k` hits, the question's words (without character grams) and its vector."""
         vector = self.embedder.encode([question])[0]
-        hits = self.retriever.search(vector, self.tokenizer.search_terms(question), k)
-        return hits, self.tokenizer.query_terms(question), vector
+        terms = self.tokenizer.query_terms(question)
+        hits = self.retriever.search(vector, terms + self.tokenizer.question_grams(question), k)
+        return hits, terms, vector
 
     def _distinct(self, hits: list[Scored], k: int) -> list[Scored]:
         """The best window of each paragraph, so one long paragraph fills one slot."""

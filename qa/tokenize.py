@@ -104,9 +104,9 @@ class Tokenizer:
         """What the keyword index stores for a text: its terms and its character grams."""
         return self.terms(text) + self.grams(text)
 
-    def search_terms(self, question: str) -> list[str]:
-        """What a question looks up in the keyword index (question words left out)."""
-        return self.query_terms(question) + self.grams(_QUESTION.sub(" ", question.lower()))
+    def question_grams(self, question: str) -> list[str]:
+        """The character grams of a question, without the words that only ask."""
+        return self.grams(_QUESTION.sub(" ", question.lower()))
 
     def tagged(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech flag) pairs, e.g. ("江西", "ns")."""
