@@ -338,13 +338,16 @@ def _terms(
             continue
         if owner not in title_terms:
             title_terms[owner] = tokenizer.index_terms(title)
-        bag: dict[int, int] = {}
-        for term in tokenizer.index_terms(chunk.text) + title_terms[owner]:
-            tid = vocab.setdefault(term, len(vocab))
-            bag[tid] = bag.get(tid, 0) + 1
-        ids = np.fromiter(sorted(bag), dtype=np.int32, count=len(bag))
-        indices.append(ids)
-        counts.append(np.asarray([bag[t] for t in ids], dtype=np.float32))
+        # Counted in C; a Counter keeps first occurrences in order, so new terms get their
+        # ids in the order of the text, then the title.
+        bag = Counter(tokenizer.index_terms(chunk.text))
+        bag.update(title_terms[owner])
+        ids = np.fromiter(
+            [vocab.setdefault(term, len(vocab)) for term in bag], dtype=np.int32, count=len(bag)
+        )
+        order = np.argsort(ids)
+        indices.append(ids[order])
+        counts.append(np.fromiter(bag.values(), dtype=np.float32, count=len(bag))[order])
     indptr = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(x) for x in indices], out=indptr[1:])
     flat = np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32)
