@@ -2,9 +2,14 @@
 
     python benchmarks/fit_sentence_weights.py ../shared/data/cmrc2018/cmrc2018_trial.json
 
-Fit on one file (the CMRC trial set) and judge with `qa eval` on another (the dev set), so
-the reported figures are not measured on the data the weights were fitted to.
-Needs scikit-learn (installed with sentence-transformers).
+Fit on one file (the CMRC trial set) and judge with `qa eval` on others (CMRC dev, DRCD dev),
+so the reported figures are not measured on the data the weights were fitted to.
+
+The model is a conditional logit: per question, a softmax over its candidate sentences, and
+the loss is minus the log of the probability given to the sentences that hold a reference
+answer. It fits what the answerer does (pick the best sentence of each question) better than
+a logistic regression over all sentences at once. Needs scipy (installed with
+sentence-transformers).
 """
 
 from __future__ import annotations
@@ -22,37 +27,67 @@ from qa.answer import WEIGHTS
 from qa.evaluate import read_squad
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("data")
-    ap.add_argument("--index", help="keep the index here (reruns re-embed nothing)")
-    args = ap.parse_args()
-    from sklearn.linear_model import LogisticRegression
-
-    records, questions = read_squad(args.data)
+def features(data: str, index: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row of WEIGHTS' features per candidate sentence, its label and its question."""
+    records, questions = read_squad(data)
+    names = list(WEIGHTS)
+    X, y, group = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
         (corpus / "contexts.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
         )
-        index = Path(args.index or Path(tmp) / "index")
-        qa.build(corpus, index)
-        bot = qa.load(index)
-        names = list(WEIGHTS)
-        X, y, group = [], [], []
+        folder = Path(index or Path(tmp) / "index")
+        qa.build(corpus, folder)
+        bot = qa.load(folder)
         for n, q in enumerate(questions):
-            hits, terms, _ = bot._search(q.question, 20)
+            question = bot._in_corpus_script(q.question)
+            hits, terms, _ = bot._search(question, 20)
             sentences = bot._sentences(hits[: bot.settings.answer_passages])
-            features = bot.picker.features(q.question, terms, sentences, tag_all=True)
-            for f, s in zip(features, sentences, strict=True):
+            rows = bot.picker.features(question, terms, sentences, tag_all=True)
+            for f, s in zip(rows, sentences, strict=True):
                 X.append([f[k] for k in names])
                 y.append(any(a in s[3] for a in q.answers))
                 group.append(n)
-    X, y = np.asarray(X), np.asarray(y)
-    model = LogisticRegression(max_iter=2000).fit(X, y)
-    weights = dict(zip(names, np.round(model.coef_[0], 2).tolist(), strict=True))
-    print(f"{len(questions)} questions, {len(y)} candidate sentences", file=sys.stderr)
+    return np.asarray(X), np.asarray(y, dtype=float), np.asarray(group)
+
+
+def fit(X: np.ndarray, y: np.ndarray, group: np.ndarray, l2: float = 0.001) -> np.ndarray:
+    """Conditional-logit weights over the questions with at least one answering sentence."""
+    from scipy.optimize import minimize
+
+    answerable = np.bincount(group, weights=y)[group] > 0
+    X, y = X[answerable], y[answerable]
+    _, g = np.unique(group[answerable], return_inverse=True)
+    groups = g.max() + 1
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = X @ w
+        top = np.full(groups, -np.inf)
+        np.maximum.at(top, g, s)
+        e = np.exp(s - top[g])
+        p = e / np.bincount(g, weights=e, minlength=groups)[g]
+        right = np.bincount(g, weights=p * y, minlength=groups)
+        px = p[:, None] * X
+        on_right = np.zeros((groups, X.shape[1]))
+        np.add.at(on_right, g, px * y[:, None])
+        on_all = np.zeros((groups, X.shape[1]))
+        np.add.at(on_all, g, px)
+        grad = (on_all - on_right / (right[:, None] + 1e-12)).sum(0) / groups + 2 * l2 * w
+        return float(-np.log(right + 1e-12).sum() / groups + l2 * (w @ w)), grad
+
+    return minimize(loss, np.ones(X.shape[1]), jac=True, method="L-BFGS-B").x
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("data")
+    ap.add_argument("--index", help="keep the index here (reruns re-embed nothing)")
+    args = ap.parse_args()
+    X, y, group = features(args.data, args.index)
+    weights = dict(zip(WEIGHTS, np.round(fit(X, y, group), 2).tolist(), strict=True))
+    print(f"{group.max() + 1} questions, {len(y)} candidate sentences", file=sys.stderr)
     print("WEIGHTS =", weights)
 
 

@@ -1,16 +1,19 @@
 """Extractive answering: pick the source sentences that answer a question, or abstain.
 
-Sentence choice scores every sentence of the best passages by a few general signals,
-measured on CMRC 2018 (sentence Hit@1 with the gold passage among the top three):
+Sentence choice scores every sentence of the best passages by a few general signals:
 
 - character coverage: the share of the question's characters (weighted by rarity) that the
-  sentence contains. Words the question shares with the article *title* are weighted down:
-  they say which article, not which sentence (0.69 -> 0.80 Hit@1 on their own);
+  sentence contains. Characters the question shares with the article *title* are weighted
+  down: they say which article, not which sentence (0.69 -> 0.80 Hit@1 on their own);
+- local coverage: the same, with rarity counted among the candidate sentences themselves, so a
+  character every candidate holds says nothing;
 - word coverage: the same with jieba words;
+- the words around the question word: 东至__ for 最东可到达哪一个山脉, found in the sentence;
 - answer type: 多少/几 wants a number, 哪一年/何时 a date, 谁 a person, 哪里 a place;
-- the retrieval score of the sentence's passage, and a mild preference for short sentences.
+- the retrieval score of the sentence's passage, and sentence length.
 
-The weights are those of a logistic regression over these features; see README.
+The weights are those of a conditional logit over these features fitted on the CMRC trial
+set and judged on CMRC dev and DRCD dev (README, "Sentence choice").
 """
 
 from __future__ import annotations
@@ -19,20 +22,43 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
+from .script import simplified
 from .tokenize import QUESTION_WORDS, Tokenizer
 
 TITLE_WEIGHT = 0.2  # weight of a question term that also appears in the article title
-WEIGHTS = {"chars": 3.71, "words": 1.85, "type": 0.96, "passage": 3.58, "length": 0.51}
+WEIGHTS = {
+    "chars": 2.70,
+    "local": 2.65,
+    "words": 3.47,
+    "sides": 1.25,
+    "type": 1.84,
+    "passage": 4.64,
+    "length": -0.71,
+}
 # Confidence that the best passage answers: a weighted sum of what it shares with the question
 # (IDF-weighted shares of the question's words, characters and character pairs) and how far its
-# dense similarity stands above the question's similarity to passages at random (z, clipped).
-# Chosen on CMRC and DRCD together, with out-of-corpus questions (README, "Abstention").
-CONFIDENCE = {"words": 0.6, "chars": 0.4, "pairs": 0.3, "dense": 0.1}
+# dense similarity stands above the question's similarity to unrelated sentences (z, clipped).
+# Chosen on CMRC and DRCD together, with out-of-corpus questions, and on reader-phrased
+# questions about the one-article sample (README, "Abstention").
+CONFIDENCE = {"words": 0.6, "chars": 0.4, "pairs": 0.3, "dense": 0.12}
 DENSE_Z_RANGE = (-5.0, 8.0)
 NOT_FOUND = "资料中没有找到相关内容。"
 
 _NON_WORD = re.compile(r"[\W_]+")
 _QUESTION_CHARS = re.compile("|".join(sorted(QUESTION_WORDS, key=len, reverse=True)))
+# The word that asks, for the words around it (the answer usually sits between them).
+_ASKING = re.compile(
+    r"哪一?[个些里儿年天国位种家所部条]?|什么[时候地方人样]*|多少|"
+    r"几[个次种年名位人座项部条岁家所件]?|谁|何[时地种处]?|怎么|怎样|如何|为什么|为何"
+)
+SIDE_CHARS = 4  # characters of context on each side of the asking word
+# A sentence that opens by pointing back (这一年, 他, 此地 ...) is read with the one before it;
+# one that the next sentence continues the same way, with the next (README, "Answers").
+POINTS_BACK = re.compile(
+    r"^[「“\"『]?(?:这|此|该|其|他|她|它|同年|次年|翌年|当年|是年|当时|此时|这时|随后|其后)"
+)
 _NUMBER = re.compile(
     r"[0-9０-９]|[一二三四五六七八九十两百千万亿]+[个年月日次种名位人座项部条岁米里吨元倍届分件家所只张]"
 )
@@ -57,6 +83,7 @@ class Candidate:
 
 def answer_type(question: str) -> str | None:
     """What kind of answer the question asks for: date, number, person, place or None."""
+    question = simplified(question)
     if re.search(
         r"哪一?年|何时|什么时[候间]|哪一?天|几月|几号|日期|年份|时间|哪个朝代|哪个时期", question
     ):
@@ -72,7 +99,46 @@ def answer_type(question: str) -> str | None:
 
 def question_chars(question: str) -> set[str]:
     """Characters of the question that can match, without the words that only ask."""
-    return set(_NON_WORD.sub("", _QUESTION_CHARS.sub(" ", question.lower())))
+    return set(_NON_WORD.sub("", _masked(question.lower(), _QUESTION_CHARS)))
+
+
+def asking_sides(question: str) -> tuple[str, str]:
+    """The words just before and just after the word that asks (哪一年, 谁 ...), or ("", "")."""
+    question = question.lower()
+    match = _ASKING.search(simplified(question))
+    if not match:
+        return "", ""
+    before = _NON_WORD.sub("", question[: match.start()])[-SIDE_CHARS:]
+    after = _NON_WORD.sub("", question[match.end() :])[:SIDE_CHARS]
+    return before, after
+
+
+def points_back(sentence: str) -> bool:
+    """Does the sentence open with a back-reference (这一年, 他, 此地 ...)?"""
+    return bool(POINTS_BACK.search(simplified(sentence[:4])))
+
+
+def _masked(text: str, words: re.Pattern) -> str:
+    """`text` with what `words` matches in its simplified form blanked out."""
+    spans = [m.span() for m in words.finditer(simplified(text))]
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+def _sides_found(before: str, after: str, sentence: str) -> float:
+    """How much of the words around the asking word the sentence holds, 0..1: the longest
+    end of `before` and the longest start of `after` that occur in it."""
+    if not before and not after:
+        return 0.0
+    k = 0
+    while k < len(before) and before[len(before) - k - 1 :] in sentence:
+        k += 1
+    m = 0
+    while m < len(after) and after[: m + 1] in sentence:
+        m += 1
+    return (k + m) / (len(before) + len(after))
 
 
 class SentencePicker:
@@ -103,21 +169,35 @@ class SentencePicker:
         chars = question_chars(question)
         wanted = answer_type(question)
         unique_terms = set(terms)
+        before, after = asking_sides(question)
+        texts = [s[3].lower() for s in sentences]
+        # Rarity among the candidates themselves: a character they all hold tells none apart.
+        n = len(texts)
+        local_idf = {}
+        for c in chars:
+            df = sum(c in t for t in texts)
+            local_idf[c] = math.log1p((n - df + 0.5) / (df + 0.5))
         out = []
-        for _chunk, _start, _end, text, title, passage in sentences:
-            lowered = text.lower()
+        for (_chunk, _start, _end, text, title, passage), lowered in zip(
+            sentences, texts, strict=True
+        ):
             title_l = title.lower()
-            char_w = {c: self.char_idf(c) * (TITLE_WEIGHT if c in title_l else 1.0) for c in chars}
+            down = {c: TITLE_WEIGHT if c in title_l else 1.0 for c in chars}
+            char_w = {c: self.char_idf(c) * down[c] for c in chars}
+            local_w = {c: local_idf[c] * down[c] for c in chars}
             word_w = {
                 t: self.word_idf(t) * (TITLE_WEIGHT if title_l and t in title_l else 1.0)
                 for t in unique_terms
             }
             words = set(self.tokenizer.words(lowered))
+            present = set(lowered)
             typed = wanted in _CHEAP_TYPES or (wanted is not None and tag_all)
             out.append(
                 {
-                    "chars": share(char_w, set(lowered)),
+                    "chars": share(char_w, present),
+                    "local": share(local_w, present),
                     "words": share(word_w, words),
+                    "sides": _sides_found(before, after, _NON_WORD.sub("", lowered)),
                     "type": float(typed and self.has_type(text, wanted, question)),
                     "passage": passage,
                     "length": min(len(text), 200) / 200,
@@ -149,11 +229,26 @@ class SentencePicker:
     def has_type(self, sentence: str, wanted: str, question: str) -> bool:
         """Does the sentence hold something of the wanted answer type?"""
         if wanted == "number":
-            return bool(_NUMBER.search(sentence))
+            return bool(_NUMBER.search(simplified(sentence)))
         if wanted == "date":
-            return bool(_DATE.search(sentence))
+            return bool(_DATE.search(simplified(sentence)))
         flags = ("nr", "nrt", "nt", "nz") if wanted == "person" else ("ns", "nt")
         return any(f in flags and w not in question for w, f in self.tokenizer.tagged(sentence))
+
+
+def background_z(vector, similarity: float, background) -> float:
+    """How far `similarity` stands above the question's similarity to unrelated sentences,
+    in their standard deviations, clipped to DENSE_Z_RANGE.
+
+    Per question, because m3e scores some questions high against everything; against text
+    on other subjects rather than a sample of the corpus, because in a small collection
+    about one subject every passage is related (README, "Abstention").
+    """
+    sims = np.asarray(background, dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+    if sims.size < 3:
+        return 0.0
+    z = (similarity - float(sims.mean())) / max(float(sims.std()), 0.01)
+    return min(max(z, DENSE_Z_RANGE[0]), DENSE_Z_RANGE[1])
 
 
 def coverage(terms: list[str], text_words: set[str], word_idf) -> float:

@@ -12,10 +12,11 @@ import numpy as np
 
 from .answer import (
     CONFIDENCE,
-    DENSE_Z_RANGE,
     NOT_FOUND,
     SentencePicker,
+    background_z,
     coverage,
+    points_back,
     question_chars,
     share,
 )
@@ -138,9 +139,10 @@ class Assistant:
 
         What the passage and its title share with the question, weighted by rarity: its words,
         its characters (a paraphrase keeps some of them) and its character pairs; plus how far
-        the passage's dense similarity stands above what passages at random score for this
-        question. A question about something the corpus never mentions misses its rarest
-        words and characters, and no passage stands out for it.
+        the passage's dense similarity stands above what this question scores against
+        sentences on unrelated everyday topics (qa/background.py). A question about something
+        the corpus never mentions misses its rarest words and characters, and its best passage
+        scores no higher than unrelated text.
         """
         text = (self._chunk_text(best.chunk) + " " + self._title(best)).lower()
         idf = self.retriever.bm25.idf_of
@@ -149,8 +151,7 @@ class Assistant:
         pairs = {g for g in self.tokenizer.grams(question) if len(g) == 3}
         present = {g for g in self.tokenizer.grams(text) if len(g) == 3}
         pair_share = share({g: idf(g) for g in pairs}, present)
-        z = self.retriever.question_z(vector, best.dense, self._background)
-        z = min(max(z, DENSE_Z_RANGE[0]), DENSE_Z_RANGE[1])
+        z = background_z(vector, best.dense, self._background)
         w = CONFIDENCE
         return w["words"] * words + w["chars"] * chars + w["pairs"] * pair_share + w["dense"] * z
 
@@ -173,10 +174,20 @@ class Assistant:
         """The sentences the answer cites, and the next best ones ("related sentences").
 
         The best sentence is always cited; another only while its score stays within
-        `citation_margin` of the best: one sentence where one suffices (README, "Answers").
+        `citation_margin` of the best: one sentence where one suffices. A cited sentence that
+        opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and with
+        the next one when that one points back at it (README, "Answers").
         """
         d = self.data
-        ranked = self.picker.rank(question, terms, self._sentences(hits))
+        sentences = self._sentences(hits)
+        around: dict[tuple[int, int], tuple] = {}
+        for i, s in enumerate(sentences):
+            before = sentences[i - 1] if i and sentences[i - 1][0] == s[0] else None
+            after = (
+                sentences[i + 1] if i + 1 < len(sentences) and sentences[i + 1][0] == s[0] else None
+            )
+            around[(s[0], s[1])] = (before, after)
+        ranked = self.picker.rank(question, terms, sentences)
         cited: list[Citation] = []
         more: list[Citation] = []
         seen: set[str] = set()
@@ -184,17 +195,26 @@ class Assistant:
             if cand.text in seen:
                 continue
             seen.add(cand.text)
+            close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
+            start, end = cand.start, cand.end
+            if close and not more and len(cited) < self.settings.max_citations:
+                before, after = around[(cand.chunk, cand.start)]
+                if before and before[3] not in seen and points_back(cand.text):
+                    start = before[1]
+                    seen.add(before[3])
+                if after and after[3] not in seen and points_back(after[3]):
+                    end = after[2]
+                    seen.add(after[3])
             article = d.articles[d.chunk_article[cand.chunk]].article
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
                 paragraph=int(d.chunk_paragraph[cand.chunk]),
-                sentence=cand.text,
-                start=cand.start,
-                end=cand.end,
+                sentence=self._paragraph_of(cand.chunk)[start:end],
+                start=start,
+                end=end,
                 score=round(cand.score, 4),
             )
-            close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
             if close and not more and len(cited) < self.settings.max_citations:
                 cited.append(citation)
             elif len(more) < MORE_SENTENCES:

@@ -50,8 +50,8 @@ class Settings:
     answer_passages: int = 3  # passages the answerer reads sentences from
     max_citations: int = 3
     # A second or third sentence is cited only while its score is within this of the best's.
-    citation_margin: float = 2.0
-    min_confidence: float = 0.9  # below this the answer is 「资料中没有找到相关内容」
+    citation_margin: float = 2.5
+    min_confidence: float = 0.96  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
 
     @property

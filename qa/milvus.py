@@ -49,7 +49,7 @@ from .errors import (
     IndexNotFoundError,
     QAError,
 )
-from .retrieve import Retriever, Scored, _unrelated_similarity, sample_rows
+from .retrieve import Retriever, Scored, _unrelated_similarity
 from .split import chunk_paragraph
 from .store import FORMAT_VERSION, VECTOR_DTYPE, IndexData, StoredArticle
 from .tokenize import Tokenizer
@@ -857,25 +857,8 @@ class MilvusRetriever(Retriever):
         self.bm25 = _Rarity(BM25(data.terms))
         self.baseline = float(store.manifest["baseline"])
         self.spread = float(store.manifest["spread"])
-        self.sample = self._sample(store)
         self._chunks = store.target.collection("chunks")
         self._lite = store.target.lite
-
-    @staticmethod
-    def _sample(store: MilvusIndex) -> np.ndarray:
-        """The vectors of the passages a folder index samples for `question_z` (same rows)."""
-        pks = [store.pks[i] for i in sample_rows(len(store.pks)).tolist()]
-        vectors: dict[str, list[float]] = {}
-        for batch in _batches(pks):
-            for row in store.client.get(
-                store.target.collection("chunks"),
-                ids=batch,
-                output_fields=["vector"],
-                consistency_level="Strong",
-            ):
-                vectors[row["pk"]] = row["vector"]
-        rows = [vectors[pk] for pk in pks if pk in vectors]
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
 
     def search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
         """The best `k` passages: Milvus's top candidates of each kind, fused by weight."""

@@ -24,15 +24,6 @@ from .store import IndexData
 # A scan is linear in size: past a few hundred thousand passages a graph would pay again.
 EXACT_UP_TO = 20_000
 RESCORE = 5
-# Passages a question is compared with at random, to see what "unrelated" scores for it.
-SAMPLE = 2000
-
-
-def sample_rows(n: int) -> np.ndarray:
-    """The rows (ascending) of the passages every store samples for `question_z`."""
-    if n <= SAMPLE:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(0).choice(n, SAMPLE, replace=False))
 
 
 def ann_index(vectors: np.ndarray):
@@ -82,7 +73,6 @@ class Retriever:
             self.faiss = faiss.IndexFlatIP(data.dim)
             self.faiss.add(np.ascontiguousarray(data.vectors, dtype=np.float32))
         self.baseline, self.spread = _unrelated_similarity(data.vectors)
-        self.sample = np.ascontiguousarray(data.vectors[sample_rows(len(data.vectors))], np.float32)
 
     def search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
         """The best `k` chunks, best first, by weighted fusion of normalised scores."""
@@ -126,21 +116,6 @@ class Retriever:
         best = keyword.max() if keyword.size else 0.0
         keyword_n = keyword / best if best > 0 else np.zeros_like(keyword)
         return self.dense_weight * dense_n + (1 - self.dense_weight) * keyword_n
-
-    def question_z(
-        self, query_vector: np.ndarray, similarity: float, unrelated: np.ndarray | None = None
-    ) -> float:
-        """How far `similarity` stands above this question's similarity to passages picked
-        at random from the index (and to `unrelated` texts' vectors), in standard deviations.
-
-        Calibrated per question and per index: m3e scores some questions high against
-        everything, and a passage must stand out from the rest of *this* collection.
-        """
-        pool = self.sample if unrelated is None else np.vstack([self.sample, unrelated])
-        if len(pool) < 3:
-            return 0.0
-        sims = pool @ np.asarray(query_vector, dtype=np.float32)
-        return float((similarity - sims.mean()) / max(float(sims.std()), 0.01))
 
     def dense_z(self, similarity: float) -> float:
         """How far above unrelated text a similarity is, in standard deviations."""

@@ -32,3 +32,15 @@ def match_script(question: str, known: dict[str, int] | set[str]) -> str:
             if old != new and chars[i] == old and old not in known and new in known:
                 chars[i] = new
     return "".join(chars)
+
+
+def simplified(text: str) -> str:
+    """`text` in simplified characters, position for position (else unchanged).
+
+    The answerer's rules (question words, answer types, back-references) are written in
+    simplified characters; traditional questions and articles are read through this.
+    """
+    if text.isascii():
+        return text
+    converted = _converter("t2s").convert(text)
+    return converted if len(converted) == len(text) else text
