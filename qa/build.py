@@ -8,6 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -162,8 +163,13 @@ def _assemble(
         raise EmptyCorpusError("The articles hold no text to index.")
 
     keys = [_chunk_key(embedder.name, c.text) for c in chunks]
-    vectors, embedded = _vectors(chunks, keys, previous, embedder, settings, progress)
-    terms = _terms(chunks, owners, stored, keys, previous)
+    # Keyword tokens are pure Python on one core; the embedder (onnxruntime, torch) spends
+    # its time outside the GIL. Tokenizing while it embeds takes the tokens' time mostly off
+    # the build's wall clock: 2.9 s of 1,000 CMRC contexts, here.
+    with ThreadPoolExecutor(1, thread_name_prefix="qa-terms") as pool:
+        tokens = pool.submit(_terms, chunks, owners, stored, keys, previous)
+        vectors, embedded = _vectors(chunks, keys, previous, embedder, settings, progress)
+        terms = tokens.result()
 
     sentence_ptr = np.zeros(len(chunks) + 1, dtype=np.int64)
     np.cumsum([len(c.sentences) for c in chunks], out=sentence_ptr[1:])
