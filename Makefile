@@ -32,8 +32,9 @@ run: build
 test: setup browser
 	$(BIN)/pytest -q
 
+# Everything that needs no real model, no browser and no Milvus (the markers say which do).
 test-fast: setup
-	$(BIN)/pytest -q -m "not model and not browser"
+	$(BIN)/pytest -q -m "not model and not browser and not milvus"
 
 lint: setup
 	$(BIN)/ruff check .

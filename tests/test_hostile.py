@@ -300,6 +300,7 @@ def milvus(tmp_path):
 ODD_NAMES = ["new\nline.txt", "tab\there.txt", 'quote"back\\slash.txt', "单引号'.txt"]
 
 
+@pytest.mark.milvus
 def test_milvus_build_with_odd_names_and_an_overlong_id_succeeds(corpus, milvus, capsys):
     for n, name in enumerate(ODD_NAMES):
         (corpus / name).write_text(f"怪名{n}\n\n怪名文章{n}号记录了{1000 + n}只白鹤。\n")
@@ -320,6 +321,7 @@ def test_milvus_build_with_odd_names_and_an_overlong_id_succeeds(corpus, milvus,
     assert bot.paragraph("new\nline.txt", 0) == "怪名文章0号改为记录了7只白鹤。"
 
 
+@pytest.mark.milvus
 @pytest.mark.parametrize("fails_at", ["chunks", "paragraphs", "heads"])
 def test_failed_milvus_build_leaves_the_previous_index_answering(
     corpus, milvus, monkeypatch, fails_at
@@ -356,6 +358,7 @@ def test_failed_milvus_build_leaves_the_previous_index_answering(
     assert len(bot.data.articles) == 3
 
 
+@pytest.mark.milvus
 def test_milvus_build_that_fails_while_deleting_old_rows_answers_from_the_new(
     corpus, milvus, monkeypatch
 ):
@@ -377,6 +380,7 @@ def test_milvus_build_that_fails_while_deleting_old_rows_answers_from_the_new(
     assert bot.ask("马拉松男子全程冠军是谁?").found
 
 
+@pytest.mark.milvus
 def test_milvus_that_stops_answering_is_one_line(corpus, milvus, monkeypatch):
     from pymilvus import MilvusClient
 
@@ -416,6 +420,7 @@ def test_bad_milvus_port_is_one_line_without_the_password(uri, capsys):
     assert "port a number" in err and "s3cret" not in err
 
 
+@pytest.mark.milvus
 def test_milvus_connection_failure_never_shows_the_password(corpus, capsys):
     pytest.importorskip("pymilvus")
     service = Service(corpus, "milvus+http://ann:s3cret@127.0.0.1:1", HASH)
