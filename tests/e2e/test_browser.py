@@ -17,7 +17,7 @@ import pytest
 
 from ui.devserver import CHROMIUM, SAMPLE_QUESTIONS, ask, launch_browser, running
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.model]  # the server embeds with m3e-small
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CORPUS = ROOT / "corpus"
@@ -26,6 +26,9 @@ ARTIFACTS = ROOT / "artifacts"
 QUESTION = "赣服通集成了多少项服务?"
 NOT_FOUND = "资料中没有找到相关内容"
 LATENCY_QUESTIONS = SAMPLE_QUESTIONS
+# A user who presses Enter and waits longer than this thinks the page is broken. Generous on
+# purpose (a warm answer takes well under a second): the figures belong in the benchmarks.
+ANSWER_WITHIN_MS = 15_000
 NEW_ARTICLE = (
     "# 鄱阳湖候鸟观测站\n\n"
     "鄱阳湖候鸟观测站今年冬天记录到白鹤4128只,比去年增加三成。\n\n"
@@ -180,8 +183,10 @@ def test_ask_endpoint_through_gradio_client(server):
         client.predict(question="  ", api_name="/ask")
 
 
-def test_ui_answer_latency(watched, artifacts):
-    """Enter to answer on screen, warm server, 10 questions: printed, not asserted."""
+def test_ui_answer_latency_every_answer_appears_within_seconds(watched, artifacts):
+    """Enter to answer on screen, warm server: each answer within ANSWER_WITHIN_MS.
+
+    The median is printed and written to artifacts/ui_latency.json, not asserted."""
     page = watched.page
     ask(page, QUESTION)  # warm-up, not counted
     page.evaluate(
@@ -204,6 +209,12 @@ def test_ui_answer_latency(watched, artifacts):
         ask(page, question)
     times = page.evaluate("window.qaTimes")
     assert len(times) == len(LATENCY_QUESTIONS)
+    slow = [
+        (q, t)
+        for q, t in zip(LATENCY_QUESTIONS, times, strict=True)
+        if not 0 < t < ANSWER_WITHIN_MS
+    ]
+    assert not slow, f"answers not on screen within {ANSWER_WITHIN_MS} ms: {slow}"
     median = statistics.median(times)
     print(f"\nUI answer latency median: {median:.0f} ms over {len(times)} questions")
     report = {
