@@ -6,9 +6,6 @@ with `-m "not model"`.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 pytestmark = pytest.mark.model
@@ -64,15 +61,3 @@ def test_search_ranks_the_answering_paragraph_first(sample_bot):
 def test_index_records_the_real_model(sample_bot):
     assert sample_bot.data.model == "m3e-small"
     assert sample_bot.data.dim == 512
-
-
-def test_importing_qa_loads_no_model_library():
-    code = (
-        "import qa, sys; "
-        "assert 'sentence_transformers' not in sys.modules and 'torch' not in sys.modules, "
-        "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sentence_transformers'))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
