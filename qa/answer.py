@@ -8,7 +8,7 @@ Sentence choice scores every sentence of the best passages by a few general sign
 - local coverage: the same, with rarity counted among the candidate sentences themselves, so a
   character every candidate holds says nothing;
 - word coverage: the same with jieba words;
-- the words around the question word: 东至__ for 最东可到达哪一个山脉, found in the sentence;
+- the words around the asking word: 东至__ for 最东可到达哪一个山脉, found in the sentence;
 - answer type: 多少/几 wants a number, 哪一年/何时 a date, 谁 a person, 哪里 a place;
 - the retrieval score of the sentence's passage, and sentence length.
 
@@ -54,8 +54,9 @@ _ASKING = re.compile(
     r"几[个次种年名位人座项部条岁家所件]?|谁|何[时地种处]?|怎么|怎样|如何|为什么|为何"
 )
 SIDE_CHARS = 4  # characters of context on each side of the asking word
-# A sentence that opens by pointing back (这一年, 他, 此地 ...) is read with the one before it;
-# one that the next sentence continues the same way, with the next (README, "Answers").
+# A cited sentence that opens by pointing back (这一年, 他, 此地 ...) is cited together with the
+# sentence before it; a next sentence that opens this way is cited with it too (README,
+# "Concise answers"). A prefix match on the first characters: it also fires on 其实, 这是.
 POINTS_BACK = re.compile(
     r"^[「“\"『]?(?:这|此|该|其|他|她|它|同年|次年|翌年|当年|是年|当时|此时|这时|随后|其后)"
 )

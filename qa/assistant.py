@@ -175,8 +175,9 @@ class Assistant:
 
         The best sentence is always cited; another only while its score stays within
         `citation_margin` of the best: one sentence where one suffices. A cited sentence that
-        opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and with
-        the next one when that one points back at it (README, "Answers").
+        opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and a next
+        sentence that opens that way is cited with it too (README, "Concise answers"). Only
+        sentences of the same passage window count as neighbours.
         """
         d = self.data
         sentences = self._sentences(hits)
