@@ -27,9 +27,10 @@ from .errors import EmptyQuestionError, IndexMismatchError
 from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
 from .script import match_script
+from .split import split_sentences
 from .store import ArticleFile, IndexData, read_index
 from .tokenize import Tokenizer
-from .types import Answer, Article, Citation, Passage
+from .types import Answer, Article, Citation, Passage, Span
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
@@ -176,18 +177,11 @@ class Assistant:
         The best sentence is always cited; another only while its score stays within
         `citation_margin` of the best: one sentence where one suffices. A cited sentence that
         opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and a next
-        sentence that opens that way is cited with it too (README, "Concise answers"). Only
-        sentences of the same passage window count as neighbours.
+        sentence that opens that way is cited with it too (README, "Concise answers"). The
+        neighbours are those of the whole paragraph, across passage windows.
         """
         d = self.data
         sentences = self._sentences(hits)
-        around: dict[tuple[int, int], tuple] = {}
-        for i, s in enumerate(sentences):
-            before = sentences[i - 1] if i and sentences[i - 1][0] == s[0] else None
-            after = (
-                sentences[i + 1] if i + 1 < len(sentences) and sentences[i + 1][0] == s[0] else None
-            )
-            around[(s[0], s[1])] = (before, after)
         ranked = self.picker.rank(question, terms, sentences)
         cited: list[Citation] = []
         more: list[Citation] = []
@@ -199,13 +193,16 @@ class Assistant:
             close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
             start, end = cand.start, cand.end
             if close and not more and len(cited) < self.settings.max_citations:
-                before, after = around[(cand.chunk, cand.start)]
-                if before and before[3] not in seen and points_back(cand.text):
-                    start = before[1]
-                    seen.add(before[3])
-                if after and after[3] not in seen and points_back(after[3]):
-                    end = after[2]
-                    seen.add(after[3])
+                paragraph = self._paragraph_of(cand.chunk)
+                before, after = _neighbours(paragraph, cand.start, cand.end)
+                if before and paragraph[before.start : before.end] not in seen:
+                    if points_back(cand.text):
+                        start = before.start
+                        seen.add(paragraph[before.start : before.end])
+                if after and paragraph[after.start : after.end] not in seen:
+                    if points_back(paragraph[after.start : after.end]):
+                        end = after.end
+                        seen.add(paragraph[after.start : after.end])
             article = d.articles[d.chunk_article[cand.chunk]].article
             citation = Citation(
                 article_id=article.id,
@@ -246,6 +243,14 @@ class Assistant:
             end=int(d.chunk_end[hit.chunk]),
             score=round(hit.score, 4),
         )
+
+
+def _neighbours(paragraph: str, start: int, end: int) -> tuple[Span | None, Span | None]:
+    """The sentences of `paragraph` just before `start` and just after `end`, if any."""
+    spans = split_sentences(paragraph)
+    before = [s for s in spans if s.end <= start]
+    after = [s for s in spans if s.start >= end]
+    return (before[-1] if before else None), (after[0] if after else None)
 
 
 def _check_question(question: str) -> str:

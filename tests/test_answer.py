@@ -131,3 +131,21 @@ def test_background_z_grows_with_similarity_and_is_clipped():
     assert background_z(vector, 100.0, background) == DENSE_Z_RANGE[1]
     assert background_z(vector, -100.0, background) == DENSE_Z_RANGE[0]
     assert background_z(vector, 0.5, background[:2]) == 0.0  # too few to tell
+
+
+def test_sentence_pointing_back_across_a_passage_window_keeps_its_antecedent(tmp_path):
+    # One paragraph longer than a passage window: the antecedent ends the first window and
+    # the sentence pointing back at it opens the second.
+    filler = "瓷器铺子里摆满了青花瓷和粉彩瓷，来往的客人络绎不绝。" * 3
+    text = f"钱七在1866年离开家乡苏州。这一年，他在京城的琉璃厂开了一家瓷器铺子。{filler}"
+    write_corpus(tmp_path / "corpus", {"qian.txt": f"钱七\n\n{text}\n"})
+    settings = qa.Settings(model="hash", progress=False, chunk_chars=20)
+    qa.build(tmp_path / "corpus", tmp_path / "index", settings)
+    bot = qa.load(tmp_path / "index", qa.Settings(min_confidence=0.0))
+
+    first = bot.ask("钱七哪一年在琉璃厂开了瓷器铺子?").citations[0]
+
+    assert "1866年" in first.sentence and "琉璃厂" in first.sentence
+    assert bot.paragraph(first.article_id, first.paragraph)[first.start : first.end] == (
+        first.sentence
+    )
