@@ -191,29 +191,33 @@ class Assistant:
                 continue
             seen.add(cand.text)
             close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
-            start, end = cand.start, cand.end
-            if close and not more and len(cited) < self.settings.max_citations:
+            cite = close and not more and len(cited) < self.settings.max_citations
+            start, end, sentence = cand.start, cand.end, cand.text
+            if cite:
                 paragraph = self._paragraph_of(cand.chunk)
                 before, after = _neighbours(paragraph, cand.start, cand.end)
-                if before and paragraph[before.start : before.end] not in seen:
-                    if points_back(cand.text):
+                if before and points_back(cand.text):
+                    text = paragraph[before.start : before.end]
+                    if text not in seen:
                         start = before.start
-                        seen.add(paragraph[before.start : before.end])
-                if after and paragraph[after.start : after.end] not in seen:
-                    if points_back(paragraph[after.start : after.end]):
+                        seen.add(text)
+                if after:
+                    text = paragraph[after.start : after.end]
+                    if text not in seen and points_back(text):
                         end = after.end
-                        seen.add(paragraph[after.start : after.end])
+                        seen.add(text)
+                sentence = paragraph[start:end]
             article = d.articles[d.chunk_article[cand.chunk]].article
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
                 paragraph=int(d.chunk_paragraph[cand.chunk]),
-                sentence=self._paragraph_of(cand.chunk)[start:end],
+                sentence=sentence,
                 start=start,
                 end=end,
                 score=round(cand.score, 4),
             )
-            if close and not more and len(cited) < self.settings.max_citations:
+            if cite:
                 cited.append(citation)
             elif len(more) < MORE_SENTENCES:
                 more.append(citation)

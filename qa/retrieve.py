@@ -117,10 +117,6 @@ class Retriever:
         keyword_n = keyword / best if best > 0 else np.zeros_like(keyword)
         return self.dense_weight * dense_n + (1 - self.dense_weight) * keyword_n
 
-    def dense_z(self, similarity: float) -> float:
-        """How far above unrelated text a similarity is, in standard deviations."""
-        return (similarity - self.baseline) / self.spread
-
 
 def _unrelated_similarity(vectors: np.ndarray, pairs: int = 2000) -> tuple[float, float]:
     """Mean and spread of similarity between random chunk pairs: what 'unrelated' scores."""
