@@ -1,9 +1,10 @@
 """Unrelated text: what a question scores against topics no corpus of this kind is about.
 
-A question's best passage must stand out from the passages it matches by chance. In a large
-collection a random sample of its own passages shows that level; in a small one about a single
-subject every passage is "related", so these sentences on everyday topics are added to the
-sample (`Assistant.confidence`). Statements, not questions, and about nothing in particular.
+A question's best passage must stand out from what the question scores against text on other
+subjects. A sample of the corpus's own passages cannot show that in a small collection about a
+single subject, where every passage is "related"; so the confidence compares the best passage
+with these sentences on everyday topics (`answer.background_z`, `Assistant.confidence`).
+Statements, not questions, and about nothing in particular.
 """
 
 BACKGROUND = (
