@@ -111,7 +111,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, write_report
 
     report = evaluate(
-        args.data, args.negatives, _settings(args), index=args.index, limit=args.limit
+        args.data,
+        args.negatives,
+        _settings(args),
+        index=args.index,
+        limit=args.limit,
+        same_subject=args.same_subject,
     )
     print(report.table())
     write_report(report, args.out)
@@ -185,6 +190,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"keep the evaluation index here (reruns re-embed nothing){MILVUS}",
     )
     e.add_argument("--limit", type=_positive, help="only the first N questions of each file")
+    e.add_argument(
+        "--same-subject",
+        action="store_true",
+        help="leave every other context of each article out of the index and count how many "
+        "of their questions are refused (the index is about them but cannot answer them)",
+    )
     e.add_argument("--model", help=model_help)
     e.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     e.set_defaults(run=cmd_eval)

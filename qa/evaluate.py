@@ -54,6 +54,10 @@ class Report:
     runtime: str = ""
     fidelity: float | None = None  # int8 backends: mean cosine to fp32 on this machine
     cpu_flags: str = ""  # the CPU features int8 kernels depend on, space-separated
+    # --same-subject: questions whose paragraph was left out while the rest of its article
+    # stayed in, so the index is about their subject but does not answer them
+    same_subject: int = 0
+    same_subject_abstained: float | None = None
 
     def table(self) -> str:
         rows = [
@@ -69,6 +73,12 @@ class Report:
             (
                 f"out-of-corpus abstained ({self.negatives})",
                 "-" if self.negatives_abstained is None else f"{self.negatives_abstained:.4f}",
+            ),
+            (
+                f"same-subject abstained ({self.same_subject})",
+                "-"
+                if self.same_subject_abstained is None
+                else f"{self.same_subject_abstained:.4f}",
             ),
             ("answer-text hit", f"{self.answer_text_hit:.4f}"),
             ("citations per answer", f"{self.citations_per_answer:.2f}"),
@@ -106,6 +116,35 @@ def read_squad(path: str | Path) -> tuple[list[dict], list[Question]]:
     return records, questions
 
 
+def same_subject_split(
+    records: list[dict], questions: list[Question]
+) -> tuple[list[dict], list[Question], list[Question]]:
+    """Every other context of each title with several contexts left out of the index.
+
+    Returns the contexts kept, the questions they answer, and the questions of the contexts
+    left out whose reference answers occur in no kept context of the same title: the index
+    is about their subject (the rest of the article is there) but does not answer them.
+    """
+    by_title: dict[str, list[dict]] = {}
+    for r in records:
+        by_title.setdefault(r["title"], []).append(r)
+    left_out = {r["id"] for group in by_title.values() if len(group) > 1 for r in group[1::2]}
+    kept = [r for r in records if r["id"] not in left_out]
+    kept_text: dict[str, str] = {}
+    for r in kept:
+        kept_text[r["title"]] = kept_text.get(r["title"], "") + "\n".join(r["paragraphs"])
+    title = {r["id"]: r["title"] for r in records}
+    answerable = [q for q in questions if q.article_id not in left_out]
+    unanswered = [
+        q
+        for q in questions
+        if q.article_id in left_out
+        and q.answers
+        and not any(a in kept_text.get(title[q.article_id], "") for a in q.answers)
+    ]
+    return kept, answerable, unanswered
+
+
 def evaluate(
     data: str | Path,
     negatives: str | Path | None = None,
@@ -113,13 +152,22 @@ def evaluate(
     index: str | Path | None = None,
     embedder=None,
     limit: int | None = None,
+    same_subject: bool = False,
 ) -> Report:
-    """Index the contexts of `data`, ask all its questions (and those of `negatives`)."""
+    """Index the contexts of `data`, ask all its questions (and those of `negatives`).
+
+    With `same_subject`, every other context of each multi-context title is left out of the
+    index and its questions are asked as unanswerable ones (`same_subject_split`).
+    """
     settings = settings or Settings()
     records, questions = read_squad(data)
     negative_questions = read_squad(negatives)[1] if negatives else []
+    unanswered: list[Question] = []
+    if same_subject:
+        records, questions, unanswered = same_subject_split(records, questions)
     if limit:
         questions, negative_questions = questions[:limit], negative_questions[:limit]
+        unanswered = unanswered[:limit]
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
@@ -135,6 +183,10 @@ def evaluate(
         bot = load(index, settings, embedder=embedder)
         bot.ask("预热")  # load the model before timing
         report = _score(bot, questions, negative_questions)
+        if same_subject:
+            refused = sum(not bot.ask(q.question).found for q in unanswered)
+            report["same_subject"] = len(unanswered)
+            report["same_subject_abstained"] = refused / len(unanswered) if unanswered else None
     backend = backend_of(bot.embedder)
     return Report(
         data=str(data),

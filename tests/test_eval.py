@@ -11,7 +11,7 @@ from conftest import HASH
 
 from qa.cli import main
 from qa.errors import QAError
-from qa.evaluate import Report, evaluate, write_report
+from qa.evaluate import Question, Report, evaluate, same_subject_split, write_report
 
 METRO = (
     "南昌地铁1号线于2015年12月26日开通试运营，是江西省第一条地铁线路。"
@@ -131,6 +131,31 @@ def test_evaluate_keeps_its_index_when_asked_and_reuses_it(data_file, tmp_path):
     again = evaluate(data_file, settings=HASH, index=index)
     assert again.recall_at_1 == first.recall_at_1
     assert again.sentence_hit_at_1 == first.sentence_hit_at_1
+
+
+def test_same_subject_leaves_every_other_context_of_a_title_out():
+    records = [
+        {"id": f"{t}{n}", "title": t, "paragraphs": [f"{t} 第{n}段，数字{n}。"]}
+        for t in ("甲", "乙")
+        for n in range(3)
+    ] + [{"id": "丙0", "title": "丙", "paragraphs": ["丙只有一段。"]}]
+    questions = [Question(f"{r['id']}?", r["id"], (r["paragraphs"][0][2:5],)) for r in records]
+    questions.append(Question("答案在别处?", "甲1", ("数字",)))  # also in 甲0: not unanswered
+
+    kept, answerable, unanswered = same_subject_split(records, questions)
+
+    assert [r["id"] for r in kept] == ["甲0", "甲2", "乙0", "乙2", "丙0"]
+    assert [q.article_id for q in answerable] == ["甲0", "甲2", "乙0", "乙2", "丙0"]
+    assert [q.question for q in unanswered] == ["甲1?", "乙1?"]
+
+
+def test_evaluate_same_subject_reports_the_left_out_questions(data_file):
+    report = evaluate(data_file, settings=HASH, same_subject=True)
+
+    # the two contexts share a title: the second is left out, its two questions unanswerable
+    assert (report.articles, report.questions, report.same_subject) == (1, 2, 2)
+    assert 0.0 <= report.same_subject_abstained <= 1.0
+    assert "same-subject abstained (2)" in report.table()
 
 
 def test_not_a_squad_file_is_a_clear_error(tmp_path):
