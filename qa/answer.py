@@ -51,14 +51,17 @@ _QUESTION_CHARS = re.compile("|".join(sorted(QUESTION_WORDS, key=len, reverse=Tr
 # The word that asks, for the words around it (the answer usually sits between them).
 _ASKING = re.compile(
     r"哪一?[个些里儿年天国位种家所部条]?|什么[时候地方人样]*|多少|"
-    r"几[个次种年名位人座项部条岁家所件]?|谁|何[时地种处]?|怎么|怎样|如何|为什么|为何"
+    r"几(?!乎)[个次种年名位人座项部条岁家所件]?|谁|(?<![任如为])何[时地种处]?|怎么|怎样|如何|为什么|为何"
 )
 SIDE_CHARS = 4  # characters of context on each side of the asking word
-# A cited sentence that opens by pointing back (这一年, 他, 此地 ...) is cited together with the
-# sentence before it; a next sentence that opens this way is cited with it too (README,
-# "Concise answers"). A prefix match on the first characters: it also fires on 其实, 这是.
+# A cited sentence that opens by pointing back (这一年, 他, 此地, 后来 ...) is cited together with
+# the sentence before it; a next sentence that opens this way is cited with it too (README,
+# "Concise answers"). Matched on the first characters; openings that only look like one
+# (其实, 其他, 此外 ...) are excluded.
 POINTS_BACK = re.compile(
-    r"^[「“\"『]?(?:这|此|该|其|他|她|它|同年|次年|翌年|当年|是年|当时|此时|这时|随后|其后)"
+    r"^[「“\"『]?(?!其[实他余它次]|此外|这样一来)"
+    r"(?:这|此|该|其|他|她|它|那[一个时年些]|同年|次年|翌年|当年|是年|当时|此时|这时|随后|其后"
+    r"|后来|之后|此后|不久)"
 )
 _NUMBER = re.compile(
     r"[0-9０-９]|[一二三四五六七八九十两百千万亿]+[个年月日次种名位人座项部条岁米里吨元倍届分件家所只张]"

@@ -80,6 +80,10 @@ def test_sentence_that_stands_alone_is_cited_alone(bot):
         ("同年11月，他又与匈牙利国王签订条约。", True),
         ("1974年5月，周恩来因病住进医院。", False),
         ("赣服通已突破900万用户。", False),
+        ("后来，他又回到了南昌。", True),
+        ("那一年，南昌地铁1号线开通。", True),
+        ("其实，数字政务并不新鲜。", False),
+        ("此外，江西还推出了赣服通小程序。", False),
     ],
 )
 def test_points_back(sentence, expected):
@@ -93,6 +97,8 @@ def test_points_back(sentence, expected):
         ("谁拒绝参加忽里台会议?", ("", "拒绝参加")),
         ("誰拒絕參加忽里台會議?", ("", "拒絕參加")),
         ("赣服通上线一周年", ("", "")),
+        ("几乎所有服务都能在哪里办理?", ("务都能在", "办理")),
+        ("任何人都能用赣服通办什么?", ("赣服通办", "")),
     ],
 )
 def test_words_around_the_asking_word(question, expected):
