@@ -51,7 +51,7 @@ class Settings:
     max_citations: int = 3
     # A second or third sentence is cited only while its score is within this of the best's.
     citation_margin: float = 2.5
-    min_confidence: float = 0.96  # below this the answer is 「资料中没有找到相关内容」
+    min_confidence: float = 1.04  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
 
     @property
