@@ -44,10 +44,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     reader_log = logging.getLogger("qa.reader")
     level = reader_log.level
     reader_log.setLevel(logging.ERROR)
+    settings = _settings(args)
+    bars = _Bars() if settings.progress else None
     try:
-        stats = build(args.corpus, args.index, _settings(args))
+        stats = build(args.corpus, args.index, settings, progress=bars)
     finally:
         reader_log.setLevel(level)
+        if bars is not None:
+            bars.close()
     for line in stats.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     for line in stats.notes:
@@ -58,6 +62,28 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"embedded {stats.embedded} passages in {stats.seconds:.1f} s -> {redact(args.index)}"
     )
     return 0
+
+
+class _Bars:
+    """Build progress on stderr: a bar per stage ("reading report.pdf" for a long document,
+    "embedding"), like the embedder's own bar."""
+
+    def __init__(self) -> None:
+        self.what, self.bar = "", None
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if what != self.what or self.bar is None:
+            self.close()
+            unit = "page" if what.startswith("reading") else "passage"
+            self.what, self.bar = what, tqdm(total=total, desc=what, unit=unit, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.what, self.bar = "", None
 
 
 def _open(args: argparse.Namespace):

@@ -25,7 +25,7 @@ MAX_DOCUMENT_BYTES = 200 * 1024 * 1024
 MAX_PAGES = 2000  # a longer PDF is a book or a scan batch: split it
 # The parts of a .docx unpacked: a few MB of XML for a long report; a zip bomb is far more.
 MAX_UNPACKED_BYTES = 300 * 1024 * 1024
-PROGRESS_PAGES = 20  # documents with more pages report progress page by page
+PROGRESS_PAGES = 10  # documents with more pages report progress page by page
 ROW_SEPARATOR = " | "  # between the cells of a table row (one row per line)
 
 # (what, done, total), like qa.build's progress: ("reading report.pdf", 40, 120).

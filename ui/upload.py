@@ -152,3 +152,11 @@ def save_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> UploadResul
         except UploadRejected as exc:
             rejected.append(str(exc))
     return UploadResult(tuple(saved), tuple(rejected))
+
+
+def stage(what: str, embedding: str) -> dict[str, str]:
+    """The progress bar's label and unit for a build stage: reading a long PDF page by page
+    ("reading report.pdf"), else `embedding` (passages)."""
+    if what.startswith("reading "):
+        return {"desc": f"正在读取 {shown(what.removeprefix('reading '))}", "unit": "页"}
+    return {"desc": embedding, "unit": "段"}
