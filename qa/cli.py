@@ -45,7 +45,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     level = reader_log.level
     reader_log.setLevel(logging.ERROR)
     settings = _settings(args)
-    bars = _Bars() if settings.progress else None
+    bars = _Bars() if settings.progress and sys.stderr.isatty() else None
     try:
         stats = build(args.corpus, args.index, settings, progress=bars)
     finally:
