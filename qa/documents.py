@@ -11,6 +11,10 @@ The libraries are imported inside the functions that use them: `import qa` stays
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import re
 import statistics
 import zipfile
@@ -67,6 +71,78 @@ def _check_size(path: Path) -> bytes:
             "MB read: split it"
         )
     return path.read_bytes()
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+# Change it whenever reading a PDF or .docx gives other paragraphs: older entries go unused.
+READER_VERSION = "1"
+
+
+def read_document(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+    """`read_pdf` or `read_docx` by suffix, remembered by the file's content.
+
+    Every build reads the whole corpus, and pdfminer.six takes 50-100 ms a page: a folder of
+    reports would be parsed again on each upload. What a file gave (or why it was refused) is
+    kept under QA_CACHE/documents, keyed by its bytes, the reader's version and the
+    libraries' versions, so a changed file is read again and an unchanged one is not.
+    """
+    pdf = path.suffix.lower() == ".pdf"
+    data = _check_size(path)
+    key = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64]).hexdigest()
+    entry = _cache_folder() / f"{key}.json"
+    try:
+        kept = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = None
+    if isinstance(kept, dict) and "error" in kept:
+        raise DocumentError(kept["error"])
+    if isinstance(kept, dict):
+        try:
+            return Document(
+                kept["title"],
+                tuple(kept["paragraphs"]),
+                tuple(kept["pages"]),
+                tuple(tuple(pair) for pair in kept["metadata"]),
+                tuple(kept["notes"]),
+            )
+        except (KeyError, TypeError):
+            pass  # an entry from another layout: read the file again
+    try:
+        doc = read_pdf(path, progress, name) if pdf else read_docx(path)
+    except DocumentError as exc:
+        _remember(entry, {"error": str(exc)})
+        raise
+    _remember(entry, {k: getattr(doc, k) for k in Document.__dataclass_fields__})
+    return doc
+
+
+def _cache_folder() -> Path:
+    from .onnx import cache_root
+
+    return cache_root() / "documents"
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [READER_VERSION]
+    for package in ("pdfminer.six", "python-docx"):
+        try:
+            found.append(version(package))
+        except PackageNotFoundError:
+            found.append("-")
+    return " ".join(found)
+
+
+def _remember(entry: Path, value: dict) -> None:
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, entry)
+    except OSError as exc:  # a read-only home: documents are read each time, only slower
+        logging.getLogger("qa").debug("document not cached: %s", exc)
 
 
 # --- PDF ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from qa.documents import DocumentError, Progress, read_docx, read_html, read_pdf
+from qa.documents import DocumentError, Progress, read_document, read_html
 from qa.errors import EmptyCorpusError, QAError
 from qa.types import PAGES_KEY, Article, page_runs
 
@@ -344,11 +344,7 @@ def _parse_text(text: str, rel: str, suffix: str) -> _FileRead:
 
 def _read_document(path: Path, rel: str, progress: Progress | None) -> _FileRead:
     """A PDF or .docx as one article; a PDF's paragraphs keep their pages (PAGES_KEY)."""
-    if path.suffix.lower() == ".pdf":
-        doc = read_pdf(path, progress, name=rel)
-    else:
-        doc = read_docx(path)
-    return _document_read(doc, rel)
+    return _document_read(read_document(path, progress, name=rel), rel)
 
 
 def _document_read(doc, rel: str) -> _FileRead:
@@ -653,7 +649,11 @@ def _parse_page(text: str, rel: str) -> _FileRead:
     trafilatura parses with lxml (libxml2), linear in the input: the "<a" * 40,000 page of the
     security review takes milliseconds (benchmarks/documents.py).
     """
-    doc = read_html(text)
+    try:
+        doc = read_html(text)
+    except Exception:  # noqa: BLE001 - a third-party parser on any page: the fallback reads it
+        logging.getLogger("qa.reader").debug("%s: trafilatura failed", rel, exc_info=True)
+        doc = None
     if doc is not None:
         return _document_read(doc, rel)
     title, paragraphs = _parse_html(text, Path(rel).stem)

@@ -18,6 +18,15 @@ from qa.types import Article, page_runs
 from ui import render
 from ui.upload import save_uploads
 
+
+@pytest.fixture(autouse=True)
+def document_cache(tmp_path, monkeypatch) -> Path:
+    """A cache of read documents of each test's own (tests change the readers' limits)."""
+    folder = tmp_path / "document-cache"
+    monkeypatch.setattr(documents, "_cache_folder", lambda: folder)
+    return folder
+
+
 TABLE_TEXT = "\n".join(" | ".join(row) for row in docs.TABLE)
 REPORT = (*docs.PARAGRAPHS, TABLE_TEXT)
 
@@ -231,3 +240,18 @@ def test_pdf_docx_and_html_versions_answer_with_the_same_sentence(tmp_path):
     pages = {name: page for name, (_, page) in cited.items()}
     assert pages == {"report.pdf": docs.ANSWER_PAGE, "report.docx": None, "report.html": None}
     print(json.dumps(cited, ensure_ascii=False))
+
+
+def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_pdf(corpus / "report.pdf")
+    docs.scanned_pdf(corpus / "scan.pdf")
+    first = read_corpus(corpus)
+    parsed = []
+    real = documents.read_pdf
+    monkeypatch.setattr(documents, "read_pdf", lambda *a: parsed.append(a[0].name) or real(*a))
+    assert read_corpus(corpus) == first and parsed == []  # the scan's refusal is kept too
+    docs.columns_pdf(corpus / "report.pdf")
+    changed = read_corpus(corpus)
+    assert parsed == ["report.pdf"] and changed.articles != first.articles
