@@ -207,14 +207,33 @@ def columns_pdf(path: Path, font: str = "cid") -> Path:
     return path
 
 
-def scanned_pdf(path: Path) -> Path:
-    """Two pages of drawn shapes only: what a scanner makes, no text layer."""
+def _scanned_page(c) -> None:
+    """A page as a scanner makes it: one grey image of text-like strokes, no text layer."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (620, 877), 250)
+    draw = ImageDraw.Draw(image)
+    for row in range(34):
+        for col in range(0, 30 - (row % 7 == 6) * 18):
+            x, y = 70 + col * 16, 80 + row * 22
+            draw.rectangle((x, y, x + 12, y + 12), outline=40)  # a "character"
+    c.drawInlineImage(image, 0, 0, _PAGE_W, _PAGE_H)
+
+
+def scanned_pdf(path: Path, text_pages: int = 0) -> Path:
+    """Two scanned pages (images, no text layer), after `text_pages` pages of the report's
+    text: a whole scan, or a report with a scanned annex."""
     from reportlab.pdfgen import canvas
 
     c = canvas.Canvas(str(path), pagesize=(_PAGE_W, _PAGE_H))
+    name = _font("cid") if text_pages else ""
+    for number in range(1, text_pages + 1):
+        page = _Page(c, name, number)
+        page.chrome()
+        _text_lines(page, 72, _PAGE_H - 90, PARAGRAPHS[number % len(PARAGRAPHS)], 36)
+        c.showPage()
     for _ in range(2):
-        for row in range(30):
-            c.rect(72, _PAGE_H - 100 - row * 22, 300 + (row % 5) * 20, 10, fill=1)
+        _scanned_page(c)
         c.showPage()
     c.save()
     return path

@@ -128,6 +128,16 @@ def test_scanned_encrypted_and_truncated_files_are_skipped_in_one_line_each(tmp_
     assert {"report.pdf", "whole.docx", "ganfutong.txt"} <= ids
 
 
+def test_scanned_pages_of_a_readable_pdf_are_named_in_a_note(tmp_path):
+    docs.scanned_pdf(tmp_path / "annex.pdf", text_pages=2)
+    corpus = read_corpus(tmp_path)
+    assert [a.id for a in corpus.articles] == ["annex.pdf"] and corpus.skipped == ()
+    assert corpus.articles[0].paragraphs == (docs.PARAGRAPHS[1], docs.PARAGRAPHS[2])
+    assert corpus.notes == (
+        "annex.pdf: page(s) 3, 4 of 4 have no text layer (scanned?) and were not read",
+    )
+
+
 def test_build_cites_the_pdf_page_and_the_app_shows_it(tmp_path):
     corpus = broken_corpus(tmp_path / "corpus")
     stats = qa.build(corpus, tmp_path / "index", HASH)
