@@ -101,7 +101,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print()
         for n, c in enumerate(answer.citations, 1):
-            print(f"[{n}] {c.title} — {c.article_id}, 第{c.paragraph + 1}段")
+            page = f"第{c.page}页 " if c.page else ""
+            print(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段")
             print(f"    {c.sentence}")
     return 0 if answer.found else 3
 
@@ -112,7 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps([asdict(p) for p in passages], ensure_ascii=False, indent=2))
         return 0
     for n, p in enumerate(passages, 1):
-        print(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, 第{p.paragraph + 1}段")
+        page = f"第{p.page}页 " if p.page else ""
+        print(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, {page}第{p.paragraph + 1}段")
         print(f"    {p.text[:120]}{'…' if len(p.text) > 120 else ''}")
     return 0
 

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import statistics
+import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +30,7 @@ MAX_DOCUMENT_BYTES = 200 * 1024 * 1024
 MAX_PAGES = 2000  # a longer PDF is a book or a scan batch: split it
 # The parts of a .docx unpacked: a few MB of XML for a long report; a zip bomb is far more.
 MAX_UNPACKED_BYTES = 300 * 1024 * 1024
+MAX_READ_SECONDS = 300.0  # a PDF still being read after this is refused (checked per page)
 PROGRESS_PAGES = 10  # documents with more pages report progress page by page
 ROW_SEPARATOR = " | "  # between the cells of a table row (one row per line)
 
@@ -49,6 +51,10 @@ _ASCII_WORD = re.compile(r"[A-Za-z0-9]")
 
 class DocumentError(ValueError):
     """A document cannot be read; the message says why (the reader adds the file name)."""
+
+
+class _TooSlow(DocumentError):
+    """Refused for the time it took: not remembered, another machine may be faster."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ def read_document(path: Path, progress: Progress | None = None, name: str = "") 
             pass  # an entry from another layout: read the file again
     try:
         doc = read_pdf(path, progress, name) if pdf else read_docx(path)
+    except _TooSlow:
+        raise
     except DocumentError as exc:
         _remember(entry, {"error": str(exc)})
         raise
@@ -238,7 +246,13 @@ def _pdf_lines(
             manager = PDFResourceManager()
             device = PDFPageAggregator(manager, laparams=LAParams())
             interpreter = PDFPageInterpreter(manager, device)
+            began = time.monotonic()
             for number, page in enumerate(found, 1):
+                if time.monotonic() - began > MAX_READ_SECONDS:
+                    raise _TooSlow(
+                        f"still not read after {MAX_READ_SECONDS:.0f} s (page {number} of "
+                        f"{len(found)}): split it or print it to a new PDF"
+                    )
                 if progress is not None and len(found) > PROGRESS_PAGES:
                     progress(f"reading {name}", number - 1, len(found))
                 interpreter.process_page(page)

@@ -180,6 +180,15 @@ def test_pdf_over_the_page_limit_is_skipped(tmp_path, monkeypatch):
     assert corpus.skipped == ("long.pdf: more than 10 pages: split it",)
 
 
+def test_pdf_that_takes_too_long_is_skipped_and_read_again_next_time(tmp_path, monkeypatch):
+    docs.report_pdf(tmp_path / "slow.pdf")
+    monkeypatch.setattr(documents, "MAX_READ_SECONDS", -1.0)
+    (line,) = read_corpus(tmp_path).skipped
+    assert line.startswith("slow.pdf: still not read after -1 s (page 1 of 3)")
+    monkeypatch.setattr(documents, "MAX_READ_SECONDS", 300.0)
+    assert [a.id for a in read_corpus(tmp_path).articles] == ["slow.pdf"]
+
+
 def test_uploads_accept_pdf_and_docx_and_refuse_an_encrypted_pdf(tmp_path):
     source = tmp_path / "in"
     source.mkdir()
