@@ -156,6 +156,19 @@ def test_build_cites_the_pdf_page_and_the_app_shows_it(tmp_path):
     assert any(p.page == docs.ANSWER_PAGE for p in answer.passages if p.article_id == "report.pdf")
 
 
+def test_cli_names_the_page_of_a_pdf_citation(tmp_path, capsys):
+    from qa import cli
+
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.report_pdf(corpus / "report.pdf")
+    index = str(tmp_path / "index")
+    assert cli.main(["build", "--corpus", str(corpus), "--index", index, "--model", "hash"]) == 0
+    capsys.readouterr()
+    assert cli.main(["ask", "--index", index, "保护区内观测到的白鹤数量超过多少只?"]) == 0
+    out = capsys.readouterr().out
+    assert f"report.pdf, 第{docs.ANSWER_PAGE}页 第" in out
+
+
 def test_a_changed_pdf_is_noticed_by_the_next_build(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     docs.report_pdf(corpus / "report.pdf")
