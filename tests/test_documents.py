@@ -169,6 +169,24 @@ def test_cli_names_the_page_of_a_pdf_citation(tmp_path, capsys):
     assert f"report.pdf, 第{docs.ANSWER_PAGE}页 第" in out
 
 
+@pytest.mark.milvus
+def test_milvus_index_keeps_the_pages_too(tmp_path):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from qa.milvus import release
+
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.report_pdf(corpus / "report.pdf")
+    uri = f"milvus://{tmp_path}/index.db"
+    try:
+        qa.build(corpus, uri, HASH)
+        answer = qa.load(uri, HASH).ask("保护区内观测到的白鹤数量超过多少只?")
+    finally:
+        release(uri)
+    pdf = [c for c in answer.citations if c.article_id == "report.pdf"]
+    assert [c.page for c in pdf if docs.ANSWER_FRAGMENT in c.sentence] == [docs.ANSWER_PAGE]
+
+
 def test_a_changed_pdf_is_noticed_by_the_next_build(tmp_path):
     corpus = write_corpus(tmp_path / "corpus")
     docs.report_pdf(corpus / "report.pdf")
