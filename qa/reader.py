@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from qa.documents import DocumentError, Progress, read_document, read_html
+from qa.documents import Document, DocumentError, Progress, read_document, read_html
 from qa.errors import EmptyCorpusError, QAError
 from qa.types import PAGES_KEY, Article, page_runs
 
@@ -347,7 +347,7 @@ def _read_document(path: Path, rel: str, progress: Progress | None) -> _FileRead
     return _document_read(read_document(path, progress, name=rel), rel)
 
 
-def _document_read(doc, rel: str) -> _FileRead:
+def _document_read(doc: Document, rel: str) -> _FileRead:
     """One article from a qa.documents.Document, its text cleaned like every other file's."""
     kept = [(i, _clean(p).strip()) for i, p in enumerate(doc.paragraphs)]
     kept = [(i, p) for i, p in kept if p]
