@@ -562,6 +562,9 @@ def read_html(text: str) -> Document | None:
     """
     import trafilatura
 
+    # Its complaints about a page it cannot use ("discarding data: None") would reach the
+    # CLI's stderr; such a page is read by the reader's fallback instead.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
     tree = trafilatura.load_html(text)
     if tree is None:
         return None
