@@ -2,10 +2,11 @@
 
 PDF: pypdf, pdfplumber and pdfminer.six on generated Chinese PDFs (tests/documents.py): a
 three-page report with a running header, page numbers, lines broken inside sentences and a
-table, and a two-column notice, each in a non-embedded CID font (STSong-Light) and an
-embedded TrueType subset (WenQuanYi Micro Hei, when installed); plus a 12-page report for
-speed. Each library's own plain-text call is scored, then qa's reader (pdfminer.six layout
-plus qa/documents.py's paragraph rebuilding).
+table, a two-column notice, and a page set with stretched character spacing (justified),
+each in a non-embedded CID font (STSong-Light) and an embedded TrueType subset (WenQuanYi
+Micro Hei, when installed); plus a 12-page report for speed. Each library's own plain-text
+call is scored, then qa's reader (pdfminer.six layout plus qa/documents.py's paragraph
+rebuilding).
 
 HTML: today's hand-written extractor (qa/reader.py `_parse_html`) against trafilatura as qa
 uses it (qa/documents.py `read_html`) on three saved-news-page layouts, and both on the
@@ -45,6 +46,11 @@ def recall(text: str, sentences: list[str]) -> float:
     sentence broken by an interleaved column or a stray header line is not found."""
     flat = _squeeze(text)
     return sum(_squeeze(s) in flat for s in sentences) / len(sentences)
+
+
+def stray_spaces(text: str) -> int:
+    """Spaces between two Chinese characters or digits: none belongs in this text."""
+    return len(re.findall(r"(?<=[\u4e00-\u9fff0-9]) +(?=[\u4e00-\u9fff0-9])", text))
 
 
 def noise(text: str) -> int:
@@ -102,6 +108,11 @@ def measure_pdf(work: Path) -> list[dict]:
                 COLUMN_SENTENCES,
                 1,
             ),
+            f"justified ({font})": (
+                docs.justified_pdf(work / f"justified-{font}.pdf", font),
+                SENTENCES[:8],
+                1,
+            ),
             f"12 pages ({font})": (
                 docs.filler_report_pdf(work / f"long-{font}.pdf", font),
                 SENTENCES[:8],
@@ -117,6 +128,7 @@ def measure_pdf(work: Path) -> list[dict]:
                         "library": library,
                         "sentences_whole": round(recall(text, sentences), 3),
                         "headers_and_page_numbers_left": noise(text),
+                        "stray_spaces": stray_spaces(text),
                         "ms_per_page": round(1000 * seconds / pages, 1),
                     }
                 )

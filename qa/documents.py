@@ -82,7 +82,7 @@ def _check_size(path: Path) -> bytes:
 # --- the cache ----------------------------------------------------------------------------
 
 # Change it whenever reading a PDF or .docx gives other paragraphs: older entries go unused.
-READER_VERSION = "1"
+READER_VERSION = "2"
 
 
 def read_document(path: Path, progress: Progress | None = None, name: str = "") -> Document:
@@ -283,14 +283,49 @@ def _layout_lines(layout, page: int):
     while stack:
         item = stack.pop()
         if isinstance(item, LTTextLineHorizontal):
-            text = _CID.sub("", item.get_text()).strip()
-            if not text:
+            chars = [c for c in item if isinstance(c, LTChar)]
+            if not chars:
                 continue
-            sizes = [round(c.size, 1) for c in item if isinstance(c, LTChar)]
-            size = statistics.median(sizes) if sizes else item.height
-            yield _Line(page, item.x0, item.x1, item.y0, item.y1, size, " ".join(text.split()))
+            size = statistics.median(round(c.size, 1) for c in chars)
+            text = " ".join(_CID.sub("", _line_text(chars, size)).split())
+            if text:
+                yield _Line(page, item.x0, item.x1, item.y0, item.y1, size, text)
         elif hasattr(item, "__iter__"):
             stack.extend(item)
+
+
+def _line_text(chars: list, size: float) -> str:
+    """The characters of one line, with a space only where a gap is clearly wider than the
+    line's usual one, and never between two Chinese characters.
+
+    pdfminer.six puts a space in every gap wider than a tenth of a character: a justified
+    Chinese line (character spacing stretched, as WPS and Word distribute it) came out as
+    "鄱 阳 湖" and "2 0 2 0 年". Chinese has no spaces between words, and a space drawn as a
+    glyph is kept as it is.
+    """
+    gaps = [b.x0 - a.x1 for a, b in zip(chars, chars[1:], strict=False)]
+    usual = max(statistics.median(gaps), 0.0) if gaps else 0.0
+    out = [chars[0].get_text()]
+    for a, b, gap in zip(chars, chars[1:], gaps, strict=False):
+        left, right = a.get_text(), b.get_text()
+        if (
+            gap > usual + 0.25 * size
+            and not left.isspace()
+            and not right.isspace()
+            and not (_wide(left) and _wide(right))
+        ):
+            out.append(" ")
+        out.append(right)
+    return "".join(out)
+
+
+def _wide(char: str) -> bool:
+    """A Chinese character or full-width punctuation: no space goes between two of them."""
+    return bool(char) and (
+        "\u2e80" <= char[0] <= "\u9fff"
+        or "\uf900" <= char[0] <= "\ufaff"
+        or "\uff00" <= char[0] <= "\uffef"
+    )
 
 
 def _drop_running_lines(pages: list[list[_Line]], heights: list[float]) -> list[list[_Line]]:

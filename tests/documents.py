@@ -220,6 +220,40 @@ def _scanned_page(c) -> None:
     c.drawInlineImage(image, 0, 0, _PAGE_W, _PAGE_H)
 
 
+MIXED = "新版 Python 3.11 的 asyncio 模块新增了 TaskGroup。"
+
+
+def justified_pdf(path: Path, font: str = "cid") -> Path:
+    """The first paragraphs set with stretched character spacing (distributed justification,
+    as WPS and Word do it), then a line of Chinese and English whose words are placed one by
+    one without space glyphs (as TeX does)."""
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=(_PAGE_W, _PAGE_H))
+    name = _font(font)
+    y = _PAGE_H - 90
+    for text in PARAGRAPHS[:3]:
+        for i, line in enumerate(_wrap(text, 30)):
+            words = c.beginText(72 + (2 * _SIZE if i == 0 else 0), y)
+            words.setFont(name, _SIZE)
+            words.setCharSpace(3.5)
+            words.textLine(line)
+            c.drawText(words)
+            y -= _LEADING
+        y -= 6
+    x = 72 + 2 * _SIZE
+    for word in MIXED.split(" "):
+        words = c.beginText(x, y)
+        words.setFont(name, _SIZE)
+        words.setCharSpace(0)
+        words.textOut(word)
+        c.drawText(words)
+        x += c.stringWidth(word, name, _SIZE) + 4  # a word space, but no space glyph
+    c.showPage()
+    c.save()
+    return path
+
+
 def scanned_pdf(path: Path, text_pages: int = 0) -> Path:
     """Two scanned pages (images, no text layer), after `text_pages` pages of the report's
     text: a whole scan, or a report with a scanned annex."""

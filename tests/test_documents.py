@@ -49,6 +49,12 @@ def test_pdf_paragraphs_are_rebuilt_from_the_layout_with_their_pages(tmp_path, f
     assert pages == [*docs.PAGES, docs.TABLE_PAGE]
 
 
+def test_justified_lines_get_no_spaces_between_chinese_characters(tmp_path):
+    docs.justified_pdf(tmp_path / "justified.pdf")
+    article = only(tmp_path)
+    assert article.paragraphs == (*docs.PARAGRAPHS[:3], docs.MIXED)
+
+
 @pytest.mark.parametrize("font", docs.fonts())
 def test_two_columns_are_read_one_after_the_other(tmp_path, font):
     docs.columns_pdf(tmp_path / "notice.pdf", font)
