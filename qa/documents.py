@@ -12,6 +12,7 @@ The libraries are imported inside the functions that use them: `import qa` stays
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -82,7 +83,7 @@ def _check_size(path: Path) -> bytes:
 # --- the cache ----------------------------------------------------------------------------
 
 # Change it whenever reading a PDF or .docx gives other paragraphs: older entries go unused.
-READER_VERSION = "2"
+READER_VERSION = "3"
 
 
 def read_document(path: Path, progress: Progress | None = None, name: str = "") -> Document:
@@ -183,7 +184,12 @@ def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Do
         raise DocumentError(
             "truncated: the PDF ends before its end marker (%%EOF); download or export it again"
         )
-    lines, pages, heights = _pdf_lines(path, progress, name or path.name)
+    lines, pages, heights, undecoded = _pdf_lines(data, progress, name or path.name)
+    if undecoded and not any(lines):
+        raise DocumentError(
+            "its text cannot be decoded (the fonts give glyph numbers, not characters); "
+            "print it to a new PDF or export it again from the program that made it"
+        )
     if not any(lines):
         raise DocumentError(
             "no text layer: it looks like a scan (images of pages); run OCR on it first "
@@ -196,7 +202,7 @@ def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Do
         notes = (f"page(s) {shown} of {pages} have no text layer (scanned?) and were not read",)
     body = _drop_running_lines(lines, heights)
     paragraphs, starts, heading = _paragraphs([_reading_order(page) for page in body])
-    title = pdf_title(path)
+    title = pdf_title(data)
     if title.lower() in ("untitled", "无标题"):  # what some writers put there by default
         title = ""
     if paragraphs and paragraphs[0] in (title, heading):
@@ -207,16 +213,15 @@ def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Do
     return Document(title, tuple(paragraphs), tuple(starts), notes=notes)
 
 
-def pdf_title(path: Path) -> str:
+def pdf_title(data: bytes) -> str:
     """The document's /Title, "" when it has none (read apart: it is optional metadata)."""
     from pdfminer.pdfdocument import PDFDocument
     from pdfminer.pdfparser import PDFParser
     from pdfminer.pdftypes import resolve1
 
     try:
-        with open(path, "rb") as f:
-            info = PDFDocument(PDFParser(f)).info
-            raw = resolve1(info[0].get("Title")) if info else None
+        info = PDFDocument(PDFParser(io.BytesIO(data))).info
+        raw = resolve1(info[0].get("Title")) if info else None
     except Exception:  # noqa: BLE001 - a title is optional; read_pdf reports real damage
         return ""
     if isinstance(raw, bytes):
@@ -227,19 +232,24 @@ def pdf_title(path: Path) -> str:
 
 
 def _pdf_lines(
-    path: Path, progress: Progress | None, name: str
-) -> tuple[list[list[_Line]], int, list[float]]:
-    """Text lines of each page (pdfminer.six layout analysis), the page count, page heights."""
+    data: bytes, progress: Progress | None, name: str
+) -> tuple[list[list[_Line]], int, list[float], int]:
+    """Text lines of each page (pdfminer.six layout analysis), the page count, page heights,
+    and how many glyphs had no character (pdfminer's "(cid:N)")."""
     from pdfminer.converter import PDFPageAggregator
     from pdfminer.layout import LAParams
     from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
     from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
     from pdfminer.pdfpage import PDFPage
 
+    # pdfminer.six warns on stderr about copy-protection flags and small defects it reads
+    # past; what it cannot read raises, and becomes one skip line below.
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
     pages: list[list[_Line]] = []
     heights: list[float] = []
+    undecoded = [0]
     try:
-        with open(path, "rb") as f:
+        with io.BytesIO(data) as f:
             found = list(islice(PDFPage.get_pages(f, check_extractable=False), MAX_PAGES + 1))
             if len(found) > MAX_PAGES:
                 raise DocumentError(f"more than {MAX_PAGES} pages: split it")
@@ -258,7 +268,7 @@ def _pdf_lines(
                 interpreter.process_page(page)
                 layout = device.get_result()
                 heights.append(float(layout.height))
-                pages.append(list(_layout_lines(layout, number)))
+                pages.append(list(_layout_lines(layout, number, undecoded)))
             if progress is not None and len(found) > PROGRESS_PAGES:
                 progress(f"reading {name}", len(found), len(found))
     except (PDFPasswordIncorrect, PDFEncryptionError):
@@ -272,10 +282,10 @@ def _pdf_lines(
     except Exception as exc:  # noqa: BLE001 - a damaged file may fail anywhere in the parser
         reason = " ".join(str(exc).split())[:100] or type(exc).__name__
         raise DocumentError(f"damaged PDF ({reason}); export it again") from None
-    return pages, len(pages), heights
+    return pages, len(pages), heights, undecoded[0]
 
 
-def _layout_lines(layout, page: int):
+def _layout_lines(layout, page: int, undecoded: list[int]):
     """The horizontal text lines inside a pdfminer page layout, in no particular order."""
     from pdfminer.layout import LTChar, LTTextLineHorizontal
 
@@ -287,7 +297,9 @@ def _layout_lines(layout, page: int):
             if not chars:
                 continue
             size = statistics.median(round(c.size, 1) for c in chars)
-            text = " ".join(_CID.sub("", _line_text(chars, size)).split())
+            raw = _line_text(chars, size)
+            text = " ".join(_CID.sub("", raw).split())
+            undecoded[0] += len(_CID.findall(raw))
             if text:
                 yield _Line(page, item.x0, item.x1, item.y0, item.y1, size, text)
         elif hasattr(item, "__iter__"):

@@ -117,12 +117,21 @@ def _text_lines(page: _Page, x: float, y: float, text: str, width: int) -> float
     return y - 6  # a little space between paragraphs, as word processors add
 
 
-def report_pdf(path: Path, font: str = "cid", encrypt: str | None = None) -> Path:
-    """The report over three pages: title, paragraphs (one crossing a page), a ruled table."""
+def report_pdf(
+    path: Path, font: str = "cid", encrypt: str | None = None, owner: str | None = None
+) -> Path:
+    """The report over three pages: title, paragraphs (one crossing a page), a ruled table.
+
+    `encrypt`: the password to open it; `owner` alone: anyone may open it, but copying and
+    changing it are forbidden (what many official PDFs do)."""
     from reportlab.lib.pdfencrypt import StandardEncryption
     from reportlab.pdfgen import canvas
 
-    encryption = StandardEncryption(encrypt, ownerPassword=encrypt + "-owner") if encrypt else None
+    encryption = None
+    if encrypt or owner:
+        encryption = StandardEncryption(
+            encrypt or "", ownerPassword=owner or encrypt + "-owner", canCopy=0, canModify=0
+        )
     c = canvas.Canvas(str(path), pagesize=(_PAGE_W, _PAGE_H), encrypt=encryption)
     c.setTitle(TITLE)
     name = _font(font)

@@ -55,6 +55,20 @@ def test_justified_lines_get_no_spaces_between_chinese_characters(tmp_path):
     assert article.paragraphs == (*docs.PARAGRAPHS[:3], docs.MIXED)
 
 
+@pytest.mark.skipif("ttf" not in docs.fonts(), reason="needs fonts-wqy-microhei")
+def test_pdf_that_only_forbids_copying_is_read(tmp_path):
+    # Embedded font only: reportlab leaves the CID font's Registry and Ordering strings
+    # unencrypted in an encrypted file, so no reader can decode its STSong-Light text.
+    docs.report_pdf(tmp_path / "protected.pdf", "ttf", owner="owner-only")
+    assert only(tmp_path).paragraphs == REPORT
+
+
+def test_pdf_whose_fonts_give_no_characters_is_skipped_saying_so(tmp_path):
+    docs.report_pdf(tmp_path / "glyphs.pdf", "cid", owner="owner-only")  # see above
+    (line,) = read_corpus(tmp_path).skipped
+    assert line.startswith("glyphs.pdf: its text cannot be decoded")
+
+
 @pytest.mark.parametrize("font", docs.fonts())
 def test_two_columns_are_read_one_after_the_other(tmp_path, font):
     docs.columns_pdf(tmp_path / "notice.pdf", font)
