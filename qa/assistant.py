@@ -208,14 +208,17 @@ class Assistant:
                         seen.add(text)
                 sentence = paragraph[start:end]
             article = d.articles[d.chunk_article[cand.chunk]].article
+            paragraph_number = int(d.chunk_paragraph[cand.chunk])
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
-                paragraph=int(d.chunk_paragraph[cand.chunk]),
+                paragraph=paragraph_number,
                 sentence=sentence,
                 start=start,
                 end=end,
                 score=round(cand.score, 4),
+                page=article.page(paragraph_number),
+                url=article.url,
             )
             if cite:
                 cited.append(citation)
@@ -246,6 +249,7 @@ class Assistant:
             start=int(d.chunk_start[hit.chunk]),
             end=int(d.chunk_end[hit.chunk]),
             score=round(hit.score, 4),
+            page=article.page(int(d.chunk_paragraph[hit.chunk])),
         )
 
 

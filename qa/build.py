@@ -18,7 +18,7 @@ from .bm25 import TermCounts
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyCorpusError, IndexNotFoundError, QAError
-from .reader import Corpus, read_corpus
+from .reader import SUPPORTED_SUFFIXES, Corpus, read_corpus
 from .retrieve import ann_index
 from .split import chunk_paragraph
 from .store import (
@@ -76,7 +76,7 @@ def build(
     began = time.perf_counter()
     settings = settings or Settings()
     corpus, index = Path(corpus), Path(index)
-    read = read_articles(corpus)
+    read = read_articles(corpus, progress)
     embedder = embedder or make_embedder(
         settings.build_model, settings.batch_size, settings.backend
     )
@@ -92,12 +92,12 @@ def build(
     )
 
 
-def read_articles(corpus: Path) -> Corpus:
+def read_articles(corpus: Path, progress: Progress | None = None) -> Corpus:
     """The corpus's articles; EmptyCorpusError when there is none to index."""
-    read = read_corpus(corpus)
+    read = read_corpus(corpus, progress)
     if not read.articles:
         raise EmptyCorpusError(
-            f"No readable article in {corpus} (supported: .txt .md .html .json .jsonl); "
+            f"No readable article in {corpus} (supported: {' '.join(SUPPORTED_SUFFIXES)}); "
             "add some articles and run `qa build` again."
         )
     return read

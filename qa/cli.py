@@ -44,10 +44,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     reader_log = logging.getLogger("qa.reader")
     level = reader_log.level
     reader_log.setLevel(logging.ERROR)
+    settings = _settings(args)
+    bars = _Bars() if settings.progress and sys.stderr.isatty() else None
     try:
-        stats = build(args.corpus, args.index, _settings(args))
+        stats = build(args.corpus, args.index, settings, progress=bars)
     finally:
         reader_log.setLevel(level)
+        if bars is not None:
+            bars.close()
     for line in stats.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     for line in stats.notes:
@@ -58,6 +62,28 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"embedded {stats.embedded} passages in {stats.seconds:.1f} s -> {redact(args.index)}"
     )
     return 0
+
+
+class _Bars:
+    """Build progress on stderr: a bar per stage ("reading report.pdf" for a long document,
+    "embedding"), like the embedder's own bar."""
+
+    def __init__(self) -> None:
+        self.what, self.bar = "", None
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if what != self.what or self.bar is None:
+            self.close()
+            unit = "page" if what.startswith("reading") else "passage"
+            self.what, self.bar = what, tqdm(total=total, desc=what, unit=unit, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.what, self.bar = "", None
 
 
 def _open(args: argparse.Namespace):
@@ -75,7 +101,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print()
         for n, c in enumerate(answer.citations, 1):
-            print(f"[{n}] {c.title} — {c.article_id}, 第{c.paragraph + 1}段")
+            page = f"第{c.page}页 " if c.page else ""
+            print(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段")
             print(f"    {c.sentence}")
     return 0 if answer.found else 3
 
@@ -86,7 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps([asdict(p) for p in passages], ensure_ascii=False, indent=2))
         return 0
     for n, p in enumerate(passages, 1):
-        print(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, 第{p.paragraph + 1}段")
+        page = f"第{p.page}页 " if p.page else ""
+        print(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, {page}第{p.paragraph + 1}段")
         print(f"    {p.text[:120]}{'…' if len(p.text) > 120 else ''}")
     return 0
 

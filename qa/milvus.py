@@ -407,7 +407,7 @@ def build_milvus(
     began = time.perf_counter()
     settings = settings or Settings()
     target = parse_uri(index)
-    read = read_articles(Path(corpus))
+    read = read_articles(Path(corpus), progress)
     embedder = embedder or make_embedder(
         settings.build_model, settings.batch_size, settings.backend
     )

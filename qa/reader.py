@@ -1,8 +1,9 @@
-"""Read a folder of articles (.txt, .md, .html, .json, .jsonl) into `Article` values.
+"""Read a folder of articles (.txt, .md, .html, .json, .jsonl, .pdf, .docx) into `Article`s.
 
 Paragraph strings are what answers cite by character offset, so text is kept exactly as
 written apart from: newline normalisation, removal of control characters, stripping each
 paragraph's surrounding whitespace, light markdown markup removal and HTML tag removal.
+PDF, Word and the main text of web pages come through qa/documents.py.
 
 Everything here runs in time linear in the file's size (a regex that backtracks, or Python's
 html.parser on malformed markup, would let one uploaded file stall a server for minutes):
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from qa.documents import Document, DocumentError, Progress, read_document, read_html
 from qa.errors import EmptyCorpusError, QAError
-from qa.types import Article
+from qa.types import PAGES_KEY, Article, page_runs
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".pdf", ".docx")
 
 # Every C0/C1 control character except tab and newline (\r is gone after newline normalisation).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -99,16 +101,17 @@ class _BadInput(ValueError):
     """Raised by the parsers with a reason only; callers add the file or record name."""
 
 
-def read_corpus(root: str | Path) -> Corpus:
+def read_corpus(root: str | Path, progress: Progress | None = None) -> Corpus:
     """Read every supported file under `root`; bad files and records go to `skipped`.
 
+    `progress` hears ("reading <file>", page, pages) while a long PDF is read.
     Raises EmptyCorpusError only when `root` is missing or not a folder.
     """
     root = Path(root)
     if not root.exists():
         raise EmptyCorpusError(
             f"Corpus folder {root} does not exist: create it and put .txt, .md, .html, "
-            ".json or .jsonl articles in it, or pass the folder that holds them."
+            ".json, .jsonl, .pdf or .docx articles in it, or pass the folder that holds them."
         )
     if not root.is_dir():
         raise EmptyCorpusError(
@@ -120,7 +123,7 @@ def read_corpus(root: str | Path) -> Corpus:
     files = _corpus_files(root, skipped)
     for path in files:
         try:
-            result = _read_path(path, root)
+            result = _read_path(path, root, progress)
         except UnreadableFileError as exc:
             skipped.append(str(exc))
             continue
@@ -300,7 +303,7 @@ def _relative(path: Path, root: Path) -> str:
 # --- one file -----------------------------------------------------------------------------
 
 
-def _read_path(path: Path, root: Path) -> _FileRead:
+def _read_path(path: Path, root: Path, progress: Progress | None = None) -> _FileRead:
     rel = _relative(path, root)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -308,29 +311,54 @@ def _read_path(path: Path, root: Path) -> _FileRead:
             f"{rel}: unsupported file type {suffix or '(none)'}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    note = ""
     try:
-        text, note = _load_text(path)
-        if suffix == ".jsonl":
-            read = _parse_jsonl(text, rel)
-        elif suffix == ".json":
-            read = _parse_json(text, rel)
+        if suffix in (".pdf", ".docx"):
+            read = _read_document(path, rel, progress)
         else:
-            if suffix in (".html", ".htm"):
-                title, paragraphs = _parse_html(text, Path(rel).stem)
-            else:
-                title, paragraphs = _parse_plain(text, Path(rel).stem, markdown=suffix == ".md")
-            article = Article(rel, _cut(title, MAX_TITLE_CHARS), paragraphs, rel)
-            read = _FileRead((_Found(article, rel),))
+            text, note = _load_text(path)
+            read = _parse_text(text, rel, suffix)
     except OSError as exc:
         raise UnreadableFileError(f"{rel}: cannot read ({exc.strerror or exc})") from exc
     except (RecursionError, AssertionError) as exc:
         # Deeply nested JSON, or markup that html.parser gives up on.
         raise UnreadableFileError(f"{rel}: cannot parse ({type(exc).__name__})") from exc
-    except _BadInput as exc:
+    except (_BadInput, DocumentError) as exc:
         raise UnreadableFileError(f"{rel}: {exc}") from exc
     if note:
         read = dataclasses.replace(read, notes=(f"{rel}: {note}", *read.notes))
     return read
+
+
+def _parse_text(text: str, rel: str, suffix: str) -> _FileRead:
+    if suffix == ".jsonl":
+        return _parse_jsonl(text, rel)
+    if suffix == ".json":
+        return _parse_json(text, rel)
+    if suffix in (".html", ".htm"):
+        return _parse_page(text, rel)
+    title, paragraphs = _parse_plain(text, Path(rel).stem, markdown=suffix == ".md")
+    article = Article(rel, _cut(title, MAX_TITLE_CHARS), paragraphs, rel)
+    return _FileRead((_Found(article, rel),))
+
+
+def _read_document(path: Path, rel: str, progress: Progress | None) -> _FileRead:
+    """A PDF or .docx as one article; a PDF's paragraphs keep their pages (PAGES_KEY)."""
+    return _document_read(read_document(path, progress, name=rel), rel)
+
+
+def _document_read(doc: Document, rel: str) -> _FileRead:
+    """One article from a qa.documents.Document, its text cleaned like every other file's."""
+    kept = [(i, _clean(p).strip()) for i, p in enumerate(doc.paragraphs)]
+    kept = [(i, p) for i, p in kept if p]
+    if not kept:
+        raise _BadInput("no text")
+    metadata = tuple((k, _cut(_one_line(v), MAX_METADATA_CHARS)) for k, v in doc.metadata)
+    if doc.pages:
+        metadata += ((PAGES_KEY, page_runs(tuple(doc.pages[i] for i, _ in kept))),)
+    title = _cut(_one_line(doc.title), MAX_TITLE_CHARS) or Path(rel).stem
+    article = Article(rel, title, tuple(p for _, p in kept), rel, metadata)
+    return _FileRead((_Found(article, rel),), notes=tuple(f"{rel}: {n}" for n in doc.notes))
 
 
 def _load_text(path: Path) -> tuple[str, str]:
@@ -612,6 +640,24 @@ def _tag_end(html: str, start: int) -> int:
         if close < 0:
             return -1
         pos = close + 1
+
+
+def _parse_page(text: str, rel: str) -> _FileRead:
+    """A web page's main text by trafilatura (qa/documents.py); a page where it finds none
+    (a fragment, a bare list of paragraphs) is read whole by the extractor below.
+
+    trafilatura parses with lxml (libxml2), linear in the input: the "<a" * 40,000 page of the
+    security review takes milliseconds (benchmarks/documents.py).
+    """
+    try:
+        doc = read_html(text)
+    except Exception:  # noqa: BLE001 - a third-party parser on any page: the fallback reads it
+        logging.getLogger("qa.reader").debug("%s: trafilatura failed", rel, exc_info=True)
+        doc = None
+    if doc is not None:
+        return _document_read(doc, rel)
+    title, paragraphs = _parse_html(text, Path(rel).stem)
+    return _FileRead((_Found(Article(rel, _cut(title, MAX_TITLE_CHARS), paragraphs, rel), rel),))
 
 
 def _parse_html(text: str, fallback_title: str) -> tuple[str, tuple[str, ...]]:

@@ -19,6 +19,37 @@ class Article:
     source: str = ""  # file the article was read from, relative to the corpus folder
     metadata: tuple[tuple[str, str], ...] = ()  # e.g. (("date", "2019-11-16"), ("url", ...))
 
+    def page(self, paragraph: int) -> int | None:
+        """The page paragraph `paragraph` starts on (PDF articles), else None.
+
+        Kept in the metadata as PAGES_KEY (so every index stores it as it stores the rest):
+        "paragraph:page" where a new page begins, e.g. "0:1 3:2 8:4".
+        """
+        runs = dict(self.metadata).get(PAGES_KEY)
+        if not runs:
+            return None
+        page = None
+        for run in runs.split():
+            first, _, number = run.partition(":")
+            if not (first.isdigit() and number.isdigit()) or int(first) > paragraph:
+                break
+            page = int(number)
+        return page
+
+    @property
+    def url(self) -> str | None:
+        """The article's http(s) address from its metadata, if it has one."""
+        url = dict(self.metadata).get("url", "")
+        return url if url.lower().startswith(("http://", "https://")) else None
+
+
+PAGES_KEY = "pages"
+
+
+def page_runs(pages: tuple[int, ...]) -> str:
+    """The PAGES_KEY value for paragraphs that start on `pages` (see Article.page)."""
+    return " ".join(f"{i}:{page}" for i, page in enumerate(pages) if i == 0 or pages[i - 1] != page)
+
 
 @dataclass(frozen=True)
 class Span:
@@ -55,6 +86,7 @@ class Passage:
     start: int
     end: int
     score: float
+    page: int | None = None  # the page the paragraph starts on, for PDF articles
 
 
 @dataclass(frozen=True)
@@ -68,6 +100,8 @@ class Citation:
     start: int
     end: int
     score: float
+    page: int | None = None  # the page the paragraph starts on, for PDF articles
+    url: str | None = None  # the article's http(s) address (web pages), if known
 
 
 @dataclass(frozen=True)

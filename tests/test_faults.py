@@ -94,11 +94,11 @@ def stop_here():
 if point == "reading":  # between two files of the corpus
     real_read, files = reader._read_path, []
 
-    def read_path(path, root):
+    def read_path(path, root, *progress):
         files.append(path)
         if len(files) == 2:
             stop_here()
-        return real_read(path, root)
+        return real_read(path, root, *progress)
 
     reader._read_path = read_path
 elif point == "embedding":  # new text embedded, nothing written yet

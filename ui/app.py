@@ -23,7 +23,7 @@ from qa.store import live_generation
 
 from . import render, theme
 from .render import Turn
-from .upload import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, UploadResult, save_uploads
+from .upload import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, UploadResult, save_uploads, stage
 
 TITLE = "文章问答"
 DESCRIPTION = "就文章库里的文章提问:回答只摘录原文句子,每句都标出处,点击 [1] 查看原文。"
@@ -294,7 +294,7 @@ def build_app(service: Service):
     # Gradio finds the progress bar by this default argument, hence the noqa.
     def add(paths: list[str] | None, progress=gr.Progress()):  # noqa: B008
         def report(what: str, done: int, total: int) -> None:
-            progress((done, total), desc="正在嵌入新文章的段落", unit="段")
+            progress((done, total), **stage(what, "正在嵌入新文章的段落"))
 
         progress(0, desc="正在保存并读取文章…")
         try:
@@ -305,7 +305,7 @@ def build_app(service: Service):
 
     def rebuild(progress=gr.Progress()):  # noqa: B008
         def report(what: str, done: int, total: int) -> None:
-            progress((done, total), desc="正在嵌入段落", unit="段")
+            progress((done, total), **stage(what, "正在嵌入段落"))
 
         progress(0, desc="正在读取文章…")
         message = "\n".join(service.rebuild(report))
@@ -487,7 +487,8 @@ def open_or_build(corpus: Path, index: Path, settings: Settings) -> Assistant | 
     print(f"qa: building the index {index} from {corpus} ...", file=sys.stderr, flush=True)
 
     def report(what: str, done: int, total: int) -> None:
-        print(f"qa: {what} {done}/{total} passages", file=sys.stderr, flush=True)
+        unit = "pages" if what.startswith("reading ") else "passages"
+        print(f"qa: {what} {done}/{total} {unit}", file=sys.stderr, flush=True)
 
     try:
         stats = qa.build(corpus, index, settings, progress=report)

@@ -128,7 +128,7 @@ def related_html(answer: Answer) -> str:
     items = "".join(
         f'<li class="qa-related">{escape(c.sentence)}'
         f'<span class="qa-file"> — {escape(c.title or c.article_id)}, '
-        f"第{c.paragraph + 1}段</span></li>"
+        f"{_place(c.paragraph, c.page)}</span></li>"
         for c in answer.more
     )
     return (
@@ -147,6 +147,31 @@ def retrieval_score(answer: Answer, citation: Citation) -> float | None:
         if (p.article_id, p.paragraph) == (citation.article_id, citation.paragraph):
             return p.score
     return None
+
+
+def page_text(page: int | None) -> str:
+    """「第3页」 for a paragraph of a PDF, "" for other articles."""
+    return f"第{page}页" if page else ""
+
+
+def _place(paragraph: int, page: int | None) -> str:
+    """Where a sentence is: 「第3页 第2段」 in a PDF, 「第2段」 elsewhere (plain text)."""
+    return " ".join(filter(None, (page_text(page), f"第{paragraph + 1}段")))
+
+
+def _page_span(page: int | None) -> str:
+    return f'<span class="qa-page">{page_text(page)}</span>' if page else ""
+
+
+def source_link(url: str | None) -> str:
+    """The article's address as a link: escaped, and only for http(s) (never javascript:)."""
+    if not url or not re.match(r"https?://[^\s/?#]+", url, re.IGNORECASE) or re.search(r"\s", url):
+        return ""
+    href = escape(url, quote=True)
+    return (
+        f'<a class="qa-url" href="{href}" target="_blank" rel="noopener noreferrer nofollow">'
+        "原文链接</a>"
+    )
 
 
 def source_card(
@@ -174,7 +199,8 @@ def source_card(
         f'<div class="qa-source-head"><span class="qa-n">[{n}]</span>'
         f'<span class="qa-title">{escape(citation.title)}</span></div>'
         f'<div class="qa-meta"><span class="qa-file">{escape(citation.article_id)}</span>'
-        f'<span>第{citation.paragraph + 1}段</span><span class="qa-score">{score_text}</span></div>'
+        f"{_page_span(citation.page)}<span>第{citation.paragraph + 1}段</span>"
+        f'<span class="qa-score">{score_text}</span>{source_link(citation.url)}</div>'
         f'<p class="qa-para">{shown}</p>'
         "</article>"
     )
@@ -227,7 +253,7 @@ def passages_html(answer: Answer | None, terms: Sequence[str]) -> str:
         f'<li class="qa-passage"><div class="qa-meta"><span class="qa-score">{p.score:.3f}</span>'
         f'<span class="qa-title">{escape(p.title)}</span>'
         f'<span class="qa-file">{escape(p.article_id)}</span>'
-        f"<span>第{p.paragraph + 1}段</span></div>"
+        f"{_page_span(p.page)}<span>第{p.paragraph + 1}段</span></div>"
         f'<p class="qa-para">{emphasise(p.text, keywords)}</p></li>'
         for p in answer.passages
     )

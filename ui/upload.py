@@ -14,7 +14,7 @@ from pathlib import Path
 from qa import QAError
 from qa.reader import read_file
 
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl", ".pdf", ".docx")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # far above any article; stops a stray archive or video
 MAX_NAME_BYTES = 255  # what ext4 and most file systems allow for one name
 # Articles in one uploaded file: a news feed has hundreds; 50,000 tiny records in a 1.3 MB
@@ -152,3 +152,11 @@ def save_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> UploadResul
         except UploadRejected as exc:
             rejected.append(str(exc))
     return UploadResult(tuple(saved), tuple(rejected))
+
+
+def stage(what: str, embedding: str) -> dict[str, str]:
+    """The progress bar's label and unit for a build stage: reading a long PDF page by page
+    ("reading report.pdf"), else `embedding` (passages)."""
+    if what.startswith("reading "):
+        return {"desc": f"正在读取 {shown(what.removeprefix('reading '))}", "unit": "页"}
+    return {"desc": embedding, "unit": "段"}

@@ -1,0 +1,688 @@
+"""Documents that are not plain text: PDF (pdfminer.six), Word .docx (python-docx) and the main
+text of saved web pages (trafilatura). qa/reader.py turns what they give into `Article`s.
+
+A PDF's paragraphs are rebuilt from its layout: running headers and page numbers dropped,
+two columns read one after the other, lines broken inside a sentence joined, and every
+paragraph remembers the page it starts on. benchmarks/documents.py measured the PDF
+libraries and the HTML extractors this module chose (README, "Articles").
+
+The libraries are imported inside the functions that use them: `import qa` stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import statistics
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+# A corpus file larger than this is not opened (the upload limit is far lower).
+MAX_DOCUMENT_BYTES = 200 * 1024 * 1024
+MAX_PAGES = 2000  # a longer PDF is a book or a scan batch: split it
+# The parts of a .docx unpacked: a few MB of XML for a long report; a zip bomb is far more.
+MAX_UNPACKED_BYTES = 300 * 1024 * 1024
+MAX_READ_SECONDS = 300.0  # a PDF still being read after this is refused (checked per page)
+PROGRESS_PAGES = 10  # documents with more pages report progress page by page
+ROW_SEPARATOR = " | "  # between the cells of a table row (one row per line)
+
+# (what, done, total), like qa.build's progress: ("reading report.pdf", 40, 120).
+Progress = Callable[[str, int, int], None]
+
+_SENTENCE_END = "。！？!?；;…"
+_CLOSERS = "\"'”’」』）)》】"
+_PAGE_NUMBER = re.compile(
+    r"[-—–\s]*(?:第\s*)?\d{1,4}\s*(?:页)?\s*(?:(?:/|of|共)\s*\d{1,4}\s*页?)?[-—–\s]*"
+    r"|(?:page|p\.)\s*\d{1,4}(?:\s*of\s*\d{1,4})?",
+    re.IGNORECASE,
+)
+_CID = re.compile(r"\(cid:\d+\)")
+_DIGITS = re.compile(r"\d+")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]")
+
+
+class DocumentError(ValueError):
+    """A document cannot be read; the message says why (the reader adds the file name)."""
+
+
+class _TooSlow(DocumentError):
+    """Refused for the time it took: not remembered, another machine may be faster."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """What a PDF, .docx or web page gave: its paragraphs in reading order and, for a PDF,
+    the page each paragraph starts on (`pages[i]` for `paragraphs[i]`, 1-based)."""
+
+    title: str
+    paragraphs: tuple[str, ...]
+    pages: tuple[int, ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()  # ("date", ...), ("url", ...)
+    notes: tuple[str, ...] = ()  # things the reader should know (pages without text)
+
+
+def _check_size(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentError(
+            f"{size / 1024 / 1024:.0f} MB, more than the {MAX_DOCUMENT_BYTES // 1024 // 1024} "
+            "MB read: split it"
+        )
+    return path.read_bytes()
+
+
+# --- the cache ----------------------------------------------------------------------------
+
+# Change it whenever reading a PDF or .docx gives other paragraphs: older entries go unused.
+READER_VERSION = "3"
+
+
+def read_document(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+    """`read_pdf` or `read_docx` by suffix, remembered by the file's content.
+
+    Every build reads the whole corpus, and pdfminer.six takes 50-100 ms a page: a folder of
+    reports would be parsed again on each upload. What a file gave (or why it was refused) is
+    kept under QA_CACHE/documents, keyed by its bytes, the reader's version and the
+    libraries' versions, so a changed file is read again and an unchanged one is not.
+    """
+    pdf = path.suffix.lower() == ".pdf"
+    data = _check_size(path)
+    key = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64]).hexdigest()
+    entry = _cache_folder() / f"{key}.json"
+    try:
+        kept = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = None
+    if isinstance(kept, dict) and "error" in kept:
+        raise DocumentError(kept["error"])
+    if isinstance(kept, dict):
+        try:
+            return Document(
+                kept["title"],
+                tuple(kept["paragraphs"]),
+                tuple(kept["pages"]),
+                tuple(tuple(pair) for pair in kept["metadata"]),
+                tuple(kept["notes"]),
+            )
+        except (KeyError, TypeError):
+            pass  # an entry from another layout: read the file again
+    try:
+        doc = read_pdf(path, progress, name) if pdf else read_docx(path)
+    except _TooSlow:
+        raise
+    except DocumentError as exc:
+        _remember(entry, {"error": str(exc)})
+        raise
+    _remember(entry, {k: getattr(doc, k) for k in Document.__dataclass_fields__})
+    return doc
+
+
+def _cache_folder() -> Path:
+    from .onnx import cache_root
+
+    return cache_root() / "documents"
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [READER_VERSION]
+    for package in ("pdfminer.six", "python-docx"):
+        try:
+            found.append(version(package))
+        except PackageNotFoundError:
+            found.append("-")
+    return " ".join(found)
+
+
+def _remember(entry: Path, value: dict) -> None:
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, entry)
+    except OSError as exc:  # a read-only home: documents are read each time, only slower
+        logging.getLogger("qa").debug("document not cached: %s", exc)
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of text on a page, in PDF points (y grows upwards)."""
+
+    page: int
+    x0: float
+    x1: float
+    y0: float  # the baseline side
+    y1: float
+    size: float  # the font size of its characters
+    text: str
+    row: bool = False  # cells of a table row, joined by ROW_SEPARATOR
+
+
+def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+    """The paragraphs of a PDF with the page each starts on.
+
+    Raises DocumentError for an encrypted, truncated, damaged or scanned (no text) file, or
+    one over MAX_PAGES pages.
+    """
+    data = _check_size(path)
+    if b"%PDF-" not in data[:1024]:
+        raise DocumentError("not a PDF (no %PDF- header)")
+    if b"%%EOF" not in data[-2048:]:
+        raise DocumentError(
+            "truncated: the PDF ends before its end marker (%%EOF); download or export it again"
+        )
+    lines, pages, heights, undecoded = _pdf_lines(data, progress, name or path.name)
+    if undecoded and not any(lines):
+        raise DocumentError(
+            "its text cannot be decoded (the fonts give glyph numbers, not characters); "
+            "print it to a new PDF or export it again from the program that made it"
+        )
+    if not any(lines):
+        raise DocumentError(
+            "no text layer: it looks like a scan (images of pages); run OCR on it first "
+            "(e.g. ocrmypdf) and add the result"
+        )
+    empty = [str(n) for n, page in enumerate(lines, 1) if not page]
+    notes = ()
+    if empty:
+        shown = ", ".join(empty[:10]) + (" …" if len(empty) > 10 else "")
+        notes = (f"page(s) {shown} of {pages} have no text layer (scanned?) and were not read",)
+    body = _drop_running_lines(lines, heights)
+    paragraphs, starts, heading = _paragraphs([_reading_order(page) for page in body])
+    title = pdf_title(data)
+    if title.lower() in ("untitled", "无标题"):  # what some writers put there by default
+        title = ""
+    if paragraphs and paragraphs[0] in (title, heading):
+        title = title or heading  # the title is the article's title, not its first paragraph
+        paragraphs, starts = paragraphs[1:], starts[1:]
+    if not paragraphs:
+        raise DocumentError("no text besides headers and page numbers")
+    return Document(title, tuple(paragraphs), tuple(starts), notes=notes)
+
+
+def pdf_title(data: bytes) -> str:
+    """The document's /Title, "" when it has none (read apart: it is optional metadata)."""
+    from pdfminer.pdfdocument import PDFDocument
+    from pdfminer.pdfparser import PDFParser
+    from pdfminer.pdftypes import resolve1
+
+    try:
+        info = PDFDocument(PDFParser(io.BytesIO(data))).info
+        raw = resolve1(info[0].get("Title")) if info else None
+    except Exception:  # noqa: BLE001 - a title is optional; read_pdf reports real damage
+        return ""
+    if isinstance(raw, bytes):
+        if raw.startswith((b"\xfe\xff", b"\xff\xfe")):
+            return raw.decode("utf-16", "replace").strip()
+        return raw.decode("latin-1").strip()
+    return str(raw).strip() if raw else ""
+
+
+def _pdf_lines(
+    data: bytes, progress: Progress | None, name: str
+) -> tuple[list[list[_Line]], int, list[float], int]:
+    """Text lines of each page (pdfminer.six layout analysis), the page count, page heights,
+    and how many glyphs had no character (pdfminer's "(cid:N)")."""
+    from pdfminer.converter import PDFPageAggregator
+    from pdfminer.layout import LAParams
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
+    from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+    from pdfminer.pdfpage import PDFPage
+
+    # pdfminer.six warns on stderr about copy-protection flags and small defects it reads
+    # past; what it cannot read raises, and becomes one skip line below.
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)
+    pages: list[list[_Line]] = []
+    heights: list[float] = []
+    undecoded = [0]
+    try:
+        with io.BytesIO(data) as f:
+            found = list(islice(PDFPage.get_pages(f, check_extractable=False), MAX_PAGES + 1))
+            if len(found) > MAX_PAGES:
+                raise DocumentError(f"more than {MAX_PAGES} pages: split it")
+            manager = PDFResourceManager()
+            device = PDFPageAggregator(manager, laparams=LAParams())
+            interpreter = PDFPageInterpreter(manager, device)
+            began = time.monotonic()
+            for number, page in enumerate(found, 1):
+                if time.monotonic() - began > MAX_READ_SECONDS:
+                    raise _TooSlow(
+                        f"still not read after {MAX_READ_SECONDS:.0f} s (page {number} of "
+                        f"{len(found)}): split it or print it to a new PDF"
+                    )
+                if progress is not None and len(found) > PROGRESS_PAGES:
+                    progress(f"reading {name}", number - 1, len(found))
+                interpreter.process_page(page)
+                layout = device.get_result()
+                heights.append(float(layout.height))
+                pages.append(list(_layout_lines(layout, number, undecoded)))
+            if progress is not None and len(found) > PROGRESS_PAGES:
+                progress(f"reading {name}", len(found), len(found))
+    except (PDFPasswordIncorrect, PDFEncryptionError):
+        raise DocumentError(
+            "encrypted: it needs a password to open; save a copy without one and add that"
+        ) from None
+    except DocumentError:
+        raise
+    except RecursionError:
+        raise DocumentError("damaged PDF (nested too deeply)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file may fail anywhere in the parser
+        reason = " ".join(str(exc).split())[:100] or type(exc).__name__
+        raise DocumentError(f"damaged PDF ({reason}); export it again") from None
+    return pages, len(pages), heights, undecoded[0]
+
+
+def _layout_lines(layout, page: int, undecoded: list[int]):
+    """The horizontal text lines inside a pdfminer page layout, in no particular order."""
+    from pdfminer.layout import LTChar, LTTextLineHorizontal
+
+    stack = [layout]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, LTTextLineHorizontal):
+            chars = [c for c in item if isinstance(c, LTChar)]
+            if not chars:
+                continue
+            size = statistics.median(round(c.size, 1) for c in chars)
+            raw = _line_text(chars, size)
+            text = " ".join(_CID.sub("", raw).split())
+            undecoded[0] += len(_CID.findall(raw))
+            if text:
+                yield _Line(page, item.x0, item.x1, item.y0, item.y1, size, text)
+        elif hasattr(item, "__iter__"):
+            stack.extend(item)
+
+
+def _line_text(chars: list, size: float) -> str:
+    """The characters of one line, with a space only where a gap is clearly wider than the
+    line's usual one, and never between two Chinese characters.
+
+    pdfminer.six puts a space in every gap wider than a tenth of a character: a justified
+    Chinese line (character spacing stretched, as WPS and Word distribute it) came out as
+    "鄱 阳 湖" and "2 0 2 0 年". Chinese has no spaces between words, and a space drawn as a
+    glyph is kept as it is.
+    """
+    gaps = [b.x0 - a.x1 for a, b in zip(chars, chars[1:], strict=False)]
+    usual = max(statistics.median(gaps), 0.0) if gaps else 0.0
+    out = [chars[0].get_text()]
+    for a, b, gap in zip(chars, chars[1:], gaps, strict=False):
+        left, right = a.get_text(), b.get_text()
+        if (
+            gap > usual + 0.25 * size
+            and not left.isspace()
+            and not right.isspace()
+            and not (_wide(left) and _wide(right))
+        ):
+            out.append(" ")
+        out.append(right)
+    return "".join(out)
+
+
+def _wide(char: str) -> bool:
+    """A Chinese character or full-width punctuation: no space goes between two of them."""
+    return bool(char) and (
+        "\u2e80" <= char[0] <= "\u9fff"
+        or "\uf900" <= char[0] <= "\ufaff"
+        or "\uff00" <= char[0] <= "\uffef"
+    )
+
+
+def _drop_running_lines(pages: list[list[_Line]], heights: list[float]) -> list[list[_Line]]:
+    """Pages without their running headers, footers and page numbers.
+
+    A line in the top or bottom tenth of a page is dropped when it is a page number, or when
+    (its digits aside) it recurs there on at least half of the pages (and two of them).
+    """
+
+    def key(line: _Line) -> str:
+        return _DIGITS.sub("#", line.text.replace(" ", ""))
+
+    def margin(line: _Line, height: float) -> bool:
+        return line.y0 > 0.9 * height or line.y1 < 0.1 * height
+
+    seen = Counter()
+    for page, height in zip(pages, heights, strict=True):
+        seen.update({key(line) for line in page if margin(line, height)})
+    recurring = {k for k, n in seen.items() if n >= 2 and n >= len(pages) / 2}
+    return [
+        [
+            line
+            for line in page
+            if not (
+                margin(line, height)
+                and (key(line) in recurring or _PAGE_NUMBER.fullmatch(line.text))
+            )
+        ]
+        for page, height in zip(pages, heights, strict=True)
+    ]
+
+
+def _reading_order(lines: list[_Line]) -> list[list[_Line]]:
+    """The page as flows (a column, or a full-width stretch) in reading order, each a list
+    of lines top to bottom, the cells of one table row joined into one line."""
+    gutter = _gutter(lines)
+    ordered = sorted(lines, key=lambda line: (-line.y0, line.x0))
+    if gutter is None:
+        return [_rows(ordered)]
+    flows: list[list[_Line]] = []
+    left: list[_Line] = []
+    right: list[_Line] = []
+    across: list[_Line] = []  # a title or a table over both columns
+
+    def flush(*parts: list[_Line]) -> None:
+        flows.extend(_rows(part) for part in parts if part)
+        for part in parts:
+            part.clear()
+
+    for line in ordered:
+        if line.x1 <= gutter:
+            flush(across)
+            left.append(line)
+        elif line.x0 >= gutter:
+            flush(across)
+            right.append(line)
+        else:
+            flush(left, right)
+            across.append(line)
+    flush(across, left, right)
+    return flows
+
+
+def _gutter(lines: list[_Line]) -> float | None:
+    """The x of the gap between two columns of text, or None for a one-column page.
+
+    Two columns: a vertical line in the middle of the text that few lines cross, with at
+    least three lines of text on each side, and those lines long (table cells are short).
+    """
+    if len(lines) < 6:
+        return None
+    lo, hi = min(line.x0 for line in lines), max(line.x1 for line in lines)
+    best, crossing = None, len(lines) + 1
+    steps = 40
+    for i in range(int(0.3 * steps), int(0.7 * steps) + 1):
+        x = lo + (hi - lo) * i / steps
+        n = sum(line.x0 < x < line.x1 for line in lines)
+        if n < crossing:
+            best, crossing = x, n
+    if best is None or crossing > 0.2 * len(lines):
+        return None
+    sides = [
+        [line for line in lines if line.x1 <= best],
+        [line for line in lines if line.x0 >= best],
+    ]
+    if any(len(side) < 3 for side in sides):
+        return None
+    if any(statistics.median(len(line.text) for line in side) < 8 for side in sides):
+        return None
+    # Move the cut to the middle of the empty band, away from the nearest text.
+    return (max(line.x1 for line in sides[0]) + min(line.x0 for line in sides[1])) / 2
+
+
+def _rows(lines: list[_Line]) -> list[_Line]:
+    """`lines` (top to bottom) with the pieces of one baseline joined: a table row."""
+    out: list[_Line] = []
+    for line in sorted(lines, key=lambda line: (-line.y0, line.x0)):
+        prev = out[-1] if out else None
+        if prev is not None and abs(prev.y0 - line.y0) < 0.3 * max(prev.size, line.size):
+            out[-1] = _Line(
+                prev.page,
+                min(prev.x0, line.x0),
+                max(prev.x1, line.x1),
+                min(prev.y0, line.y0),
+                max(prev.y1, line.y1),
+                max(prev.size, line.size),
+                prev.text + ROW_SEPARATOR + line.text,
+                row=True,
+            )
+        else:
+            out.append(line)
+    return out
+
+
+def _paragraphs(pages: list[list[list[_Line]]]) -> tuple[list[str], list[int], str]:
+    """Paragraph texts, the page each starts on, and the first paragraph again if it is a
+    heading (set larger than the body text, short), from every page's flows.
+
+    A new paragraph starts where a line is indented, set in another size, follows a wide
+    gap, or follows a short line that ended a sentence; table rows make one paragraph, one
+    row per line. The last paragraph of a column or page goes on in the next one unless it
+    ended a sentence or the next starts indented.
+    """
+    flows = [flow for page in pages for flow in page if flow]
+    all_lines = [line for flow in flows for line in flow]
+    body = _body_size(all_lines)
+    pitch = _pitch(flows, body)
+    texts: list[list[str]] = []
+    starts: list[int] = []
+    prev: _Line | None = None
+    for flow in flows:
+        left = min((line.x0 for line in flow if not line.row), default=flow[0].x0)
+        right = max((line.x1 for line in flow if not line.row), default=flow[0].x1)
+        for i, line in enumerate(flow):
+            first = i == 0
+            if prev is None or _starts_paragraph(prev, line, first, left, right, pitch, body):
+                texts.append([line.text])
+                starts.append(line.page)
+            elif line.row or prev.row:
+                texts[-1].append("\n" + line.text)
+            else:
+                texts[-1].append(_joiner(texts[-1][-1], line.text) + line.text)
+            prev = line
+    paragraphs = ["".join(parts).strip() for parts in texts]
+    first = flows[0][0] if flows else None
+    heading = ""
+    if first is not None and first.size > 1.15 * body and len(paragraphs[0]) <= 100:
+        heading = paragraphs[0]
+    return paragraphs, starts, heading
+
+
+def _starts_paragraph(
+    prev: _Line, line: _Line, first: bool, left: float, right: float, pitch: float, body: float
+) -> bool:
+    size = max(line.size, 1.0)
+    if line.row != prev.row or abs(line.size - prev.size) > 0.15 * size:
+        return True
+    if line.row:  # the next row of the same table, unless far below
+        return not first and prev.y0 - line.y0 > 2.5 * pitch
+    if line.x0 > left + 0.8 * size:  # an indented first line
+        return True
+    ended = prev.text.rstrip(_CLOSERS)[-1:] in _SENTENCE_END
+    if first:  # the top of a column or page: goes on unless the sentence ended
+        return ended
+    if prev.y0 - line.y0 > 1.6 * pitch:
+        return True
+    return ended and prev.x1 < right - 1.5 * size
+
+
+def _joiner(before: str, after: str) -> str:
+    """What goes between two lines of one paragraph: nothing in Chinese, a space between words."""
+    if _ASCII_WORD.match(before[-1:]) and _ASCII_WORD.match(after[:1]):
+        return " "
+    return ""
+
+
+def _body_size(lines: list[_Line]) -> float:
+    sizes = Counter()
+    for line in lines:
+        sizes[round(line.size)] += len(line.text)
+    return float(sizes.most_common(1)[0][0]) if sizes else 10.0
+
+
+def _pitch(flows: list[list[_Line]], body: float) -> float:
+    """The usual distance between the baselines of two lines of body text."""
+    gaps = [
+        a.y0 - b.y0
+        for flow in flows
+        for a, b in zip(flow, flow[1:], strict=False)
+        if abs(a.size - body) < 1 and abs(b.size - body) < 1 and a.y0 > b.y0
+    ]
+    return statistics.median(gaps) if gaps else 1.2 * body
+
+
+# --- Word .docx ---------------------------------------------------------------------------
+
+
+def read_docx(path: Path) -> Document:
+    """Title (the title property, else the first heading), paragraphs and tables in order,
+    one table row per line. Headers, footers, comments and notes are not body text."""
+    _check_size(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if "word/document.xml" not in archive.namelist():
+                raise DocumentError("not a Word .docx file (no word/document.xml in it)")
+    except zipfile.BadZipFile:
+        raise DocumentError(
+            "not a readable .docx (truncated or damaged zip); save or download it again"
+        ) from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise DocumentError(
+            f"unpacks to {unpacked / 1024 / 1024:.0f} MB, more than the "
+            f"{MAX_UNPACKED_BYTES // 1024 // 1024} MB read"
+        )
+    import docx
+
+    try:
+        document = docx.Document(str(path))
+        title = (document.core_properties.title or "").strip()
+        heading = ""
+        paragraphs: list[str] = []
+        for block in document.iter_inner_content():
+            if hasattr(block, "rows"):
+                text = _table_text(block)
+            else:
+                text = block.text.strip()
+                style = (block.style.name if block.style is not None else "") or ""
+                if text and not heading and style.lower().startswith(("heading", "title")):
+                    heading = text
+            if text:
+                paragraphs.append(text)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - python-docx fails in many ways on a damaged file
+        reason = " ".join(str(exc).split())[:100] or type(exc).__name__
+        raise DocumentError(f"damaged .docx ({reason}); save it again from Word") from None
+    title = title or heading
+    if paragraphs and paragraphs[0] == title:
+        paragraphs = paragraphs[1:]  # the title is the article's title, not its first paragraph
+    return Document(title, tuple(paragraphs))
+
+
+def _table_text(table) -> str:
+    """A table as one row per line, cells joined by ROW_SEPARATOR (a merged cell once)."""
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        seen = set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:  # a merged cell appears once per grid column it spans
+                continue
+            seen.add(id(cell._tc))
+            cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            rows.append(ROW_SEPARATOR.join(cells))
+    return "\n".join(rows)
+
+
+# --- web pages ----------------------------------------------------------------------------
+
+
+def read_html(text: str) -> Document | None:
+    """The main text of a web page by trafilatura: the article without navigation, ads,
+    comments, related links and footers; its title, date and canonical http(s) URL.
+
+    None when trafilatura finds no main text (a fragment, a near-empty page): the caller
+    falls back to reading all visible text.
+    """
+    import trafilatura
+
+    # Its complaints about a page it cannot use ("discarding data: None") would reach the
+    # CLI's stderr; such a page is read by the reader's fallback instead.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+    tree = trafilatura.load_html(text)
+    if tree is None:
+        return None
+    # Navigation, page headers, footers, asides and forms are never the article. trafilatura
+    # drops them itself, but on a short page its fallback keeps all text: drop them first.
+    for element in tree.xpath(_BOILERPLATE):
+        element.drop_tree()
+    # A page that marks its article (<article>, <main>) is read there only, as browsers'
+    # reader modes do: trafilatura's fallback on a short page would keep an ad beside it.
+    if tree.xpath("//body//article[normalize-space()] | //body//main[normalize-space()]"):
+        for element in tree.xpath(_OUTSIDE_ARTICLE):
+            element.drop_tree()
+    found = trafilatura.bare_extraction(
+        tree,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        with_metadata=True,
+        deduplicate=False,
+    )
+    if found is None or not (found.text or "").strip():
+        return None
+    metadata = []
+    if found.date:
+        metadata.append(("date", found.date))
+    if found.url and safe_url(found.url):
+        metadata.append(("url", found.url))
+    return Document(
+        (found.title or "").strip(), _html_paragraphs(found.text), metadata=tuple(metadata)
+    )
+
+
+_BOILERPLATE = (
+    "//nav | //footer | //aside | //form | //header[not(ancestor::article or ancestor::main)]"
+)
+_MARKED = "self::article or self::main"
+# Elements of the body with no article or main around or inside them, topmost only.
+_OUTSIDE_ARTICLE = (
+    f"//body//*[not(ancestor-or-self::*[{_MARKED}] or descendant::*[{_MARKED}])]"
+    f"[ancestor::*[1][self::body or descendant::*[{_MARKED}]]]"
+)
+
+
+def _html_paragraphs(text: str) -> tuple[str, ...]:
+    """trafilatura's text (one paragraph per line, tables as "| a | b |" rows) as paragraphs,
+    the rows of one table together, one row per line."""
+    out: list[str] = []
+    in_table = False
+    for line in text.split("\n"):
+        line = line.strip()
+        if not line:
+            in_table = False
+            continue
+        if line.startswith("|") and line.endswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= set("-: ") for c in cells):
+                continue  # a markdown separator row
+            row = ROW_SEPARATOR.join(cells)
+            if in_table:
+                out[-1] += "\n" + row
+            else:
+                out.append(row)
+            in_table = True
+        else:
+            out.append(line[2:] if line.startswith("- ") else line)  # a list item's mark
+            in_table = False
+    return tuple(out)
+
+
+def safe_url(url: str) -> bool:
+    """True for an absolute http(s) URL: the only links the app shows."""
+    return bool(re.match(r"https?://[^\s/?#]+", url, re.IGNORECASE)) and not any(
+        c.isspace() for c in url
+    )

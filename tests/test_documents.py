@@ -1,0 +1,327 @@
+"""PDF, Word and web pages (issue 13), read from real files that tests/documents.py makes:
+the same Chinese report in each format, a two-column notice, and broken PDFs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import documents as docs
+import pytest
+from conftest import HASH, write_corpus
+from test_hostile import run_python
+
+import qa
+from qa import documents
+from qa.reader import read_corpus
+from qa.types import Article, page_runs
+from ui import render
+from ui.upload import save_uploads
+
+
+@pytest.fixture(autouse=True)
+def document_cache(tmp_path, monkeypatch) -> Path:
+    """A cache of read documents of each test's own (tests change the readers' limits)."""
+    folder = tmp_path / "document-cache"
+    monkeypatch.setattr(documents, "_cache_folder", lambda: folder)
+    return folder
+
+
+TABLE_TEXT = "\n".join(" | ".join(row) for row in docs.TABLE)
+REPORT = (*docs.PARAGRAPHS, TABLE_TEXT)
+
+
+def only(folder: Path) -> Article:
+    corpus = read_corpus(folder)
+    assert corpus.skipped == () and len(corpus.articles) == 1, corpus
+    return corpus.articles[0]
+
+
+@pytest.mark.parametrize("font", docs.fonts())
+def test_pdf_paragraphs_are_rebuilt_from_the_layout_with_their_pages(tmp_path, font):
+    docs.report_pdf(tmp_path / "report.pdf", font)
+    article = only(tmp_path)
+    assert article.title == docs.TITLE
+    # Lines broken inside sentences joined, the running header and page numbers dropped,
+    # paragraph 3 read whole across the page break, the table one row per line.
+    assert article.paragraphs == REPORT
+    pages = [article.page(i) for i in range(len(REPORT))]
+    assert pages == [*docs.PAGES, docs.TABLE_PAGE]
+
+
+def test_justified_lines_get_no_spaces_between_chinese_characters(tmp_path):
+    docs.justified_pdf(tmp_path / "justified.pdf")
+    article = only(tmp_path)
+    assert article.paragraphs == (*docs.PARAGRAPHS[:3], docs.MIXED)
+
+
+@pytest.mark.skipif("ttf" not in docs.fonts(), reason="needs fonts-wqy-microhei")
+def test_pdf_that_only_forbids_copying_is_read(tmp_path):
+    # Embedded font only: reportlab leaves the CID font's Registry and Ordering strings
+    # unencrypted in an encrypted file, so no reader can decode its STSong-Light text.
+    docs.report_pdf(tmp_path / "protected.pdf", "ttf", owner="owner-only")
+    assert only(tmp_path).paragraphs == REPORT
+
+
+def test_pdf_whose_fonts_give_no_characters_is_skipped_saying_so(tmp_path):
+    docs.report_pdf(tmp_path / "glyphs.pdf", "cid", owner="owner-only")  # see above
+    (line,) = read_corpus(tmp_path).skipped
+    assert line.startswith("glyphs.pdf: its text cannot be decoded")
+
+
+@pytest.mark.parametrize("font", docs.fonts())
+def test_two_columns_are_read_one_after_the_other(tmp_path, font):
+    docs.columns_pdf(tmp_path / "notice.pdf", font)
+    article = only(tmp_path)
+    body = [p for column in docs.COLUMNS for p in column]
+    assert article.paragraphs[-len(body) :] == tuple(body)
+    assert docs.COLUMNS_TITLE in article.paragraphs
+    assert all(article.page(i) == 1 for i in range(len(article.paragraphs)))
+
+
+def test_docx_title_paragraphs_and_table_without_header_and_footer(tmp_path):
+    docs.report_docx(tmp_path / "report.docx")
+    article = only(tmp_path)
+    assert article.title == docs.TITLE
+    assert article.paragraphs == REPORT
+    assert article.page(0) is None
+    assert not any(docs.HEADER in p or "第 1 页" in p for p in article.paragraphs)
+
+
+def test_docx_without_title_property_takes_its_first_heading(tmp_path):
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("正文之前的一行。")
+    document.add_heading("第一个标题", level=2)
+    document.add_paragraph("正文。")
+    document.save(str(tmp_path / "a.docx"))
+    article = only(tmp_path)
+    assert article.title == "第一个标题"
+    assert article.paragraphs == ("正文之前的一行。", "第一个标题", "正文。")
+
+
+def test_news_page_keeps_the_article_and_drops_the_rest(tmp_path):
+    docs.report_html(tmp_path / "news.html")
+    article = only(tmp_path)
+    assert article.title == docs.TITLE
+    assert article.paragraphs == REPORT  # no menu, ad, share bar, related links, comments
+    assert dict(article.metadata) == {"date": "2023-12-20", "url": docs.NEWS_URL}
+    assert article.url == docs.NEWS_URL and article.page(0) is None
+
+
+def test_a_javascript_url_is_never_kept_or_linked(tmp_path):
+    page = docs.report_html().replace(docs.NEWS_URL, "javascript:alert(1)")
+    (tmp_path / "news.html").write_text(page, encoding="utf-8")
+    assert "url" not in dict(only(tmp_path).metadata)
+    assert render.source_link("javascript:alert(1)") == ""
+    link = render.source_link('https://a.example/?q="><script>')
+    assert 'href="https://a.example/?q=&quot;&gt;&lt;script&gt;"' in link and "<script>" not in link
+
+
+BROKEN = {
+    "scan.pdf": "no text layer",
+    "locked.pdf": "encrypted",
+    "cut.pdf": "truncated",
+    "empty.docx": "not a readable .docx",
+}
+
+
+def broken_corpus(folder: Path) -> Path:
+    write_corpus(folder)
+    docs.scanned_pdf(folder / "scan.pdf")
+    docs.report_pdf(folder / "locked.pdf", encrypt="口令")
+    docs.truncated_pdf(folder / "cut.pdf")
+    docs.report_docx(folder / "whole.docx")
+    (folder / "empty.docx").write_bytes((folder / "whole.docx").read_bytes()[:3000])
+    docs.report_pdf(folder / "report.pdf")
+    return folder
+
+
+def test_scanned_encrypted_and_truncated_files_are_skipped_in_one_line_each(tmp_path):
+    corpus = read_corpus(broken_corpus(tmp_path))
+    assert len(corpus.skipped) == len(BROKEN)
+    for line in corpus.skipped:
+        name = line.split(":")[0]
+        assert BROKEN[name] in line and "\n" not in line
+    ids = {a.id for a in corpus.articles}
+    assert {"report.pdf", "whole.docx", "ganfutong.txt"} <= ids
+
+
+def test_scanned_pages_of_a_readable_pdf_are_named_in_a_note(tmp_path):
+    docs.scanned_pdf(tmp_path / "annex.pdf", text_pages=2)
+    corpus = read_corpus(tmp_path)
+    assert [a.id for a in corpus.articles] == ["annex.pdf"] and corpus.skipped == ()
+    assert corpus.articles[0].paragraphs == (docs.PARAGRAPHS[1], docs.PARAGRAPHS[2])
+    assert corpus.notes == (
+        "annex.pdf: page(s) 3, 4 of 4 have no text layer (scanned?) and were not read",
+    )
+
+
+def test_build_cites_the_pdf_page_and_the_app_shows_it(tmp_path):
+    corpus = broken_corpus(tmp_path / "corpus")
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    assert len(stats.skipped) == len(BROKEN)
+    bot = qa.load(tmp_path / "index", HASH)
+    answer = bot.ask("保护区内观测到的白鹤数量超过多少只?")
+    cited = [c for c in answer.citations if docs.ANSWER_FRAGMENT in c.sentence]
+    assert cited, answer
+    for c in cited:
+        expected = docs.ANSWER_PAGE if c.article_id.endswith(".pdf") else None
+        assert c.page == expected
+    pdf = next(c for c in cited if c.article_id == "report.pdf")
+    n = answer.citations.index(pdf) + 1
+    card = render.source_card(answer, n, pdf, bot.paragraph(pdf.article_id, pdf.paragraph), None, 1)
+    assert f"第{docs.ANSWER_PAGE}页" in card and f"第{pdf.paragraph + 1}段" in card
+    assert any(p.page == docs.ANSWER_PAGE for p in answer.passages if p.article_id == "report.pdf")
+
+
+def test_cli_names_the_page_of_a_pdf_citation(tmp_path, capsys):
+    from qa import cli
+
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.report_pdf(corpus / "report.pdf")
+    index = str(tmp_path / "index")
+    assert cli.main(["build", "--corpus", str(corpus), "--index", index, "--model", "hash"]) == 0
+    capsys.readouterr()
+    assert cli.main(["ask", "--index", index, "保护区内观测到的白鹤数量超过多少只?"]) == 0
+    out = capsys.readouterr().out
+    assert f"report.pdf, 第{docs.ANSWER_PAGE}页 第" in out
+
+
+@pytest.mark.milvus
+def test_milvus_index_keeps_the_pages_too(tmp_path):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    from qa.milvus import release
+
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.report_pdf(corpus / "report.pdf")
+    uri = f"milvus://{tmp_path}/index.db"
+    try:
+        qa.build(corpus, uri, HASH)
+        answer = qa.load(uri, HASH).ask("保护区内观测到的白鹤数量超过多少只?")
+    finally:
+        release(uri)
+    pdf = [c for c in answer.citations if c.article_id == "report.pdf"]
+    assert [c.page for c in pdf if docs.ANSWER_FRAGMENT in c.sentence] == [docs.ANSWER_PAGE]
+
+
+def test_a_changed_pdf_is_noticed_by_the_next_build(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.report_pdf(corpus / "report.pdf")
+    qa.build(corpus, tmp_path / "index", HASH)
+    docs.columns_pdf(corpus / "report.pdf")  # the same name, other content
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    assert (stats.changed, stats.unchanged) == (1, 4)
+
+
+def test_long_pdf_reports_progress_page_by_page(tmp_path, monkeypatch):
+    docs.filler_report_pdf(tmp_path / "long.pdf")
+    monkeypatch.setattr(documents, "PROGRESS_PAGES", 5)
+    heard = []
+    read_corpus(tmp_path, lambda what, done, total: heard.append((what, done, total)))
+    assert heard[0] == ("reading long.pdf", 0, 12) and heard[-1] == ("reading long.pdf", 12, 12)
+
+
+def test_pdf_over_the_page_limit_is_skipped(tmp_path, monkeypatch):
+    docs.filler_report_pdf(tmp_path / "long.pdf")
+    monkeypatch.setattr(documents, "MAX_PAGES", 10)
+    corpus = read_corpus(tmp_path)
+    assert corpus.skipped == ("long.pdf: more than 10 pages: split it",)
+
+
+def test_pdf_that_takes_too_long_is_skipped_and_read_again_next_time(tmp_path, monkeypatch):
+    docs.report_pdf(tmp_path / "slow.pdf")
+    monkeypatch.setattr(documents, "MAX_READ_SECONDS", -1.0)
+    (line,) = read_corpus(tmp_path).skipped
+    assert line.startswith("slow.pdf: still not read after -1 s (page 1 of 3)")
+    monkeypatch.setattr(documents, "MAX_READ_SECONDS", 300.0)
+    assert [a.id for a in read_corpus(tmp_path).articles] == ["slow.pdf"]
+
+
+def test_uploads_accept_pdf_and_docx_and_refuse_an_encrypted_pdf(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    docs.report_pdf(source / "report.pdf")
+    docs.report_docx(source / "report.docx")
+    docs.report_pdf(source / "locked.pdf", encrypt="x")
+    corpus = tmp_path / "corpus"
+    names = ("report.pdf", "report.docx", "locked.pdf")
+    result = save_uploads([(source / n, n) for n in names], corpus)
+    assert [p.name for p in result.saved] == ["report.pdf", "report.docx"]
+    assert len(result.rejected) == 1 and "locked.pdf" in result.rejected[0]
+    assert "encrypted" in result.rejected[0]
+
+
+def test_page_runs_round_trip():
+    pages = (1, 1, 2, 2, 2, 4, 5)
+    article = Article("a.pdf", "a", ("x",) * 7, metadata=(("pages", page_runs(pages)),))
+    assert page_runs(pages) == "0:1 2:2 5:4 6:5"
+    assert tuple(article.page(i) for i in range(7)) == pages
+    assert Article("a.txt", "a", ("x",)).page(0) is None
+
+
+TIMED_READ = """
+import json, sys, time
+from pathlib import Path
+from qa.reader import read_corpus
+began = time.perf_counter()
+corpus = read_corpus(Path(sys.argv[1]))
+print(json.dumps({
+    "seconds": time.perf_counter() - began,
+    "skipped": list(corpus.skipped),
+    "ids": [a.id for a in corpus.articles],
+}))
+"""
+
+
+def test_the_html_bomb_is_read_in_seconds_with_the_rest(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "bomb.html").write_text("<p>x</p>" + "<a" * 40000, encoding="utf-8")
+    docs.report_html(corpus / "news.html")
+    run = run_python(TIMED_READ, str(corpus), timeout=60)
+    assert run["seconds"] < 5, run  # generous: milliseconds here (benchmarks/documents.py)
+    assert {"bomb.html", "news.html", "ganfutong.txt"} <= set(run["ids"])
+
+
+# -- the same article in three formats, the real model ------------------------------------
+
+
+@pytest.mark.model
+def test_pdf_docx_and_html_versions_answer_with_the_same_sentence(tmp_path):
+    makers = {
+        "report.pdf": docs.report_pdf,
+        "report.docx": docs.report_docx,
+        "report.html": docs.report_html,
+    }
+    settings = qa.Settings(progress=False)
+    cited = {}
+    for name, make in makers.items():
+        corpus = write_corpus(tmp_path / name / "corpus")
+        make(corpus / name)
+        qa.build(corpus, tmp_path / name / "index", settings)
+        answer = qa.load(tmp_path / name / "index", settings).ask(docs.QUESTION)
+        assert answer.found, (name, answer)
+        first = answer.citations[0]
+        assert first.article_id == name and docs.ANSWER_FRAGMENT in first.sentence, answer
+        cited[name] = (first.sentence, first.page)
+    assert len({sentence for sentence, _ in cited.values()}) == 1, cited
+    pages = {name: page for name, (_, page) in cited.items()}
+    assert pages == {"report.pdf": docs.ANSWER_PAGE, "report.docx": None, "report.html": None}
+    print(json.dumps(cited, ensure_ascii=False))
+
+
+def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_pdf(corpus / "report.pdf")
+    docs.scanned_pdf(corpus / "scan.pdf")
+    first = read_corpus(corpus)
+    parsed = []
+    real = documents.read_pdf
+    monkeypatch.setattr(documents, "read_pdf", lambda *a: parsed.append(a[0].name) or real(*a))
+    assert read_corpus(corpus) == first and parsed == []  # the scan's refusal is kept too
+    docs.columns_pdf(corpus / "report.pdf")
+    changed = read_corpus(corpus)
+    assert parsed == ["report.pdf"] and changed.articles != first.articles
