@@ -24,11 +24,10 @@ from .background import BACKGROUND
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
-from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
 from .script import match_script
 from .split import split_sentences
-from .store import ArticleFile, IndexData, read_index
+from .stores import Index, open_store
 from .tokenize import Tokenizer
 from .types import Answer, Article, Citation, Passage, Span
 
@@ -40,22 +39,17 @@ _HAS_TEXT = re.compile(r"\w")
 class Assistant:
     """Answers questions from one index. Thread-safe for concurrent `ask` and `search`."""
 
-    def __init__(
-        self,
-        data: IndexData,
-        settings: Settings,
-        embedder: Embedder | None = None,
-        retriever: Retriever | None = None,  # another store's search (qa/milvus.py)
-    ):
-        self.data = data
+    def __init__(self, index: Index, settings: Settings, embedder: Embedder | None = None):
+        self.index = index
+        self.data = data = index.data
         self.settings = settings
         # Questions are embedded the way the index's vectors were, whatever the settings say.
         # Made here, not lazily: two first questions at once must share one model.
         self.embedder = embedder or make_embedder(data.model, settings.batch_size, data.backend)
         self.tokenizer = Tokenizer()
-        self.retriever = retriever or Retriever(data, settings.dense_weight, settings.candidates)
+        self.retriever = Retriever(index, settings.dense_weight, settings.candidates)
         self.picker = SentencePicker(
-            self.tokenizer, data.char_df, len(data.chunk_article), self.retriever.bm25.idf_of
+            self.tokenizer, data.char_df, len(data.chunk_article), index.idf_of
         )
 
     # -- public API -------------------------------------------------------------------
@@ -86,27 +80,21 @@ class Assistant:
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
-        return self._article(article_id).paragraphs[paragraph]
+        return self.article(article_id).paragraphs[paragraph]
 
     def title(self, article_id: str) -> str:
-        return self._article(article_id).title
+        return self.article(article_id).title
+
+    def article(self, article_id: str) -> Article:
+        """The article with this id; KeyError if the index has none."""
+        return self.index.article(article_id)
 
     # -- internals --------------------------------------------------------------------
-
-    def _article(self, article_id: str) -> Article:
-        articles = self.data.articles
-        if isinstance(articles, ArticleFile):  # parses only the article asked for
-            return articles[articles.position(article_id)].article
-        return self._articles[article_id]
 
     @cached_property
     def _background(self) -> np.ndarray:
         """Vectors of the unrelated sentences of qa/background.py, made on the first question."""
         return np.asarray(self.embedder.encode(list(BACKGROUND)), dtype=np.float32)
-
-    @cached_property
-    def _articles(self) -> dict[str, Article]:
-        return {a.article.id: a.article for a in self.data.articles}
 
     def _in_corpus_script(self, question: str) -> str:
         """The question in the articles' script (simplified or traditional), char by char."""
@@ -146,7 +134,7 @@ class Assistant:
         scores no higher than unrelated text.
         """
         text = (self._chunk_text(best.chunk) + " " + self._title(best)).lower()
-        idf = self.retriever.bm25.idf_of
+        idf = self.index.idf_of
         words = coverage(terms, set(self.tokenizer.words(text)), idf)
         chars = share({c: self.picker.char_idf(c) for c in question_chars(question)}, set(text))
         pairs = {g for g in self.tokenizer.grams(question) if len(g) == 3}
@@ -285,14 +273,8 @@ def load(
     (`model`, a non-default `settings.model`, or `embedder`) is an error rather than a
     silently wrong answer.
     """
-    store = None
-    if is_milvus_uri(index):  # milvus://file.db or milvus+http://host: see qa/milvus.py
-        from .milvus import open_index
-
-        store = open_index(index)
-        data = store.read()
-    else:
-        data = read_index(Path(index))
+    opened = open_store(index).open()  # a folder, or milvus://... (qa/stores/)
+    data = opened.data
     if embedder is not None and backend_of(embedder) != data.backend:
         embedder = None  # a reuse hint only: questions are embedded the index's way
     expected = model or (embedder.name if embedder is not None else _chosen_model(settings))
@@ -302,5 +284,4 @@ def load(
             f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
         )
     settings = dataclasses.replace(settings or Settings(), model=data.model)
-    retriever = store.retriever(data, settings) if store is not None else None
-    return Assistant(data, settings, embedder, retriever)
+    return Assistant(opened, settings, embedder)

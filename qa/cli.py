@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build
-    from .milvus import redact
+    from .stores import redact
 
     # The reader logs each skipped file as it goes; here they are listed once, below.
     reader_log = logging.getLogger("qa.reader")
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print("qa: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still one line, the traceback only with -v
-        from .milvus import redact
+        from .stores import redact
 
         if args.verbose:
             traceback.print_exc()

@@ -19,6 +19,21 @@ class Article:
     source: str = ""  # file the article was read from, relative to the corpus folder
     metadata: tuple[tuple[str, str], ...] = ()  # e.g. (("date", "2019-11-16"), ("url", ...))
 
+    def record(self) -> dict:
+        """What a store keeps of the article besides its id and paragraphs (JSON)."""
+        return {"title": self.title, "source": self.source, "metadata": dict(self.metadata)}
+
+    @staticmethod
+    def from_record(id: str, record: dict, paragraphs) -> Article:
+        """The article a store's `record()` and paragraphs describe."""
+        return Article(
+            id=id,
+            title=record["title"],
+            paragraphs=tuple(paragraphs),
+            source=record["source"],
+            metadata=tuple((k, str(v)) for k, v in record["metadata"].items()),
+        )
+
 
 @dataclass(frozen=True)
 class Span:
@@ -99,3 +114,45 @@ class BuildStats:
     skipped: tuple[str, ...] = field(default=())  # files that could not be read, with the reason
     # files or records read with a change worth knowing (bytes replaced, an id renamed)
     notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as indexed, with the content hash a rebuild compares."""
+
+    article: Article
+    hash: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a store says of the index it holds: what a build diffs the corpus against."""
+
+    model: str
+    backend: str  # what computed the vectors (see qa/onnx.py); vectors of another never mix
+    dim: int
+    settings: dict  # what shaped the stored passages (chunk size, tokens): see build.py
+    hashes: dict[str, str]  # article id -> content hash
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a build hands its store to write: every article in corpus order, and the new
+    passages of those not `kept` (each with its content key, vector and keyword tokens).
+
+    A kept article's passages stay in the store as they are; every other article's stored
+    passages are replaced by the new ones, and articles not listed are removed.
+    """
+
+    model: str
+    backend: str
+    dim: int
+    settings: dict
+    articles: tuple[StoredArticle, ...]
+    kept: frozenset[str]  # ids of articles whose stored passages stay
+    passages: tuple[Chunk, ...]  # of the other articles, in corpus order
+    keys: tuple[bytes, ...]  # content key of each passage's embedded text
+    vectors: object  # float32 array (passages, dim), unit length
+    terms: tuple[tuple[str, ...], ...]  # keyword tokens of each passage, its title's included
+    built_at: str
+    started: float  # time.perf_counter() when the build began

@@ -38,7 +38,7 @@ def index(request, tmp_path: Path):
         return
     if reason := _milvus_missing():
         pytest.skip(reason)
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     uri = f"milvus://{tmp_path}/index.db"
     yield uri
@@ -70,7 +70,7 @@ def test_build_then_answer_with_citations(corpus, index):
 def test_both_backends_give_the_same_answers(corpus, tmp_path):
     if reason := _milvus_missing():
         pytest.skip(reason)
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     uri = f"milvus://{tmp_path}/same.db"
     qa.build(corpus, tmp_path / "index", HASH)
@@ -117,7 +117,7 @@ def test_deleted_article_is_gone(corpus, index):
 def test_reopened_by_another_process(corpus, index):
     qa.build(corpus, index, HASH)
     if isinstance(index, str):
-        from qa.milvus import release
+        from qa.stores.milvus import release
 
         release(index)  # Milvus Lite serves one process at a time: let the other one in
     env = {**os.environ, "QA_MODEL": "hash"}

@@ -12,7 +12,7 @@ import pytest
 from conftest import HASH, PARAGRAPHS, answer_key
 
 import qa
-from qa import store
+from qa.stores import folder as store
 
 QUESTION = "赣服通集成了多少项服务?"
 
@@ -181,6 +181,6 @@ def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_i
     bot = qa.load(built_index, HASH)
     manifest = json.loads((built_index / "manifest.json").read_text(encoding="utf-8"))
     data = store.read_index(built_index, term_counts=True)
-    derived = qa.Assistant(dataclasses.replace(data, weights=None), HASH)  # from the counts
+    derived = qa.Assistant(store.FolderIndex(dataclasses.replace(data, weights=None)), HASH)
     assert manifest["files"]["bm25_weights.npy"] > 0
     assert [p.score for p in bot.search(QUESTION)] == [p.score for p in derived.search(QUESTION)]

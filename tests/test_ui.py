@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.store import build_lock
+from qa.stores.folder import build_lock
 from ui import render
 from ui.app import Service, answer_dict, build_app, open_or_build, parse_auth, upload_pairs
 from ui.render import Turn, highlight, keyword_pattern, marker_spans, reply_html
