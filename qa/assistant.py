@@ -29,7 +29,7 @@ from .script import match_script
 from .split import split_sentences
 from .stores import Index, open_store
 from .tokenize import Tokenizer
-from .types import Answer, Article, Citation, Passage, Span
+from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
@@ -89,6 +89,10 @@ class Assistant:
         """The article with this id; KeyError if the index has none."""
         return self.index.article(article_id)
 
+    def info(self) -> IndexInfo:
+        """What the index holds and how it was made: model, build time, counts."""
+        return self.data.info()
+
     # -- internals --------------------------------------------------------------------
 
     @cached_property
@@ -112,10 +116,8 @@ class Assistant:
         seen: set[tuple[int, int]] = set()
         out = []
         for hit in hits:
-            key = (
-                int(self.data.chunk_article[hit.chunk]),
-                int(self.data.chunk_paragraph[hit.chunk]),
-            )
+            passage = self.data.passage(hit.chunk)
+            key = (passage.article_id, passage.paragraph)
             if key not in seen:
                 seen.add(key)
                 out.append(hit)
@@ -144,17 +146,18 @@ class Assistant:
         w = CONFIDENCE
         return w["words"] * words + w["chars"] * chars + w["pairs"] * pair_share + w["dense"] * z
 
-    def _sentences(self, hits: list[Scored]) -> list[tuple[int, int, int, str, str, float]]:
-        """(chunk, start, end, text, title, passage score) of every sentence in `hits`."""
-        d = self.data
+    def _sentences(self, hits: list[Scored]) -> list[Sentence]:
+        """Every sentence of the passages `hits`."""
         out = []
         for hit in hits:
             paragraph = self._paragraph_of(hit.chunk)
             title = self._title(hit)
-            lo, hi = d.sentence_ptr[hit.chunk], d.sentence_ptr[hit.chunk + 1]
-            starts, ends = d.sentence_start[lo:hi].tolist(), d.sentence_end[lo:hi].tolist()
-            for start, end in zip(starts, ends, strict=True):
-                out.append((hit.chunk, start, end, paragraph[start:end], title, hit.score))
+            for s in self.data.passage(hit.chunk).sentences:
+                out.append(
+                    Sentence(
+                        hit.chunk, s.start, s.end, paragraph[s.start : s.end], title, hit.score
+                    )
+                )
         return out
 
     def _cite(
@@ -168,7 +171,6 @@ class Assistant:
         sentence that opens that way is cited with it too (README, "Concise answers"). The
         neighbours are those of the whole paragraph, across passage windows.
         """
-        d = self.data
         sentences = self._sentences(hits)
         ranked = self.picker.rank(question, terms, sentences)
         cited: list[Citation] = []
@@ -195,11 +197,11 @@ class Assistant:
                         end = after.end
                         seen.add(text)
                 sentence = paragraph[start:end]
-            article = d.articles[d.chunk_article[cand.chunk]].article
+            article = self.data.article_at(cand.chunk)
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
-                paragraph=int(d.chunk_paragraph[cand.chunk]),
+                paragraph=self.data.passage(cand.chunk).paragraph,
                 sentence=sentence,
                 start=start,
                 end=end,
@@ -214,25 +216,23 @@ class Assistant:
         return tuple(cited), tuple(more)
 
     def _paragraph_of(self, chunk: int) -> str:
-        d = self.data
-        return d.articles[d.chunk_article[chunk]].article.paragraphs[d.chunk_paragraph[chunk]]
+        return self.data.paragraph_at(chunk)
 
     def _chunk_text(self, chunk: int) -> str:
-        return self._paragraph_of(chunk)[self.data.chunk_start[chunk] : self.data.chunk_end[chunk]]
+        return self.data.passage(chunk).text
 
     def _title(self, hit: Scored) -> str:
-        return self.data.articles[self.data.chunk_article[hit.chunk]].article.title
+        return self.data.article_at(hit.chunk).title
 
     def _passage(self, hit: Scored) -> Passage:
-        d = self.data
-        article = d.articles[d.chunk_article[hit.chunk]].article
+        article, passage = self.data.article_at(hit.chunk), self.data.passage(hit.chunk)
         return Passage(
             article_id=article.id,
             title=article.title,
-            paragraph=int(d.chunk_paragraph[hit.chunk]),
-            text=self._chunk_text(hit.chunk),
-            start=int(d.chunk_start[hit.chunk]),
-            end=int(d.chunk_end[hit.chunk]),
+            paragraph=passage.paragraph,
+            text=passage.text,
+            start=passage.start,
+            end=passage.end,
             score=round(hit.score, 4),
         )
 

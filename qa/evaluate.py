@@ -136,7 +136,7 @@ def evaluate(
     backend = backend_of(bot.embedder)
     return Report(
         data=str(data),
-        model=bot.data.model,
+        model=bot.info().model,
         articles=len(records),
         build_seconds=stats.seconds,
         backend=backend,

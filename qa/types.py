@@ -60,6 +60,19 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """A sentence of a retrieved passage, a candidate for the answer:
+    `text == paragraph_text[start:end]`."""
+
+    chunk: int  # the passage's row in the index
+    start: int
+    end: int
+    text: str
+    title: str  # of the passage's article
+    passage_score: float  # the passage's retrieval score
+
+
+@dataclass(frozen=True)
 class Passage:
     """A retrieved chunk with its article title and retrieval score (higher is better)."""
 
@@ -114,6 +127,19 @@ class BuildStats:
     skipped: tuple[str, ...] = field(default=())  # files that could not be read, with the reason
     # files or records read with a change worth knowing (bytes replaced, an id renamed)
     notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What a loaded index holds and how it was made (for a status line or a report)."""
+
+    model: str
+    backend: str
+    dim: int
+    built_at: str
+    articles: int
+    paragraphs: int
+    passages: int
 
 
 @dataclass(frozen=True)

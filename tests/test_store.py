@@ -106,7 +106,7 @@ def test_loading_with_another_model_is_refused(built_index):
 
 def test_load_without_a_model_uses_the_index_model(built_index):
     bot = qa.load(built_index)
-    assert bot.data.model == "hash"
+    assert bot.info().model == "hash"
     assert bot.ask(QUESTION).found
 
 

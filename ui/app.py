@@ -92,7 +92,7 @@ class Service:
         bot = self.assistant
         if bot is None:
             return render.status_html(None)
-        return render.status_html(bot.data.counts(), bot.data.model, bot.data.built_at)
+        return render.status_html(bot.info())
 
     def add_articles(
         self, files: Sequence[tuple[Path, str]], progress: Progress | None = None

@@ -39,7 +39,7 @@ from ..errors import (
     check_format,
 )
 from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
-from ..types import Article, Chunk, Manifest, Plan, Span, StoredArticle
+from ..types import Article, Chunk, IndexInfo, Manifest, Plan, Span, StoredArticle
 
 log = logging.getLogger("qa")
 
@@ -179,7 +179,41 @@ class IndexData:
         """The BM25 postings: as stored, or derived from the term counts."""
         return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
 
+    def article_at(self, passage: int) -> Article:
+        """The article that passage row `passage` belongs to."""
+        return self.articles[self.chunk_article[passage]].article
+
+    def paragraph_at(self, passage: int) -> str:
+        """The whole paragraph that passage row `passage` is (a window of)."""
+        return self.article_at(passage).paragraphs[self.chunk_paragraph[passage]]
+
+    def passage(self, i: int) -> Chunk:
+        """Passage row `i`: where it is in its article, its text, its sentences."""
+        article = self.article_at(i)
+        p, start, end = (
+            int(self.chunk_paragraph[i]),
+            int(self.chunk_start[i]),
+            int(self.chunk_end[i]),
+        )
+        lo, hi = self.sentence_ptr[i], self.sentence_ptr[i + 1]
+        spans = self.sentence_start[lo:hi].tolist(), self.sentence_end[lo:hi].tolist()
+        sentences = tuple(map(Span, *spans))
+        return Chunk(article.id, p, start, end, article.paragraphs[p][start:end], sentences)
+
+    def info(self) -> IndexInfo:
+        counts = self.counts()
+        return IndexInfo(
+            model=self.model,
+            backend=self.backend,
+            dim=self.dim,
+            built_at=self.built_at,
+            articles=counts["articles"],
+            paragraphs=counts["paragraphs"],
+            passages=counts["chunks"],
+        )
+
     def counts(self) -> dict[str, int]:
+        """As the manifest records them."""
         if isinstance(self.articles, ArticleFile):
             paragraphs = self.articles.paragraphs
         else:

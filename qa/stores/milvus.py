@@ -151,7 +151,7 @@ def _connect(target: Target):
         from pymilvus import MilvusClient
     except ImportError:
         raise QAError(
-            "The Milvus backend needs pymilvus and milvus-lite: "
+            "The Milvus store needs pymilvus and milvus-lite: "
             "pip install 'qa-zh[milvus]' (or pip install pymilvus milvus-lite)."
         ) from None
     try:
