@@ -89,6 +89,14 @@ class Assistant:
         """The article with this id; KeyError if the index has none."""
         return self.index.article(article_id)
 
+    def candidate_sentences(self, question: str) -> tuple[list[Sentence], list[dict[str, float]]]:
+        """The sentences an answer to `question` is chosen from, with the signals each is
+        scored by (names as in answer.WEIGHTS): what benchmarks/fit_sentence_weights.py fits."""
+        query = self._in_corpus_script(_check_question(question))
+        hits, terms, _ = self._search(query, 20)
+        sentences = self._sentences(hits[: self.settings.answer_passages])
+        return sentences, self.picker.features(query, terms, sentences, tag_all=True)
+
     def info(self) -> IndexInfo:
         """What the index holds and how it was made: model, build time, counts."""
         return self.data.info()

@@ -9,6 +9,9 @@ Layout (see index/README.md):
 
 A build writes a whole new data folder, then replaces manifest.json in one rename, so a
 build that dies halfway leaves the previous index loadable.
+
+`FolderStore` is the Store (qa/stores/__init__.py) a build writes through; `FolderIndex` is
+what a load opens: exact or 8-bit-scan dense search (FAISS) and BM25 postings, in memory.
 """
 
 from __future__ import annotations
