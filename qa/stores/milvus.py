@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
 from ..types import Article, Manifest, Plan, StoredArticle
-from .folder import FORMAT_VERSION, IndexData
+from .data import FORMAT_VERSION, IndexData
 
 log = logging.getLogger("qa")
 
