@@ -67,12 +67,14 @@ def is_milvus(location: object) -> bool:
     return isinstance(location, str) and location.startswith(MILVUS)
 
 
-def open_store(location: str | Path) -> Store:
+def open_store(location: str | Path | Store) -> Store:
     """The store `location` names: a Milvus address (milvus://file.db, milvus+http(s)://host),
-    else a folder. Connects to nothing yet."""
+    else a folder; a Store object is taken as it is. Connects to nothing yet."""
     if is_milvus(location):
         return MilvusStore(location)
-    return FolderStore(Path(location))
+    if isinstance(location, (str, Path)):
+        return FolderStore(Path(location))
+    return location
 
 
 __all__ = ["Index", "IndexData", "Store", "is_milvus", "open_store", "redact"]
