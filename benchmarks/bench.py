@@ -245,7 +245,7 @@ def bench_build(
 ) -> dict:
     import qa
     from qa.embed import make_embedder
-    from qa.store import read_index
+    from qa.stores.folder import read_index
 
     shutil.rmtree(index, ignore_errors=True)
     embedder = TimedEmbedder(make_embedder(model, settings.batch_size, backend))
@@ -333,7 +333,7 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
 
     import qa
     from qa.embed import make_embedder
-    from qa.store import read_manifest
+    from qa.stores.folder import read_manifest
 
     manifest = read_manifest(Path(index))
     embedder = make_embedder(manifest["model"], 32, manifest.get("backend", "torch"))
@@ -355,22 +355,22 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
         ask.append(time.perf_counter() - t)
         hits += bool(answer.passages) and answer.passages[0].article_id == gold
     qv = np.asarray(embedder.encode([q for q, _ in questions]), dtype=np.float32)
-    approx = bot.retriever.faiss
-    kind = type(approx).__name__
+    index = bot.index  # a folder index (the benchmark builds folders)
+    kind = type(index.faiss).__name__
     recall = None
-    if bot.data.ann is not None:
-        vectors = bot.data.vectors
+    if index.data.ann is not None:
+        vectors = index.data.vectors
         exact = np.empty((len(qv), 10), dtype=np.int64)
         for lo in range(0, len(qv), 64):
             sims = qv[lo : lo + 64] @ vectors.T.astype(np.float32)
             top = np.argpartition(-sims, 10, axis=1)[:, :10]
             exact[lo : lo + 64] = top
-        found = [bot.retriever.dense(v, 10) for v in qv]  # what `search` starts from
+        found = [index.dense(v, 10) for v in qv]  # what `search` starts from
         recall = float(
             np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
         )
     return {
-        "chunks": int(len(bot.data.chunk_article)),
+        "chunks": int(len(index.data.chunk_article)),
         "search_kind": kind,
         "load_s": load_s,
         "rss_index_mb": loaded - base,
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> dict:
     real_index = work / f"index-{real}-{chosen}"
 
     # Real vectors of every real chunk, by text, from the build of the chosen backend.
-    from qa.store import read_index
+    from qa.stores.folder import read_index
 
     data = read_index(real_index, ann=False)
     vectors = {}

@@ -42,13 +42,10 @@ def features(data: str, index: str | None) -> tuple[np.ndarray, np.ndarray, np.n
         qa.build(corpus, folder)
         bot = qa.load(folder)
         for n, q in enumerate(questions):
-            question = bot._in_corpus_script(q.question)
-            hits, terms, _ = bot._search(question, 20)
-            sentences = bot._sentences(hits[: bot.settings.answer_passages])
-            rows = bot.picker.features(question, terms, sentences, tag_all=True)
+            sentences, rows = bot.candidate_sentences(q.question)
             for f, s in zip(rows, sentences, strict=True):
                 X.append([f[k] for k in names])
-                y.append(any(a in s[3] for a in q.answers))
+                y.append(any(a in s.text for a in q.answers))
                 group.append(n)
     return np.asarray(X), np.asarray(y, dtype=float), np.asarray(group)
 

@@ -28,14 +28,13 @@ def folder_bytes(path: Path) -> int:
 
 def passage_sizes(uri: str) -> dict[str, float]:
     """Mean bytes per passage of each stored field, from the rows themselves."""
-    from qa.milvus import _connect, _scan, parse_uri
+    from qa.stores.milvus import MilvusStore
 
-    target = parse_uri(uri)
-    client = _connect(target)
+    store = MilvusStore(uri)
     fields = ["pk", "article", "sentences", "key", "keywords", "vector", "sparse"]
     total: dict[str, float] = dict.fromkeys(fields, 0.0)
     n = 0
-    for row in _scan(client, target, "chunks", 'pk != ""', fields):
+    for row in store.scan("chunks", 'pk != ""', fields):
         n += 1
         for f in fields:
             value = row[f]
@@ -48,7 +47,7 @@ def passage_sizes(uri: str) -> dict[str, float]:
         total["ints"] = total.get("ints", 0.0) + 3 * 8  # paragraph, start, end
     paragraph_text = 0
     paragraphs = 0
-    for row in _scan(client, target, "paragraphs", "number >= 0", ["text"]):
+    for row in store.scan("paragraphs", "number >= 0", ["text"]):
         paragraph_text += len(row["text"].encode())
         paragraphs += 1
     out = {f"chunk {k} (bytes)": v / max(n, 1) for k, v in total.items()}
@@ -68,7 +67,7 @@ def main() -> int:
 
     import qa
     from qa.evaluate import evaluate, read_squad
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     settings = qa.Settings(model=args.model, progress=False)
     records, _ = read_squad(args.data)

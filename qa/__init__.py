@@ -22,7 +22,7 @@ from .errors import (
     ModelNotFoundError,
     QAError,
 )
-from .types import Answer, Article, BuildStats, Citation, Passage
+from .types import Answer, Article, BuildStats, Citation, IndexInfo, Passage
 
 __all__ = [
     "Answer",
@@ -34,6 +34,7 @@ __all__ = [
     "EmptyCorpusError",
     "EmptyQuestionError",
     "IndexCorruptError",
+    "IndexInfo",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexWriteError",

@@ -26,6 +26,7 @@ import numpy as np
 
 from .script import simplified
 from .tokenize import QUESTION_WORDS, Tokenizer
+from .types import Sentence
 
 TITLE_WEIGHT = 0.2  # weight of a question term that also appears in the article title
 WEIGHTS = {
@@ -163,7 +164,7 @@ class SentencePicker:
         self,
         question: str,
         terms: list[str],
-        sentences: list[tuple[int, int, int, str, str, float]],
+        sentences: list[Sentence],
         tag_all: bool = False,
     ) -> list[dict[str, float]]:
         """The signals behind a sentence's score (names as in WEIGHTS), one dict per sentence.
@@ -175,7 +176,7 @@ class SentencePicker:
         wanted = answer_type(question)
         unique_terms = set(terms)
         before, after = asking_sides(question)
-        texts = [s[3].lower() for s in sentences]
+        texts = [s.text.lower() for s in sentences]
         # Rarity among the candidates themselves: a character they all hold tells none apart.
         n = len(texts)
         local_idf = {}
@@ -183,10 +184,8 @@ class SentencePicker:
             df = sum(c in t for t in texts)
             local_idf[c] = math.log1p((n - df + 0.5) / (df + 0.5))
         out = []
-        for (_chunk, _start, _end, text, title, passage), lowered in zip(
-            sentences, texts, strict=True
-        ):
-            title_l = title.lower()
+        for sentence, lowered in zip(sentences, texts, strict=True):
+            text, title_l = sentence.text, sentence.title.lower()
             down = {c: TITLE_WEIGHT if c in title_l else 1.0 for c in chars}
             char_w = {c: self.char_idf(c) * down[c] for c in chars}
             local_w = {c: local_idf[c] * down[c] for c in chars}
@@ -204,7 +203,7 @@ class SentencePicker:
                     "words": share(word_w, words),
                     "sides": _sides_found(before, after, _NON_WORD.sub("", lowered)),
                     "type": float(typed and self.has_type(text, wanted, question)),
-                    "passage": passage,
+                    "passage": sentence.passage_score,
                     "length": min(len(text), 200) / 200,
                 }
             )
@@ -214,13 +213,13 @@ class SentencePicker:
         self,
         question: str,
         terms: list[str],
-        sentences: list[tuple[int, int, int, str, str, float]],
+        sentences: list[Sentence],
     ) -> list[Candidate]:
-        """Score sentences given as (chunk, start, end, text, title, passage score), best first."""
+        """Score the sentences, best first."""
         features = self.features(question, terms, sentences)
         scored = [
-            [sum(WEIGHTS[k] * v for k, v in f.items()), chunk, start, end, text]
-            for f, (chunk, start, end, text, _t, _p) in zip(features, sentences, strict=True)
+            [sum(WEIGHTS[k] * v for k, v in f.items()), s.chunk, s.start, s.end, s.text]
+            for f, s in zip(features, sentences, strict=True)
         ]
         scored.sort(key=lambda s: -s[0])
         wanted = answer_type(question)

@@ -24,13 +24,12 @@ from .background import BACKGROUND
 from .config import Settings
 from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
-from .milvus import is_milvus_uri
 from .retrieve import Retriever, Scored
 from .script import match_script
 from .split import split_sentences
-from .store import ArticleFile, IndexData, read_index
+from .stores import Index, open_store
 from .tokenize import Tokenizer
-from .types import Answer, Article, Citation, Passage, Span
+from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
@@ -40,22 +39,17 @@ _HAS_TEXT = re.compile(r"\w")
 class Assistant:
     """Answers questions from one index. Thread-safe for concurrent `ask` and `search`."""
 
-    def __init__(
-        self,
-        data: IndexData,
-        settings: Settings,
-        embedder: Embedder | None = None,
-        retriever: Retriever | None = None,  # another store's search (qa/milvus.py)
-    ):
-        self.data = data
+    def __init__(self, index: Index, settings: Settings, embedder: Embedder | None = None):
+        self.index = index
+        self.data = data = index.data
         self.settings = settings
         # Questions are embedded the way the index's vectors were, whatever the settings say.
         # Made here, not lazily: two first questions at once must share one model.
         self.embedder = embedder or make_embedder(data.model, settings.batch_size, data.backend)
         self.tokenizer = Tokenizer()
-        self.retriever = retriever or Retriever(data, settings.dense_weight, settings.candidates)
+        self.retriever = Retriever(index, settings.dense_weight, settings.candidates)
         self.picker = SentencePicker(
-            self.tokenizer, data.char_df, len(data.chunk_article), self.retriever.bm25.idf_of
+            self.tokenizer, data.char_df, len(data.chunk_article), index.idf_of
         )
 
     # -- public API -------------------------------------------------------------------
@@ -86,27 +80,33 @@ class Assistant:
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
-        return self._article(article_id).paragraphs[paragraph]
+        return self.article(article_id).paragraphs[paragraph]
 
     def title(self, article_id: str) -> str:
-        return self._article(article_id).title
+        return self.article(article_id).title
+
+    def article(self, article_id: str) -> Article:
+        """The article with this id; KeyError if the index has none."""
+        return self.index.article(article_id)
+
+    def candidate_sentences(self, question: str) -> tuple[list[Sentence], list[dict[str, float]]]:
+        """The sentences an answer to `question` is chosen from, with the signals each is
+        scored by (names as in answer.WEIGHTS): what benchmarks/fit_sentence_weights.py fits."""
+        query = self._in_corpus_script(_check_question(question))
+        hits, terms, _ = self._search(query, 20)
+        sentences = self._sentences(hits[: self.settings.answer_passages])
+        return sentences, self.picker.features(query, terms, sentences, tag_all=True)
+
+    def info(self) -> IndexInfo:
+        """What the index holds and how it was made: model, build time, counts."""
+        return self.data.info()
 
     # -- internals --------------------------------------------------------------------
-
-    def _article(self, article_id: str) -> Article:
-        articles = self.data.articles
-        if isinstance(articles, ArticleFile):  # parses only the article asked for
-            return articles[articles.position(article_id)].article
-        return self._articles[article_id]
 
     @cached_property
     def _background(self) -> np.ndarray:
         """Vectors of the unrelated sentences of qa/background.py, made on the first question."""
         return np.asarray(self.embedder.encode(list(BACKGROUND)), dtype=np.float32)
-
-    @cached_property
-    def _articles(self) -> dict[str, Article]:
-        return {a.article.id: a.article for a in self.data.articles}
 
     def _in_corpus_script(self, question: str) -> str:
         """The question in the articles' script (simplified or traditional), char by char."""
@@ -124,10 +124,8 @@ class Assistant:
         seen: set[tuple[int, int]] = set()
         out = []
         for hit in hits:
-            key = (
-                int(self.data.chunk_article[hit.chunk]),
-                int(self.data.chunk_paragraph[hit.chunk]),
-            )
+            passage = self.data.passage(hit.chunk)
+            key = (passage.article_id, passage.paragraph)
             if key not in seen:
                 seen.add(key)
                 out.append(hit)
@@ -146,7 +144,7 @@ class Assistant:
         scores no higher than unrelated text.
         """
         text = (self._chunk_text(best.chunk) + " " + self._title(best)).lower()
-        idf = self.retriever.bm25.idf_of
+        idf = self.index.idf_of
         words = coverage(terms, set(self.tokenizer.words(text)), idf)
         chars = share({c: self.picker.char_idf(c) for c in question_chars(question)}, set(text))
         pairs = {g for g in self.tokenizer.grams(question) if len(g) == 3}
@@ -156,17 +154,18 @@ class Assistant:
         w = CONFIDENCE
         return w["words"] * words + w["chars"] * chars + w["pairs"] * pair_share + w["dense"] * z
 
-    def _sentences(self, hits: list[Scored]) -> list[tuple[int, int, int, str, str, float]]:
-        """(chunk, start, end, text, title, passage score) of every sentence in `hits`."""
-        d = self.data
+    def _sentences(self, hits: list[Scored]) -> list[Sentence]:
+        """Every sentence of the passages `hits`."""
         out = []
         for hit in hits:
             paragraph = self._paragraph_of(hit.chunk)
             title = self._title(hit)
-            lo, hi = d.sentence_ptr[hit.chunk], d.sentence_ptr[hit.chunk + 1]
-            starts, ends = d.sentence_start[lo:hi].tolist(), d.sentence_end[lo:hi].tolist()
-            for start, end in zip(starts, ends, strict=True):
-                out.append((hit.chunk, start, end, paragraph[start:end], title, hit.score))
+            for s in self.data.passage(hit.chunk).sentences:
+                out.append(
+                    Sentence(
+                        hit.chunk, s.start, s.end, paragraph[s.start : s.end], title, hit.score
+                    )
+                )
         return out
 
     def _cite(
@@ -180,7 +179,6 @@ class Assistant:
         sentence that opens that way is cited with it too (README, "Concise answers"). The
         neighbours are those of the whole paragraph, across passage windows.
         """
-        d = self.data
         sentences = self._sentences(hits)
         ranked = self.picker.rank(question, terms, sentences)
         cited: list[Citation] = []
@@ -207,8 +205,8 @@ class Assistant:
                         end = after.end
                         seen.add(text)
                 sentence = paragraph[start:end]
-            article = d.articles[d.chunk_article[cand.chunk]].article
-            paragraph_number = int(d.chunk_paragraph[cand.chunk])
+            article = self.data.article_at(cand.chunk)
+            paragraph_number = self.data.passage(cand.chunk).paragraph
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
@@ -229,27 +227,25 @@ class Assistant:
         return tuple(cited), tuple(more)
 
     def _paragraph_of(self, chunk: int) -> str:
-        d = self.data
-        return d.articles[d.chunk_article[chunk]].article.paragraphs[d.chunk_paragraph[chunk]]
+        return self.data.paragraph_at(chunk)
 
     def _chunk_text(self, chunk: int) -> str:
-        return self._paragraph_of(chunk)[self.data.chunk_start[chunk] : self.data.chunk_end[chunk]]
+        return self.data.passage(chunk).text
 
     def _title(self, hit: Scored) -> str:
-        return self.data.articles[self.data.chunk_article[hit.chunk]].article.title
+        return self.data.article_at(hit.chunk).title
 
     def _passage(self, hit: Scored) -> Passage:
-        d = self.data
-        article = d.articles[d.chunk_article[hit.chunk]].article
+        article, passage = self.data.article_at(hit.chunk), self.data.passage(hit.chunk)
         return Passage(
             article_id=article.id,
             title=article.title,
-            paragraph=int(d.chunk_paragraph[hit.chunk]),
-            text=self._chunk_text(hit.chunk),
-            start=int(d.chunk_start[hit.chunk]),
-            end=int(d.chunk_end[hit.chunk]),
+            paragraph=passage.paragraph,
+            text=passage.text,
+            start=passage.start,
+            end=passage.end,
             score=round(hit.score, 4),
-            page=article.page(int(d.chunk_paragraph[hit.chunk])),
+            page=article.page(passage.paragraph),
         )
 
 
@@ -289,14 +285,8 @@ def load(
     (`model`, a non-default `settings.model`, or `embedder`) is an error rather than a
     silently wrong answer.
     """
-    store = None
-    if is_milvus_uri(index):  # milvus://file.db or milvus+http://host: see qa/milvus.py
-        from .milvus import open_index
-
-        store = open_index(index)
-        data = store.read()
-    else:
-        data = read_index(Path(index))
+    opened = open_store(index).open()  # a folder, or milvus://... (qa/stores/)
+    data = opened.data
     if embedder is not None and backend_of(embedder) != data.backend:
         embedder = None  # a reuse hint only: questions are embedded the index's way
     expected = model or (embedder.name if embedder is not None else _chosen_model(settings))
@@ -306,5 +296,4 @@ def load(
             f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
         )
     settings = dataclasses.replace(settings or Settings(), model=data.model)
-    retriever = store.retriever(data, settings) if store is not None else None
-    return Assistant(data, settings, embedder, retriever)
+    return Assistant(opened, settings, embedder)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from .config import DEFAULT_MODEL, Settings
 from .errors import QAError
 
-# Where --index may point instead of a folder (qa/milvus.py, docs/milvus.md).
+# Where --index may point instead of a folder (qa/stores/milvus.py, docs/milvus.md).
 MILVUS = "; or milvus://./file.db (Milvus Lite), milvus+http://host:19530 (token: QA_MILVUS_TOKEN)"
 
 
@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build
-    from .milvus import redact
+    from .stores import redact
 
     # The reader logs each skipped file as it goes; here they are listed once, below.
     reader_log = logging.getLogger("qa.reader")
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print("qa: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still one line, the traceback only with -v
-        from .milvus import redact
+        from .stores import redact
 
         if args.verbose:
             traceback.print_exc()

@@ -35,3 +35,12 @@ class IndexWriteError(QAError, OSError):
 
 class ModelNotFoundError(QAError, FileNotFoundError):
     """The embedding model (or what runs it) is not installed here; nothing is downloaded."""
+
+
+def check_format(where: str, found: object, reads: object) -> None:
+    """IndexMismatchError unless the index at `where` has the format this version reads."""
+    if found != reads:
+        raise IndexMismatchError(
+            f"The index at {where} has format {found!r}, this version reads format {reads!r}; "
+            f"run `qa build --index {where}` to rebuild it."
+        )

@@ -16,7 +16,6 @@ from .config import Settings
 from .cpu import cpu_flags
 from .embed import backend_of, make_embedder
 from .errors import QAError
-from .milvus import is_milvus_uri
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,7 @@ def evaluate(
         with open(corpus / "contexts.jsonl", "w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        if not is_milvus_uri(index):  # a Milvus URI stays as it is: see qa/milvus.py
-            index = Path(index) if index else Path(tmp) / "index"
+        index = index or Path(tmp) / "index"  # a folder or a Milvus address (qa/stores/)
         embedder = embedder or make_embedder(
             settings.build_model, settings.batch_size, settings.backend
         )
@@ -190,7 +188,7 @@ def evaluate(
     backend = backend_of(bot.embedder)
     return Report(
         data=str(data),
-        model=bot.data.model,
+        model=bot.info().model,
         articles=len(records),
         build_seconds=stats.seconds,
         backend=backend,
@@ -204,7 +202,7 @@ def evaluate(
 def overlap(bot: Assistant, question: Question) -> float:
     """Share of the question's words that occur in the paragraph that answers it."""
     terms = bot.tokenizer.query_terms(question.question)
-    words = set(bot.tokenizer.words(" ".join(bot._article(question.article_id).paragraphs)))
+    words = set(bot.tokenizer.words(" ".join(bot.article(question.article_id).paragraphs)))
     return sum(t in words for t in terms) / max(len(terms), 1)
 
 

@@ -42,6 +42,21 @@ class Article:
         url = dict(self.metadata).get("url", "")
         return url if url.lower().startswith(("http://", "https://")) else None
 
+    def record(self) -> dict:
+        """What a store keeps of the article besides its id and paragraphs (JSON)."""
+        return {"title": self.title, "source": self.source, "metadata": dict(self.metadata)}
+
+    @staticmethod
+    def from_record(id: str, record: dict, paragraphs) -> Article:
+        """The article a store's `record()` and paragraphs describe."""
+        return Article(
+            id=id,
+            title=record["title"],
+            paragraphs=tuple(paragraphs),
+            source=record["source"],
+            metadata=tuple((k, str(v)) for k, v in record["metadata"].items()),
+        )
+
 
 PAGES_KEY = "pages"
 
@@ -73,6 +88,19 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a retrieved passage, a candidate for the answer:
+    `text == paragraph_text[start:end]`."""
+
+    chunk: int  # the passage's row in the index
+    start: int
+    end: int
+    text: str
+    title: str  # of the passage's article
+    passage_score: float  # the passage's retrieval score
 
 
 @dataclass(frozen=True)
@@ -133,3 +161,58 @@ class BuildStats:
     skipped: tuple[str, ...] = field(default=())  # files that could not be read, with the reason
     # files or records read with a change worth knowing (bytes replaced, an id renamed)
     notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What a loaded index holds and how it was made (for a status line or a report)."""
+
+    model: str
+    backend: str
+    dim: int
+    built_at: str
+    articles: int
+    paragraphs: int
+    passages: int
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as indexed, with the content hash a rebuild compares."""
+
+    article: Article
+    hash: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a store says of the index it holds: what a build diffs the corpus against."""
+
+    model: str
+    backend: str  # what computed the vectors (see qa/onnx.py); vectors of another never mix
+    dim: int
+    settings: dict  # what shaped the stored passages (chunk size, tokens): see build.py
+    hashes: dict[str, str]  # article id -> content hash
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a build hands its store to write: every article in corpus order, and the new
+    passages of those not `kept` (each with its content key, vector and keyword tokens).
+
+    A kept article's passages stay in the store as they are; every other article's stored
+    passages are replaced by the new ones, and articles not listed are removed.
+    """
+
+    model: str
+    backend: str
+    dim: int
+    settings: dict
+    articles: tuple[StoredArticle, ...]
+    kept: frozenset[str]  # ids of articles whose stored passages stay
+    passages: tuple[Chunk, ...]  # of the other articles, in corpus order
+    keys: tuple[bytes, ...]  # content key of each passage's embedded text
+    vectors: object  # float32 array (passages, dim), unit length
+    terms: tuple[tuple[str, ...], ...]  # keyword tokens of each passage, its title's included
+    built_at: str
+    started: float  # time.perf_counter() when the build began

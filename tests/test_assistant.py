@@ -11,7 +11,7 @@ import pytest
 from conftest import ANSWERABLE, OFF_TOPIC, answer_key
 
 import qa
-from qa.answer import NOT_FOUND, answer_type
+from qa.answer import NOT_FOUND, WEIGHTS, answer_type
 from qa.bm25 import BM25, TermCounts
 
 # --- search --------------------------------------------------------------------------------
@@ -23,6 +23,16 @@ def test_search_puts_the_answering_article_first(bot, question):
 
     assert passages[0].article_id == ANSWERABLE[question][0]
     assert ANSWERABLE[question][1] in passages[0].text
+
+
+def test_candidate_sentences_come_with_the_signals_they_are_scored_by(bot):
+    sentences, signals = bot.candidate_sentences("赣服通集成了多少项服务?")
+
+    assert len(sentences) == len(signals) > 0 and set(signals[0]) == set(WEIGHTS)
+    assert any("6697项" in s.text for s in sentences)
+    for s in sentences:
+        assert bot.data.paragraph_at(s.chunk)[s.start : s.end] == s.text
+        assert bot.data.article_at(s.chunk).title == s.title
 
 
 def test_search_returns_passages_best_first_located_in_their_paragraph(bot):

@@ -21,7 +21,7 @@ from conftest import (
 )
 
 import qa
-from qa import store
+from qa.stores import folder as store
 
 QUESTION = "地铁1号线共设多少座车站?"
 
@@ -240,7 +240,7 @@ def test_build_that_fails_committing_leaves_the_previous_index(built_index, corp
 KILL_SCRIPT = """
 import os, sys
 import qa
-from qa import store
+from qa.stores import folder as store
 
 point = sys.argv[3]
 real_fsync_dir, real_fsync_write = store._fsync_dir, store._fsync_write

@@ -231,4 +231,4 @@ def test_a_model_that_is_not_installed_is_one_line_error(capsys, corpus, tmp_pat
 
 def test_settings_without_a_model_open_an_index_of_any_model(built_index):
     bot = qa.load(built_index, qa.Settings(min_confidence=0.5))
-    assert bot.data.model == "hash" and bot.settings.min_confidence == 0.5
+    assert bot.info().model == "hash" and bot.settings.min_confidence == 0.5

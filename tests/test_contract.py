@@ -1,6 +1,6 @@
-"""One contract, two index backends: a folder (FAISS) and Milvus (Milvus Lite in tmp_path).
+"""One contract, two stores: a folder (FAISS) and Milvus (Milvus Lite in tmp_path).
 
-Whatever the backend, a user builds, asks, rebuilds after an edit or a deletion, and opens
+Whatever the store, a user builds, asks, rebuilds after an edit or a deletion, and opens
 the index again from another process, and sees the same thing.
 """
 
@@ -18,7 +18,7 @@ from conftest import ANSWERABLE, ARTICLES, HASH, OFF_TOPIC, PARAGRAPHS, Counting
 import qa
 
 # Tests of the Milvus half carry the `milvus` marker: `-m "not milvus"` runs the folder half.
-BACKENDS = ["faiss", pytest.param("milvus", marks=pytest.mark.milvus)]
+STORES = ["folder", pytest.param("milvus", marks=pytest.mark.milvus)]
 
 
 def _milvus_missing() -> str | None:
@@ -30,15 +30,15 @@ def _milvus_missing() -> str | None:
     return None
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STORES)
 def index(request, tmp_path: Path):
     """Where a test's index lives: a folder, or a Milvus Lite file (a URI)."""
-    if request.param == "faiss":
+    if request.param == "folder":
         yield tmp_path / "index"
         return
     if reason := _milvus_missing():
         pytest.skip(reason)
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     uri = f"milvus://{tmp_path}/index.db"
     yield uri
@@ -67,10 +67,10 @@ def test_build_then_answer_with_citations(corpus, index):
 
 
 @pytest.mark.milvus
-def test_both_backends_give_the_same_answers(corpus, tmp_path):
+def test_both_stores_give_the_same_answers(corpus, tmp_path):
     if reason := _milvus_missing():
         pytest.skip(reason)
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     uri = f"milvus://{tmp_path}/same.db"
     qa.build(corpus, tmp_path / "index", HASH)
@@ -117,7 +117,7 @@ def test_deleted_article_is_gone(corpus, index):
 def test_reopened_by_another_process(corpus, index):
     qa.build(corpus, index, HASH)
     if isinstance(index, str):
-        from qa.milvus import release
+        from qa.stores.milvus import release
 
         release(index)  # Milvus Lite serves one process at a time: let the other one in
     env = {**os.environ, "QA_MODEL": "hash"}
@@ -143,7 +143,7 @@ def test_missing_and_mismatched_index_say_what_to_run(corpus, index):
         qa.load(index, qa.Settings(model="another-model"))
 
 
-def test_app_rebuilds_and_answers_on_either_backend(corpus, index):
+def test_app_rebuilds_and_answers_on_either_store(corpus, index):
     # The browser app's service: an upload's rebuild goes live on a folder or in Milvus.
     from ui.app import Service
 

@@ -193,7 +193,7 @@ def test_cli_names_the_page_of_a_pdf_citation(tmp_path, capsys):
 def test_milvus_index_keeps_the_pages_too(tmp_path):
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     corpus = write_corpus(tmp_path / "corpus")
     docs.report_pdf(corpus / "report.pdf")

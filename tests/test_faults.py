@@ -23,8 +23,9 @@ import pytest
 from conftest import ANSWERABLE, ARTICLES, HASH, PARAGRAPHS, answer_key, write_corpus
 
 import qa
-from qa import cli, store
+from qa import cli
 from qa.embed import HashEmbedder
+from qa.stores import folder as store
 from ui import app
 from ui.app import Service
 
@@ -77,7 +78,7 @@ import importlib, os, sys, time
 from pathlib import Path
 
 import qa
-from qa import store
+from qa.stores import folder as store
 from qa.embed import HashEmbedder
 
 corpus, index, point, ready, go = sys.argv[1:6]

@@ -290,7 +290,7 @@ def test_json_lone_surrogates_are_replaced_not_fatal(corpus, tmp_path):
 def milvus(tmp_path):
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
-    from qa.milvus import release
+    from qa.stores.milvus import release
 
     uri = f"milvus://{tmp_path}/index.db"
     yield uri
@@ -404,7 +404,7 @@ def test_milvus_that_stops_answering_is_one_line(corpus, milvus, monkeypatch):
     ],
 )
 def test_milvus_addresses(uri, target, monkeypatch):
-    from qa.milvus import parse_uri
+    from qa.stores.milvus import parse_uri
 
     monkeypatch.delenv("QA_MILVUS_TOKEN", raising=False)
     parsed = parse_uri(uri)

@@ -59,5 +59,5 @@ def test_search_ranks_the_answering_paragraph_first(sample_bot):
 
 
 def test_index_records_the_real_model(sample_bot):
-    assert sample_bot.data.model == "m3e-small"
-    assert sample_bot.data.dim == 512
+    assert sample_bot.info().model == "m3e-small"
+    assert sample_bot.info().dim == 512

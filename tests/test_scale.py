@@ -11,7 +11,7 @@ import pytest
 from conftest import ANSWERABLE, HASH, PARAGRAPHS, HashEmbedder
 
 import qa
-from qa import retrieve, store
+from qa.stores import folder as store
 
 
 def live_data(index: Path) -> Path:
@@ -34,7 +34,7 @@ def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
     built_index, corpus, tmp_path, monkeypatch
 ):
     exact = qa.load(built_index, HASH)
-    monkeypatch.setattr(retrieve, "EXACT_UP_TO", 0)  # every index counts as large
+    monkeypatch.setattr(store, "EXACT_UP_TO", 0)  # every index counts as large
     large = tmp_path / "large"
     qa.build(corpus, large, HASH)
 
@@ -48,7 +48,7 @@ def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
 
 
 def test_a_damaged_graph_is_refused_and_a_build_repairs_it(corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(retrieve, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(store, "EXACT_UP_TO", 0)
     index = tmp_path / "large"
     qa.build(corpus, index, HASH)
     path = live_data(index) / store.ANN_FILE
@@ -86,13 +86,13 @@ def test_an_unknown_backend_is_refused_with_the_choices():
 
 
 def test_a_rebuild_reuses_every_vector_even_when_a_hash_ends_in_a_zero_byte(tmp_path):
-    from qa.build import _chunk_key
+    from qa.build import passage_key
 
     # numpy drops trailing NUL bytes of stored hashes: such a chunk was re-embedded each time.
     text = next(
         t
         for t in (f"赣服通第{n}次更新,新增了多项服务。" for n in range(5000))
-        if _chunk_key("hash", t).endswith(b"\0")
+        if passage_key("hash", t).endswith(b"\0")
     )
     corpus = tmp_path / "corpus"
     corpus.mkdir()

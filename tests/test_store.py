@@ -12,7 +12,7 @@ import pytest
 from conftest import HASH, PARAGRAPHS, answer_key
 
 import qa
-from qa import store
+from qa.stores import folder as store
 
 QUESTION = "赣服通集成了多少项服务?"
 
@@ -106,7 +106,7 @@ def test_loading_with_another_model_is_refused(built_index):
 
 def test_load_without_a_model_uses_the_index_model(built_index):
     bot = qa.load(built_index)
-    assert bot.data.model == "hash"
+    assert bot.info().model == "hash"
     assert bot.ask(QUESTION).found
 
 
@@ -181,6 +181,6 @@ def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_i
     bot = qa.load(built_index, HASH)
     manifest = json.loads((built_index / "manifest.json").read_text(encoding="utf-8"))
     data = store.read_index(built_index, term_counts=True)
-    derived = qa.Assistant(dataclasses.replace(data, weights=None), HASH)  # from the counts
+    derived = qa.Assistant(store.FolderIndex(dataclasses.replace(data, weights=None)), HASH)
     assert manifest["files"]["bm25_weights.npy"] > 0
     assert [p.score for p in bot.search(QUESTION)] == [p.score for p in derived.search(QUESTION)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.store import build_lock
+from qa.stores.folder import build_lock
 from ui import render
 from ui.app import Service, answer_dict, build_app, open_or_build, parse_auth, upload_pairs
 from ui.render import Turn, highlight, keyword_pattern, marker_spans, reply_html
@@ -395,7 +395,7 @@ def test_two_uploads_at_once_build_one_after_the_other(service: Service, tmp_pat
     for t in threads:
         t.join()
     assert all("索引已更新" in m for m in messages), messages
-    assert service.assistant.data.counts()["articles"] == 4
+    assert service.assistant.info().articles == 4
 
 
 def test_another_process_building_is_reported_not_raised(service: Service, tmp_path: Path):
@@ -405,7 +405,7 @@ def test_another_process_building_is_reported_not_raised(service: Service, tmp_p
     assert (service.corpus / "new.txt").exists()
     lines = service.rebuild()  # the 重新建立索引 button, once the other build is done
     assert "新增 1" in lines[0]
-    assert service.assistant.data.counts()["articles"] == 3
+    assert service.assistant.info().articles == 3
 
 
 # -- starting up -----------------------------------------------------------------------
@@ -414,9 +414,9 @@ def test_another_process_building_is_reported_not_raised(service: Service, tmp_p
 def test_serve_builds_a_missing_index_first(tmp_path: Path, capsys):
     corpus = write(tmp_path / "corpus", UI_ARTICLES)
     bot = open_or_build(corpus, tmp_path / "index", HASH)
-    assert bot is not None and bot.data.counts()["articles"] == 2
+    assert bot is not None and bot.info().articles == 2
     assert "building the index" in capsys.readouterr().err
-    assert open_or_build(corpus, tmp_path / "index", HASH).data.built_at == bot.data.built_at
+    assert open_or_build(corpus, tmp_path / "index", HASH).info().built_at == bot.info().built_at
 
 
 def test_serve_starts_empty_when_there_is_nothing_to_index(tmp_path: Path):

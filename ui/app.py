@@ -19,7 +19,7 @@ from pathlib import Path
 
 import qa
 from qa import Answer, Assistant, QAError, Settings
-from qa.store import live_generation
+from qa.stores import is_milvus, open_store, redact
 
 from . import render, theme
 from .render import Turn
@@ -56,6 +56,7 @@ class Service:
     ):
         self.corpus = Path(corpus)
         self.index = index_location(index)
+        self.store = open_store(self.index)
         self.settings = settings or Settings()
         self._assistant = assistant
         self._swap = threading.Lock()
@@ -91,7 +92,7 @@ class Service:
         bot = self.assistant
         if bot is None:
             return render.status_html(None)
-        return render.status_html(bot.data.counts(), bot.data.model, bot.data.built_at)
+        return render.status_html(bot.info())
 
     def add_articles(
         self, files: Sequence[tuple[Path, str]], progress: Progress | None = None
@@ -155,8 +156,8 @@ class Service:
             self._assistant, self._generation = fresh, generation
 
     def _live(self) -> str | None:
-        """The index generation on disk; None for a Milvus store (not watched)."""
-        return live_generation(self.index) if isinstance(self.index, Path) else None
+        """The live index generation; None where the store is not watched (Milvus)."""
+        return self.store.generation()
 
     def _notice_new_index(self) -> None:
         """Start loading the index in the background if another process replaced it."""
@@ -196,8 +197,6 @@ def _failed(what: str, exc: Exception) -> str:
 
 def _one_line(exc: BaseException) -> str:
     """An unexpected exception as one short line, without any Milvus credentials."""
-    from qa.milvus import redact
-
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return redact_secrets(redact(text))[:300]
 
@@ -213,9 +212,7 @@ def redact_secrets(text: str) -> str:
 
 def index_location(index: str | Path) -> str | Path:
     """A folder as a Path; a Milvus address (milvus://..., milvus+http://...) as it is."""
-    from qa.milvus import is_milvus_uri
-
-    return index if is_milvus_uri(str(index)) and not isinstance(index, Path) else Path(index)
+    return index if is_milvus(index) else Path(index)
 
 
 def _paragraph(bot: Assistant, citation: qa.Citation) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 from qa import Answer, Citation
+from qa.types import IndexInfo
 
 MIN_KEYWORD_CHARS = 2  # single characters (项, 做) would light up half of every paragraph
 TURNS_SHOWN = 20  # earlier questions whose sources stay reachable from their [n] links
@@ -282,15 +283,16 @@ def built_at_text(stamp: str) -> str:
         return stamp or "未知"
 
 
-def status_html(counts: dict[str, int] | None, model: str = "", built_at: str = "") -> str:
+def status_html(info: IndexInfo | None) -> str:
     """The status line: how many articles and paragraphs, which model, when built."""
-    if counts is None:
+    if info is None:
         return '<p class="qa-status">还没有索引:请在下方「添加文章」上传文章。</p>'
+    built = escape(info.built_at)
     return (
         '<p class="qa-status">'
-        f'<span data-articles="{counts["articles"]}">{counts["articles"]} 篇文章</span>'
-        f"<span>{counts['paragraphs']} 段</span>"
-        f"<span>模型 {escape(model)}</span>"
-        f'<span data-built="{escape(built_at)}">索引更新于 {escape(built_at_text(built_at))}</span>'
+        f'<span data-articles="{info.articles}">{info.articles} 篇文章</span>'
+        f"<span>{info.paragraphs} 段</span>"
+        f"<span>模型 {escape(info.model)}</span>"
+        f'<span data-built="{built}">索引更新于 {escape(built_at_text(info.built_at))}</span>'
         "</p>"
     )

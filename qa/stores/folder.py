@@ -9,6 +9,9 @@ Layout (see index/README.md):
 
 A build writes a whole new data folder, then replaces manifest.json in one rename, so a
 build that dies halfway leaves the previous index loadable.
+
+`FolderStore` is the Store (qa/stores/__init__.py) a build writes through; `FolderIndex` is
+what a load opens: exact or 8-bit-scan dense search (FAISS) and BM25 postings, in memory.
 """
 
 from __future__ import annotations
@@ -17,33 +20,45 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from .bm25 import TermCounts, TermWeights
-from .errors import (
+from ..bm25 import BM25, TermCounts, TermWeights
+from ..errors import (
     BuildLockedError,
     IndexCorruptError,
-    IndexMismatchError,
     IndexNotFoundError,
     IndexWriteError,
     QAError,
+    check_format,
 )
-from .types import Article
+from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
+from ..types import Article, Chunk, Manifest, Plan, Span, StoredArticle
+from .data import FORMAT_VERSION, IndexData
 
-FORMAT_VERSION = 1
+log = logging.getLogger("qa")
+
 MANIFEST = "manifest.json"
 ANN_FILE = "vectors.faiss"  # approximate-search index, written only for large indexes
-# Vectors are stored and held in half precision: half the disk and memory, and on CMRC the
-# same retrieval and answer figures as float32 (benchmarks/README.md).
-VECTOR_DTYPE = np.float16
+
+# Up to EXACT_UP_TO passages, every question is compared with every float32 vector. Above,
+# with 8-bit codes of the vectors (a quarter of the bytes to read), and the best RESCORE x k
+# of those are re-scored on the stored float16 vectors. At 100k passages (benchmarks/
+# README.md) that found the exact top 10 for every CMRC question in 3-8 ms on one core, where
+# an HNSW graph (M 32, efSearch 128-512) found 0.91-0.94 of it: the synthetic passages there
+# come in tight clusters, which a graph walk misses and a full scan does not. The codes take
+# 0.1 s to make, so a rebuild that changes one article costs no graph rebuild (89 s).
+# A scan is linear in size: past a few hundred thousand passages a graph would pay again.
+EXACT_UP_TO = 20_000
+RESCORE = 5
 
 # Damage checks at load. Files up to FULL_CHECKSUM_UP_TO bytes are hashed whole. Bigger ones
 # (vectors, their 8-bit codes, keyword arrays and article text of a large index: ~500 MB at
@@ -56,22 +71,6 @@ VECTOR_DTYPE = np.float16
 FULL_CHECKSUM_UP_TO = 8 << 20
 BLOCK_BYTES = 1 << 18
 SAMPLED_BLOCKS = 16
-
-
-@dataclass(frozen=True)
-class StoredArticle:
-    """An article as indexed, with its content hash."""
-
-    article: Article
-    hash: str
-
-
-def article_hash(article: Article) -> str:
-    """Content hash of everything about an article that ends up in the index."""
-    payload = json.dumps(
-        [article.title, article.source, article.metadata, article.paragraphs], ensure_ascii=False
-    )
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
 class ArticleFile(Sequence):
@@ -109,16 +108,7 @@ class ArticleFile(Sequence):
         lo, hi = int(self._starts[i]), int(self._ends[i])
         self._check(lo, hi)
         r = json.loads(self._blob[lo:hi])
-        stored = StoredArticle(
-            Article(
-                id=r["id"],
-                title=r["title"],
-                paragraphs=tuple(r["paragraphs"]),
-                source=r["source"],
-                metadata=tuple((k, str(v)) for k, v in r["metadata"].items()),
-            ),
-            r["hash"],
-        )
+        stored = StoredArticle(Article.from_record(r["id"], r, r["paragraphs"]), r["hash"])
         if len(self._cache) >= 4096:  # a server runs for days: keep only a working set
             self._cache.clear()
         self._cache[i] = stored
@@ -148,61 +138,6 @@ class ArticleFile(Sequence):
                     f"the build wrote); run `qa build --index {folder}` to rebuild it."
                 )
             self._checked.add(b)  # a set add is atomic: threads may only check twice
-
-
-@dataclass(frozen=True)
-class IndexData:
-    """Everything a build writes and a load reads back.
-
-    Chunk i covers `paragraph_text[chunk_start[i]:chunk_end[i]]` of paragraph
-    `chunk_paragraph[i]` of article `chunk_article[i]`; its sentences are
-    `sentence_start/end[sentence_ptr[i]:sentence_ptr[i+1]]` (paragraph offsets).
-    """
-
-    model: str
-    articles: Sequence[StoredArticle]  # a tuple, or an ArticleFile when loaded
-    chunk_article: np.ndarray  # int32, index into articles
-    chunk_paragraph: np.ndarray  # int32
-    chunk_start: np.ndarray  # int32
-    chunk_end: np.ndarray  # int32
-    chunk_hash: np.ndarray  # S16: hash of what was embedded, to reuse vectors
-    sentence_ptr: np.ndarray  # int64, len = chunks + 1
-    sentence_start: np.ndarray  # int32
-    sentence_end: np.ndarray  # int32
-    vectors: np.ndarray  # VECTOR_DTYPE (chunks, dim), unit length
-    terms: TermCounts | None  # keyword tokens of each chunk; None when loaded for queries
-    char_df: dict[str, int]  # in how many chunks each character occurs (for sentence choice)
-    settings: dict  # build settings that change what is stored (chunk size, tokenizer)
-    built_at: str = ""
-    build_seconds: float = 0.0
-    backend: str = "torch"  # what computed the vectors (see qa/onnx.py); a change re-embeds
-    ann: object = None  # a faiss index over `vectors` for large indexes, else None (exact)
-    weights: TermWeights | None = None  # BM25 postings as stored; None: derive from `terms`
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
-
-    @property
-    def vocab(self) -> tuple[str, ...]:
-        return self.terms.vocab if self.terms is not None else self.weights.vocab
-
-    def keyword_weights(self) -> TermWeights:
-        """The BM25 postings: as stored, or derived from the term counts."""
-        return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
-
-    def counts(self) -> dict[str, int]:
-        if isinstance(self.articles, ArticleFile):
-            paragraphs = self.articles.paragraphs
-        else:
-            paragraphs = sum(len(a.article.paragraphs) for a in self.articles)
-        return {
-            "articles": len(self.articles),
-            "paragraphs": paragraphs,
-            "chunks": int(self.chunk_article.shape[0]),
-            "sentences": int(self.sentence_start.shape[0]),
-            "terms": len(self.vocab),
-        }
 
 
 _ARRAYS = (
@@ -306,9 +241,7 @@ def write_index(folder: Path, data: IndexData) -> Path:
                 a = stored.article
                 record = {
                     "id": a.id,
-                    "title": a.title,
-                    "source": a.source,
-                    "metadata": dict(a.metadata),
+                    **a.record(),
                     "hash": stored.hash,
                     "paragraphs": list(a.paragraphs),
                 }
@@ -450,12 +383,9 @@ def read_manifest(folder: Path) -> dict:
         raise IndexCorruptError(
             f"The index manifest {path} is unreadable ({exc}); run `qa build` to rebuild it."
         ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise IndexMismatchError(
-            f"The index at {folder} has format {found!r}, this version reads format "
-            f"{FORMAT_VERSION}; run `qa build` to rebuild it."
-        )
+    check_format(
+        str(folder), manifest.get("format") if isinstance(manifest, dict) else None, FORMAT_VERSION
+    )
     return manifest
 
 
@@ -580,3 +510,291 @@ def _check_consistent(data: IndexData, manifest: dict) -> None:
         raise ValueError("chunk arrays disagree in length")
     if n and not (0 <= data.chunk_article.min() and data.chunk_article.max() < len(data.articles)):
         raise ValueError("chunks point at articles that do not exist")
+
+
+def ann_index(vectors: np.ndarray):
+    """The approximate-search index a build stores for `vectors`, or None if exact is fast.
+
+    Inner product on unit vectors is cosine similarity. Each dimension is coded in 8 bits
+    between its minimum and maximum over the vectors.
+    """
+    if vectors.shape[0] <= EXACT_UP_TO:
+        return None
+    import faiss
+
+    index = faiss.IndexScalarQuantizer(
+        vectors.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    index.train(x)
+    index.add(x)
+    return index
+
+
+# -- the store: what a build reads and writes -------------------------------------------
+
+
+class FolderStore:
+    """An index folder: generations replaced atomically under a build lock (see above)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.label = str(folder)
+        self._previous: IndexData | None = None
+
+    def lock(self):
+        """Hold the folder's build lock, or raise BuildLockedError at once."""
+        return build_lock(self.folder)
+
+    def manifest(self) -> Manifest | None:
+        """The live index, read for a build; None when there is none (or it is damaged)."""
+        try:
+            data = read_index(self.folder, ann=False, term_counts=True)
+        except IndexNotFoundError:
+            return None
+        except QAError as exc:
+            # A damaged or outdated index is simply rebuilt: that is the repair.
+            log.warning("Rebuilding from scratch: %s", exc)
+            return None
+        # A build reads every article (hashes, titles): parse them once, not per passage.
+        self._previous = data = IndexData(**{**data.__dict__, "articles": tuple(data.articles)})
+        return Manifest(
+            model=data.model,
+            backend=data.backend,
+            dim=data.dim,
+            settings=data.settings,
+            hashes={a.article.id: a.hash for a in data.articles},
+        )
+
+    def vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        """The stored vectors of those content keys the live index holds."""
+        rows = _rows_by_key(self._previous)
+        return {k: self._previous.vectors[rows[k]] for k in keys if k in rows}
+
+    def write(self, plan: Plan) -> None:
+        """Write `plan` as a new generation and make it live. Caller holds `lock()`."""
+        previous = self._previous
+        if previous is not None and (previous.model, previous.backend) != (
+            plan.model,
+            plan.backend,
+        ):
+            previous = None
+        write_index(self.folder, _assemble(plan, previous))
+
+    def open(self) -> FolderIndex:
+        return FolderIndex(read_index(self.folder))
+
+    def generation(self) -> str | None:
+        """The live generation's name: it changes with every build (cheap to poll)."""
+        return live_generation(self.folder)
+
+
+def _rows_by_key(previous: IndexData | None) -> dict[bytes, int]:
+    if previous is None:
+        return {}
+    # numpy drops trailing NUL bytes of an S16 item: pad back, or one passage in 256 (its
+    # hash ending in 0x00) would be re-embedded by every build.
+    return {bytes(h).ljust(16, b"\0"): i for i, h in enumerate(previous.chunk_hash)}
+
+
+def _assemble(plan: Plan, previous: IndexData | None) -> IndexData:
+    """The whole index of `plan`: kept articles' rows copied from `previous`, then the new."""
+    old = _PassageRows(previous) if plan.kept else None
+    new_of: dict[str, list[int]] = {}
+    for j, passage in enumerate(plan.passages):
+        new_of.setdefault(passage.article_id, []).append(j)
+    chunks: list[Chunk] = []
+    owners: list[int] = []
+    sources: list[int] = []  # row in `previous` (>= 0) or -1 - number of a new passage
+    for number, item in enumerate(plan.articles):
+        if item.article.id in plan.kept:
+            for row in old.of(item.article.id):
+                chunks.append(old.chunk(row, item.article))
+                owners.append(number)
+                sources.append(row)
+        else:
+            for j in new_of.get(item.article.id, ()):
+                chunks.append(plan.passages[j])
+                owners.append(number)
+                sources.append(-1 - j)
+    source = np.asarray(sources, dtype=np.int64)
+    reused = source >= 0
+    vectors = np.empty((len(chunks), plan.dim), dtype=VECTOR_DTYPE)
+    if reused.any():
+        vectors[reused] = previous.vectors[source[reused]]
+    if (~reused).any():
+        vectors[~reused] = np.asarray(plan.vectors)[-1 - source[~reused]]
+    hashes = [previous.chunk_hash[s] if s >= 0 else plan.keys[-1 - s] for s in sources]
+    sentence_ptr = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c.sentences) for c in chunks], out=sentence_ptr[1:])
+    return IndexData(
+        model=plan.model,
+        articles=plan.articles,
+        chunk_article=np.asarray(owners, dtype=np.int32),
+        chunk_paragraph=np.asarray([c.paragraph for c in chunks], dtype=np.int32),
+        chunk_start=np.asarray([c.start for c in chunks], dtype=np.int32),
+        chunk_end=np.asarray([c.end for c in chunks], dtype=np.int32),
+        chunk_hash=np.asarray(hashes, dtype="S16"),
+        sentence_ptr=sentence_ptr,
+        sentence_start=np.asarray([s.start for c in chunks for s in c.sentences], dtype=np.int32),
+        sentence_end=np.asarray([s.end for c in chunks for s in c.sentences], dtype=np.int32),
+        vectors=vectors,
+        ann=ann_index(vectors),
+        backend=plan.backend,
+        terms=_terms(plan, sources, previous),
+        char_df=_char_df(chunks, sources, previous),
+        settings=plan.settings,
+        built_at=plan.built_at,
+        build_seconds=time.perf_counter() - plan.started,
+    )
+
+
+class _PassageRows:
+    """The passages of kept articles, taken from the previous index instead of re-split.
+
+    Splitting every paragraph again was the slowest part of a rebuild that changed one
+    article.
+    """
+
+    def __init__(self, previous: IndexData):
+        self.rows: dict[str, range] = {}
+        bounds = np.searchsorted(previous.chunk_article, np.arange(len(previous.articles) + 1))
+        for i, a in enumerate(previous.articles):
+            self.rows[a.article.id] = range(int(bounds[i]), int(bounds[i + 1]))
+        self.paragraph = previous.chunk_paragraph.tolist()
+        self.start = previous.chunk_start.tolist()
+        self.end = previous.chunk_end.tolist()
+        self.ptr = previous.sentence_ptr.tolist()
+        self.s_start = previous.sentence_start.tolist()
+        self.s_end = previous.sentence_end.tolist()
+
+    def of(self, article_id: str) -> range:
+        return self.rows[article_id]
+
+    def chunk(self, row: int, article: Article) -> Chunk:
+        p, start, end = self.paragraph[row], self.start[row], self.end[row]
+        lo, hi = self.ptr[row], self.ptr[row + 1]
+        spans = tuple(map(Span, self.s_start[lo:hi], self.s_end[lo:hi]))
+        return Chunk(article.id, p, start, end, article.paragraphs[p][start:end], spans)
+
+
+def _char_df(chunks: list[Chunk], sources: list[int], previous: IndexData | None) -> dict[str, int]:
+    """In how many passages each character occurs: the previous counts, updated by what changed."""
+    df: Counter[str] = Counter()
+    kept = {s for s in sources if s >= 0}
+    if previous is None or not kept:
+        for chunk in chunks:
+            df.update(set(chunk.text))
+        return dict(df)
+    df.update(previous.char_df)
+    for row in range(len(previous.chunk_article)):
+        if row not in kept:
+            article = previous.articles[previous.chunk_article[row]].article
+            text = article.paragraphs[previous.chunk_paragraph[row]]
+            df.subtract(set(text[previous.chunk_start[row] : previous.chunk_end[row]]))
+    for chunk, s in zip(chunks, sources, strict=True):
+        if s < 0:
+            df.update(set(chunk.text))
+    return {c: n for c, n in df.items() if n > 0}
+
+
+def _terms(plan: Plan, sources: list[int], previous: IndexData | None) -> TermCounts:
+    """Keyword counts of each passage: kept rows copied as they are, new ones counted."""
+    if not plan.kept:
+        previous = None
+    vocab = {t: i for i, t in enumerate(previous.terms.vocab)} if previous else {}
+    indices: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for s in sources:
+        if s >= 0:
+            m = previous.terms.matrix
+            lo, hi = m.indptr[s], m.indptr[s + 1]
+            indices.append(m.indices[lo:hi])
+            counts.append(m.data[lo:hi])
+            continue
+        # Counted in C; a Counter keeps first occurrences in order, so new terms get their
+        # ids in the order of the text, then the title.
+        bag = Counter(plan.terms[-1 - s])
+        ids = np.fromiter(
+            [vocab.setdefault(term, len(vocab)) for term in bag], dtype=np.int32, count=len(bag)
+        )
+        order = np.argsort(ids)
+        indices.append(ids[order])
+        counts.append(np.fromiter(bag.values(), dtype=np.float32, count=len(bag))[order])
+    indptr = np.zeros(len(sources) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in indices], out=indptr[1:])
+    flat = np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32)
+    # Drop terms no passage uses any more (deleted articles), renumbering the rest in order.
+    used, remapped = np.unique(flat, return_inverse=True)
+    terms = list(vocab)
+    matrix = sp.csr_matrix(
+        (
+            np.concatenate(counts) if counts else np.zeros(0, np.float32),
+            remapped.astype(np.int32),
+            indptr,
+        ),
+        shape=(len(sources), len(used)),
+    )
+    return TermCounts(tuple(terms[t] for t in used), matrix)
+
+
+# -- the index: what a load reads and searches ------------------------------------------
+
+
+class FolderIndex:
+    """A loaded index folder: FAISS for dense search, BM25 postings for keywords."""
+
+    def __init__(self, data: IndexData):
+        import faiss
+
+        self.data = data
+        self.bm25 = BM25(data.keyword_weights())
+        if data.ann is not None:
+            self.faiss = data.ann
+        else:
+            # Inner product on unit vectors is cosine similarity; exact search is a few
+            # milliseconds up to EXACT_UP_TO passages.
+            self.faiss = faiss.IndexFlatIP(data.dim)
+            self.faiss.add(np.ascontiguousarray(data.vectors, dtype=np.float32))
+        self.unrelated = unrelated_similarity(len(data.vectors), data.vectors.__getitem__)
+        self._ids: dict[str, int] | None = None
+
+    def candidates(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> Candidates:
+        """The `k` best passages of each kind (dense, keyword), with both scores."""
+        n = self.faiss.ntotal
+        want = min(k, n)
+        q = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        if want <= 0:
+            return Candidates(
+                np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
+            )
+        dense_ids = self.dense(q[0], want)
+        keyword = self.bm25.scores(query_terms)
+        keyword_ids = np.argpartition(-keyword, want - 1)[:want] if want < n else np.arange(n)
+        pool = np.union1d(dense_ids, keyword_ids[keyword[keyword_ids] > 0])
+        dense = self.data.vectors[pool].astype(np.float32) @ q[0]
+        return Candidates(pool, dense, keyword[pool])
+
+    def dense(self, query_vector: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the `k` passages most similar to the query vector, best first."""
+        q = np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        if self.data.ann is None:
+            _, ids = self.faiss.search(q, k)
+            return ids[0][ids[0] >= 0]
+        _, ids = self.faiss.search(q, min(RESCORE * k, self.faiss.ntotal))
+        ids = ids[0][ids[0] >= 0]
+        similarity = self.data.vectors[ids].astype(np.float32) @ q[0]
+        return ids[np.argsort(-similarity, kind="stable")[:k]]
+
+    def idf_of(self, term: str) -> float:
+        """How rare a keyword token is in the index (BM25 idf)."""
+        return self.bm25.idf_of(term)
+
+    def article(self, article_id: str) -> Article:
+        """The article with this id (parsed from the file only now); KeyError if none."""
+        articles = self.data.articles
+        if isinstance(articles, ArticleFile):
+            return articles[articles.position(article_id)].article
+        if self._ids is None:
+            self._ids = {a.article.id: i for i, a in enumerate(articles)}
+        return articles[self._ids[article_id]].article

@@ -37,27 +37,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .bm25 import BM25, K1, B, TermCounts
-from .build import Progress, _chunk_key, _embed, article_hash, read_articles, stored_settings
-from .config import Settings
-from .embed import Embedder, backend_of, make_embedder
-from .errors import (
+from ..bm25 import BM25, K1, B, TermCounts
+from ..errors import (
     BuildLockedError,
-    EmptyCorpusError,
     IndexCorruptError,
-    IndexMismatchError,
     IndexNotFoundError,
     QAError,
+    check_format,
 )
-from .retrieve import Retriever, Scored, _unrelated_similarity
-from .split import chunk_paragraph
-from .store import FORMAT_VERSION, VECTOR_DTYPE, IndexData, StoredArticle
-from .tokenize import Tokenizer
-from .types import Article, BuildStats, Chunk
+from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
+from ..types import Article, Manifest, Plan, StoredArticle
+from .data import FORMAT_VERSION, IndexData
 
 log = logging.getLogger("qa")
 
-SCHEMES = ("milvus://", "milvus+http://", "milvus+https://")
 MAX_TEXT = 65535  # Milvus's longest VARCHAR, in bytes
 PIECE_CHARS = 16000  # a paragraph is stored in pieces of this many characters (<= 4 bytes each)
 BATCH = 256  # rows per insert, ids per `in [...]` filter
@@ -66,11 +59,6 @@ HEAD = -1  # paragraph number of an article's head row
 # How rows are laid out in the collections; an index of another layout is rebuilt.
 # 2: rows carry their article's version, and head rows name the live one.
 LAYOUT = 2
-
-
-def is_milvus_uri(index: object) -> bool:
-    """True when `index` names a Milvus store rather than an index folder."""
-    return isinstance(index, str) and index.startswith(SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -163,7 +151,7 @@ def _connect(target: Target):
         from pymilvus import MilvusClient
     except ImportError:
         raise QAError(
-            "The Milvus backend needs pymilvus and milvus-lite: "
+            "The Milvus store needs pymilvus and milvus-lite: "
             "pip install 'qa-zh[milvus]' (or pip install pymilvus milvus-lite)."
         ) from None
     try:
@@ -240,16 +228,6 @@ _NON_WORD = re.compile(r"\W")
 def _word(term: str) -> str:
     """A token as Milvus stores it: one word to any tokenizer ("28.8" -> "28_8")."""
     return _NON_WORD.sub("_", term)
-
-
-class _Rarity:
-    """idf of the project's tokens, looked up by their stored form."""
-
-    def __init__(self, bm25: BM25):
-        self.bm25 = bm25
-
-    def idf_of(self, term: str) -> float:
-        return self.bm25.idf_of(_word(term))
 
 
 def _row_key(*parts: object) -> str:
@@ -383,193 +361,200 @@ def _scan(client, target: Target, name: str, filter_: str, fields: list[str]) ->
 # -- build ----------------------------------------------------------------------------
 
 
-def build_milvus(
-    corpus: str | Path,
-    index: str,
-    settings: Settings | None = None,
-    *,
-    embedder: Embedder | None = None,
-    progress: Progress | None = None,
-) -> BuildStats:
-    """`qa.build` into Milvus: write only the rows of new, changed and removed articles.
-
-    Vectors of unchanged text (same model, same content key) are copied from Milvus rather
-    than embedded again. Milvus Lite admits one process at a time; on a cluster, run one
-    build at a time (nothing else stops two).
+class MilvusStore:
+    """An index in Milvus: a build writes only the rows of new, changed and removed articles.
 
     Milvus has no transactions, so each article's rows carry a version (its id, content
-    and stored settings, hashed) and its head row names the live one. A build first checks
+    and stored settings, hashed) and its head row names the live one. `write` first checks
     every row it will write, then writes the new versions beside the old ones (unseen by
     loads), then switches each head row, then deletes what no head names. A build that
     fails before the switch leaves the previous index answering as it did; after it, each
     article answers from its old or its new version, whole.
     """
-    began = time.perf_counter()
-    settings = settings or Settings()
-    target = parse_uri(index)
-    read = read_articles(Path(corpus), progress)
-    embedder = embedder or make_embedder(
-        settings.build_model, settings.batch_size, settings.backend
-    )
-    try:
-        return _build(read, target, settings, embedder, progress, began)
-    except QAError:
-        raise
-    except Exception as exc:  # pymilvus's and grpc's errors: one line, never a traceback
-        raise QAError(
-            f"The Milvus build failed ({_clean_message(exc, target)}); the index at "
-            f"{target.label} still answers as before. Fix the cause and run `qa build` again."
-        ) from None
 
+    def __init__(self, location: str):
+        self.target = parse_uri(location)
+        self.label = self.target.label
+        self._client = None
+        self._manifest: dict | None = None  # as stored, when this version reads its layout
+        # article id -> (hash, position, version, record) of its live rows
+        self._heads: dict[str, tuple[str, int, str, str]] = {}
 
-def _build(read, target: Target, settings, embedder, progress, began: float) -> BuildStats:
-    client = _connect(target)
-    manifest = _read_manifest(client, target)
-    if manifest is not None and (
-        manifest.get("format") != FORMAT_VERSION
-        or manifest.get("layout") != LAYOUT
-        or manifest.get("model") != embedder.name
-        or manifest.get("backend", "torch") != backend_of(embedder)
-    ):
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = _connect(self.target)
+        return self._client
+
+    def lock(self):
+        """Nothing to hold: Milvus Lite admits one process at a time; on a cluster, run one
+        build at a time (nothing else stops two)."""
+        return contextlib.nullcontext()
+
+    def manifest(self) -> Manifest | None:
+        with self._failing():
+            m = _read_manifest(self.client, self.target)
+            if m is not None and (m.get("format"), m.get("layout")) != (FORMAT_VERSION, LAYOUT):
+                log.info("The Milvus index has another format: rebuilding its collections.")
+                m = None
+            if m is None:
+                return None
+            self._manifest = m
+            for row in _scan(
+                self.client,
+                self.target,
+                "paragraphs",
+                f"number == {HEAD}",
+                ["article", "hash", "position", "version", "record"],
+            ):
+                self._heads[row["article"]] = (
+                    row["hash"],
+                    row["position"],
+                    row["version"],
+                    row["record"],
+                )
+            return Manifest(
+                model=m["model"],
+                backend=m.get("backend", "torch"),
+                dim=int(m["dim"]),
+                settings=m.get("settings", {}),
+                hashes={a: head[0] for a, head in self._heads.items()},
+            )
+
+    def vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        """The stored vectors of those content keys Milvus holds."""
+        known: dict[bytes, np.ndarray] = {}
+        with self._failing():
+            for batch in _batches(sorted({k.hex() for k in keys})):
+                for row in self.client.query(
+                    self.target.collection("chunks"),
+                    filter=_in("key", batch),
+                    output_fields=["key", "vector"],
+                ):
+                    known[bytes.fromhex(row["key"])] = np.asarray(row["vector"], dtype=np.float32)
+        return known
+
+    def write(self, plan: Plan) -> None:
+        with self._failing():
+            self._write(plan)
+
+    def open(self) -> MilvusIndex:
+        return MilvusIndex(self.target, self.client)
+
+    def generation(self) -> None:
+        """None: nothing watches a Milvus index for rebuilds by other processes."""
+        return None
+
+    def scan(self, collection: str, filter_: str, fields: list[str]) -> Iterator[dict]:
+        """Every row of `collection` ("chunks", "paragraphs", "meta") matching `filter_`."""
+        return _scan(self.client, self.target, collection, filter_, fields)
+
+    @contextlib.contextmanager
+    def _failing(self):
+        try:
+            yield
+        except QAError:
+            raise
+        except Exception as exc:  # pymilvus's and grpc's errors: one line, never a traceback
+            raise QAError(
+                f"The Milvus build failed ({_clean_message(exc, self.target)}); the index at "
+                f"{self.label} still answers as before. Fix the cause and run `qa build` again."
+            ) from None
+
+    def _write(self, plan: Plan) -> None:
+        client, target = self.client, self.target
+        m = self._manifest
         # Vectors of another model or backend must never mix with these: start over.
-        log.info("Model, backend or format changed: rebuilding the Milvus collections.")
-        manifest = None
-    shape = stored_settings(settings)
+        fresh = m is None or (m["model"], m.get("backend", "torch")) != (plan.model, plan.backend)
+        old = {} if fresh else self._heads
+        stored = plan.articles
+        versions = {s.article.id: _version(s, plan.settings) for s in stored}
+        new_ids = set(versions)
+        if len(new_ids) != len(stored):
+            raise QAError("Two articles share one id; the Milvus index needs ids to be unique.")
+        write = [s for s in stored if s.article.id not in plan.kept]
+        gone = [i for i in old if i not in new_ids]
+        positions = {s.article.id: n for n, s in enumerate(stored)}
 
-    stored = [StoredArticle(a, article_hash(a)) for a in read.articles]
-    versions = {s.article.id: _version(s, shape) for s in stored}
-    old = {}  # article id -> (hash, position, version, record) of its live rows
-    if manifest is not None:
-        for row in _scan(
-            client,
-            target,
-            "paragraphs",
-            f"number == {HEAD}",
-            ["article", "hash", "position", "version", "record"],
-        ):
-            old[row["article"]] = (row["hash"], row["position"], row["version"], row["record"])
-    new_ids = {s.article.id for s in stored}
-    if len(new_ids) != len(stored):
-        raise QAError("Two articles share one id; the Milvus index needs ids to be unique.")
-    # A change of chunk size or tokens changes every version (vectors are still reused).
-    write = [
-        s for s in stored if old.get(s.article.id, (0, 0, "", ""))[2] != versions[s.article.id]
-    ]
-    gone = [i for i in old if i not in new_ids]
-    added = sum(s.article.id not in old for s in stored)
-    changed = sum(s.article.id in old and old[s.article.id][0] != s.hash for s in stored)
-    positions = {s.article.id: n for n, s in enumerate(stored)}
-
-    chunks: list[tuple[StoredArticle, Chunk]] = []
-    for item in write:
-        for p, text in enumerate(item.article.paragraphs):
-            chunks.extend(
-                (item, c) for c in chunk_paragraph(item.article.id, p, text, settings.chunk_chars)
-            )
-    # Every row is made and checked before anything is written or dropped.
-    written = {s.article.id for s in write}
-    chunk_counts = Counter(item.article.id for item, _ in chunks)
-    records = {s.article.id: _record(s, chunk_counts[s.article.id]) for s in write}
-    for s in stored:
-        if s.article.id not in written:
-            records[s.article.id] = old[s.article.id][3]
-            chunk_counts[s.article.id] = json.loads(records[s.article.id]).get("chunks", 0)
-    # Unchanged articles keep their rows; only a moved head row is rewritten.
-    heads = [
-        _head_row(s, positions[i], versions[i], records[i])
-        for s in stored
-        if (i := s.article.id) in written or old[i][1] != positions[i]
-    ]
-    texts = [r for s in write for r in _paragraph_rows(s, versions[s.article.id])]
-    tokenizer = Tokenizer()
-    titles: dict[str, list[str]] = {}
-    rows = []
-    for item, chunk in chunks:
-        a = item.article
-        if a.id not in titles:
-            titles[a.id] = tokenizer.index_terms(a.title)
-        rows.append(
+        # Every row is made and checked before anything is written or dropped.
+        chunk_counts = Counter(c.article_id for c in plan.passages)
+        records = {s.article.id: _record(s, chunk_counts[s.article.id]) for s in write}
+        for i in plan.kept:
+            records[i] = old[i][3]
+            chunk_counts[i] = json.loads(records[i]).get("chunks", 0)
+        # Unchanged articles keep their rows; only a moved head row is rewritten.
+        heads = [
+            _head_row(s, positions[i], versions[i], records[i])
+            for s in stored
+            if (i := s.article.id) not in plan.kept or old[i][1] != positions[i]
+        ]
+        texts = [r for s in write for r in _paragraph_rows(s, versions[s.article.id])]
+        # Rounded as the folder index stores them, so both stores score passages alike.
+        vectors = np.asarray(plan.vectors).astype(VECTOR_DTYPE).astype(np.float32)
+        rows = [
             {
-                "pk": _row_key(versions[a.id], chunk.paragraph, chunk.start),
-                "article": a.id,
-                "version": versions[a.id],
-                "paragraph": chunk.paragraph,
-                "start": chunk.start,
-                "end": chunk.end,
-                "sentences": json.dumps([x for s in chunk.sentences for x in (s.start, s.end)]),
-                "keywords": " ".join(map(_word, tokenizer.index_terms(chunk.text) + titles[a.id])),
+                "pk": _row_key(versions[c.article_id], c.paragraph, c.start),
+                "article": c.article_id,
+                "version": versions[c.article_id],
+                "paragraph": c.paragraph,
+                "start": c.start,
+                "end": c.end,
+                "sentences": json.dumps([x for s in c.sentences for x in (s.start, s.end)]),
+                "keywords": " ".join(map(_word, terms)),
+                "key": key.hex(),
+                "vector": vector.tolist(),
             }
-        )
-    for row in [*rows, *texts, *heads]:
-        _check_fits(row)
-
-    keys = [_chunk_key(embedder.name, c.text).hex() for _, c in chunks]
-    vectors, embedded = _vectors(client, target, chunks, keys, embedder, settings, progress)
-    if manifest is None:
-        if not chunks:
-            raise EmptyCorpusError("The articles hold no text to index.")
-        _drop(client, target)
-        _create(client, target, vectors.shape[1])
-    for row, key, vector in zip(rows, keys, vectors, strict=True):
-        row["key"], row["vector"] = key, vector.tolist()
-
-    # New versions first: no head names them yet, so loads do not see them.
-    for batch in _batches(rows):
-        client.upsert(target.collection("chunks"), batch)
-    for batch in _batches(texts):
-        client.upsert(target.collection("paragraphs"), batch)
-    # The switch: each head row names its article's new version.
-    for batch in _batches(heads):
-        client.upsert(target.collection("paragraphs"), batch)
-    # Then what no head names any more: removed articles, old versions of rewritten ones.
-    for ids in _batches(gone):
-        for name in ("chunks", "paragraphs"):
-            client.delete(target.collection(name), filter=_in("article", ids))
-    for batch in _batches(write):
-        ids = [s.article.id for s in batch]
-        live = [versions[i] for i in ids]
-        for name in ("chunks", "paragraphs"):
-            client.delete(
-                target.collection(name),
-                filter=f"{_in('article', ids)} and not ({_in('version', live)})",
+            for c, key, terms, vector in zip(
+                plan.passages, plan.keys, plan.terms, vectors, strict=True
             )
+        ]
+        for row in [*rows, *texts, *heads]:
+            _check_fits(row)
 
-    counts = {
-        "articles": len(stored),
-        "paragraphs": sum(len(s.article.paragraphs) for s in stored),
-        "chunks": sum(chunk_counts[s.article.id] for s in stored),
-    }
-    fresh = dict(zip(keys, vectors, strict=True))
-    manifest = {
-        "format": FORMAT_VERSION,
-        "layout": LAYOUT,
-        "model": embedder.name,
-        "backend": backend_of(embedder),
-        "dim": int(vectors.shape[1]) if len(vectors) else int((manifest or {}).get("dim", 0)),
-        "counts": counts,
-        "settings": shape,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **_unrelated(client, target, stored, versions, settings, embedder.name, fresh),
-    }
-    manifest["build_seconds"] = round(time.perf_counter() - began, 3)
-    client.upsert(
-        target.collection("meta"),
-        [{"pk": "manifest", "manifest": json.dumps(manifest), "unused": [0.0, 0.0]}],
-    )
-    for name in ("chunks", "paragraphs", "meta"):
-        client.flush(target.collection(name))
-    return BuildStats(
-        added=added,
-        changed=changed,
-        removed=len(gone),
-        unchanged=len(stored) - added - changed,
-        articles=len(stored),
-        paragraphs=counts["paragraphs"],
-        embedded=embedded,
-        seconds=time.perf_counter() - began,
-        skipped=read.skipped,
-        notes=read.notes,
-    )
+        if fresh:
+            _drop(client, target)
+            _create(client, target, plan.dim)
+        # New versions first: no head names them yet, so loads do not see them.
+        for batch in _batches(rows):
+            client.upsert(target.collection("chunks"), batch)
+        for batch in _batches(texts):
+            client.upsert(target.collection("paragraphs"), batch)
+        # The switch: each head row names its article's new version.
+        for batch in _batches(heads):
+            client.upsert(target.collection("paragraphs"), batch)
+        # Then what no head names any more: removed articles, old versions of rewritten ones.
+        for ids in _batches(gone):
+            for name in ("chunks", "paragraphs"):
+                client.delete(target.collection(name), filter=_in("article", ids))
+        for batch in _batches(write):
+            ids = [s.article.id for s in batch]
+            live = [versions[i] for i in ids]
+            for name in ("chunks", "paragraphs"):
+                client.delete(
+                    target.collection(name),
+                    filter=f"{_in('article', ids)} and not ({_in('version', live)})",
+                )
+        manifest = {
+            "format": FORMAT_VERSION,
+            "layout": LAYOUT,
+            "model": plan.model,
+            "backend": plan.backend,
+            "dim": plan.dim,
+            "counts": {
+                "articles": len(stored),
+                "paragraphs": sum(len(s.article.paragraphs) for s in stored),
+                "chunks": sum(chunk_counts[s.article.id] for s in stored),
+            },
+            "settings": plan.settings,
+            "built_at": plan.built_at,
+            "build_seconds": round(time.perf_counter() - plan.started, 3),
+        }
+        client.upsert(
+            target.collection("meta"),
+            [{"pk": "manifest", "manifest": json.dumps(manifest), "unused": [0.0, 0.0]}],
+        )
+        for name in ("chunks", "paragraphs", "meta"):
+            client.flush(target.collection(name))
 
 
 def _version(item: StoredArticle, shape: dict) -> str:
@@ -594,14 +579,7 @@ def _record(item: StoredArticle, chunks: int) -> str:
     how many paragraphs and passages its version has (a load checks both)."""
     a = item.article
     return json.dumps(
-        {
-            "title": a.title,
-            "source": a.source,
-            "metadata": dict(a.metadata),
-            "paragraphs": len(a.paragraphs),
-            "chunks": chunks,
-        },
-        ensure_ascii=False,
+        {**a.record(), "paragraphs": len(a.paragraphs), "chunks": chunks}, ensure_ascii=False
     )
 
 
@@ -644,108 +622,49 @@ def _paragraph_rows(item: StoredArticle, version: str) -> list[dict]:
     return rows
 
 
-def _vectors(client, target, chunks, keys, embedder, settings, progress) -> tuple[np.ndarray, int]:
-    """Vectors of the passages to write: copied from Milvus by content key, or embedded."""
-    known: dict[str, np.ndarray] = {}
-    name = target.collection("chunks")
-    if client.has_collection(name):
-        for batch in _batches(sorted(set(keys))):
-            for row in client.query(
-                name, filter=_in("key", batch), output_fields=["key", "vector"]
-            ):
-                known[row["key"]] = np.asarray(row["vector"], dtype=np.float32)
-    missing = list(dict.fromkeys(k for k in keys if k not in known))
-    text_of = {k: c.text for (_, c), k in zip(chunks, keys, strict=True)}
-    fresh = _embed([text_of[k] for k in missing], embedder, settings, progress)
-    known.update(zip(missing, fresh, strict=True))
-    if not keys:
-        return np.zeros((0, 0), dtype=np.float32), 0
-    # Rounded as the folder index stores them, so both backends score passages alike.
-    out = np.stack([known[k] for k in keys]).astype(VECTOR_DTYPE).astype(np.float32)
-    return out, len(missing)
-
-
-def _unrelated(
-    client, target, stored, versions: dict[str, str], settings, model: str, fresh: dict
-) -> dict[str, float]:
-    """What unrelated passages score with this model, from the very pairs a folder index
-    samples (`_unrelated_similarity`: seed 0, 2000 pairs), so both judge confidence alike.
-
-    Needs only the sampled vectors: those just embedded, the rest (<= 4000) from Milvus.
-    """
-    order = [
-        (_row_key(versions[s.article.id], c.paragraph, c.start), _chunk_key(model, c.text).hex())
-        for s in stored
-        for p, text in enumerate(s.article.paragraphs)
-        for c in chunk_paragraph(s.article.id, p, text, settings.chunk_chars)
-    ]
-    n = len(order)
-    if n < 3:
-        baseline, spread = _unrelated_similarity(np.zeros((n, 1), dtype=np.float32))
-        return {"baseline": baseline, "spread": spread}
-    rng = np.random.default_rng(0)
-    picks = np.unique(np.concatenate([rng.integers(0, n, 2000), rng.integers(0, n, 2000)]))
-    vectors = {order[i][0]: fresh[order[i][1]] for i in picks.tolist() if order[i][1] in fresh}
-    wanted = [order[i][0] for i in picks.tolist() if order[i][0] not in vectors]
-    for batch in _batches(wanted):
-        for row in client.get(
-            target.collection("chunks"),
-            ids=batch,
-            output_fields=["vector"],
-            consistency_level="Strong",
-        ):
-            vectors[row["pk"]] = np.asarray(row["vector"], dtype=np.float32)
-    dim = len(next(iter(vectors.values())))
-    # Rows that were not sampled stay zero: `_unrelated_similarity` reads only sampled ones.
-    sample = np.zeros((n, dim), dtype=np.float32)
-    for i in picks.tolist():
-        sample[i] = vectors[order[i][0]]
-    baseline, spread = _unrelated_similarity(sample)
-    return {"baseline": baseline, "spread": spread}
-
-
 # -- load and search ------------------------------------------------------------------
 
 
 class MilvusIndex:
-    """An opened Milvus index: reads what the answerer needs, and makes its retriever."""
+    """An opened Milvus index: the passages' places and text in memory (what the answerer
+    reads), vectors and BM25 postings in Milvus (what searches read)."""
 
-    def __init__(self, index: str):
-        self.target = parse_uri(index)
-        self.label = label = self.target.label
-        self.client = _connect(self.target)
+    def __init__(self, target: Target, client):
+        self.target, self.client = target, client
+        self.label = label = target.label
         try:
-            manifest = _read_manifest(self.client, self.target)
+            manifest = _read_manifest(client, target)
         except Exception as exc:
             raise IndexCorruptError(
-                f"The Milvus index at {label} cannot be read ({_clean_message(exc, self.target)})"
+                f"The Milvus index at {label} cannot be read ({_clean_message(exc, target)})"
                 f"; run `qa build --index {label}` to rebuild it."
             ) from None
         if manifest is None:
             raise IndexNotFoundError(
                 f"No index in Milvus at {label}: run `qa build --index {label}` to create one."
             )
-        if manifest.get("format") != FORMAT_VERSION or manifest.get("layout") != LAYOUT:
-            found = f"{manifest.get('format')!r}.{manifest.get('layout', 1)!r}"
-            raise IndexMismatchError(
-                f"The Milvus index at {label} has format {found}, this version reads format "
-                f"{FORMAT_VERSION}.{LAYOUT}; run `qa build --index {label}`."
-            )
+        check_format(
+            label,
+            f"{manifest.get('format')}.{manifest.get('layout', 1)}",
+            f"{FORMAT_VERSION}.{LAYOUT}",
+        )
         self.manifest = manifest
-        self.stale = 0  # chunk rows no head names (counted by `read`)
-
-    def read(self) -> IndexData:
-        """Everything but the vectors and the BM25 postings, which stay in Milvus."""
+        self.stale = 0  # passage rows no head names (counted by `_read`)
+        self._chunks = target.collection("chunks")
         try:
-            return self._read()
+            self.data = self._read()
+            self.unrelated = unrelated_similarity(len(self.pks), self._vectors_at)
         except QAError:
             raise
         except Exception as exc:  # missing rows or fields, or pymilvus's own errors
             raise IndexCorruptError(
-                f"The Milvus index at {self.label} is damaged or cannot be read "
-                f"({_clean_message(exc, self.target)}); run `qa build --index {self.label}` "
+                f"The Milvus index at {label} is damaged or cannot be read "
+                f"({_clean_message(exc, target)}); run `qa build --index {label}` "
                 "to rebuild it."
             ) from None
+        # Word rarity for the answerer (coverage, confidence): the project's own BM25
+        # statistics over the stored tokens, the same numbers a folder index has.
+        self.bm25 = BM25(self.data.terms)
 
     def _read(self) -> IndexData:
         m, t, c = self.manifest, self.target, self.client
@@ -776,13 +695,7 @@ class MilvusIndex:
                 "".join(text for _, text in sorted(texts[(row["version"], p)]))
                 for p in range(record["paragraphs"])
             )
-            article = Article(
-                id=row["article"],
-                title=record["title"],
-                paragraphs=paragraphs,
-                source=record["source"],
-                metadata=tuple((k, str(v)) for k, v in record["metadata"].items()),
-            )
+            article = Article.from_record(row["article"], record, paragraphs)
             articles.append(StoredArticle(article, row["hash"]))
         number = {a.article.id: i for i, a in enumerate(articles)}
         stored = list(
@@ -809,6 +722,7 @@ class MilvusIndex:
                 )
         self.rows = {r["pk"]: i for i, r in enumerate(rows)}
         self.pks = [r["pk"] for r in rows]
+        self._ids = number
         spans = [json.loads(r["sentences"]) for r in rows]
         sentence_ptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(s) // 2 for s in spans], out=sentence_ptr[1:])
@@ -840,47 +754,51 @@ class MilvusIndex:
         )
         return data
 
-    def retriever(self, data: IndexData, settings: Settings) -> MilvusRetriever:
-        return MilvusRetriever(self, data, settings.dense_weight, settings.candidates)
+    def _vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of these passage rows."""
+        pks = [self.pks[i] for i in rows.tolist()]
+        found: dict[str, list[float]] = {}
+        for batch in _batches(pks):
+            for row in self.client.get(
+                self._chunks,
+                ids=batch,
+                output_fields=["vector"],
+                consistency_level="Strong",
+            ):
+                found[row["pk"]] = row["vector"]
+        return np.asarray([found[pk] for pk in pks], dtype=np.float32)
 
+    def idf_of(self, term: str) -> float:
+        """How rare a keyword token is in the index (BM25 idf), looked up by its stored form."""
+        return self.bm25.idf_of(_word(term))
 
-class MilvusRetriever(Retriever):
-    """`Retriever` whose dense and BM25 searches run in Milvus; fusion is inherited."""
+    def article(self, article_id: str) -> Article:
+        """The article with this id; KeyError if none."""
+        return self.data.articles[self._ids[article_id]].article
 
-    def __init__(self, store: MilvusIndex, data: IndexData, dense_weight: float, candidates: int):
-        self.store = store
-        self.data = data
-        self.dense_weight = dense_weight
-        self.candidates = candidates
-        # Word rarity for the answerer (coverage, confidence): the project's own BM25
-        # statistics over the stored tokens, the same numbers a folder index has.
-        self.bm25 = _Rarity(BM25(data.terms))
-        self.baseline = float(store.manifest["baseline"])
-        self.spread = float(store.manifest["spread"])
-        self._chunks = store.target.collection("chunks")
-        self._lite = store.target.lite
-
-    def search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
-        """The best `k` passages: Milvus's top candidates of each kind, fused by weight."""
+    def candidates(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> Candidates:
+        """Milvus's `k` best passages of each kind (dense, keyword), with both scores."""
         try:
-            return self._search(query_vector, query_terms, k)
+            return self._candidates(query_vector, query_terms, k)
         except Exception as exc:  # Milvus down or restarted: one line, never a traceback
             raise QAError(
-                f"Milvus at {self.store.label} did not answer the search "
-                f"({_clean_message(exc, self.store.target)}); check that it is running, "
+                f"Milvus at {self.label} did not answer the search "
+                f"({_clean_message(exc, self.target)}); check that it is running, "
                 "then ask again."
             ) from None
 
-    def _search(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> list[Scored]:
-        client, rows = self.store.client, self.store.rows
-        n, extra = len(rows), min(self.store.stale, MAX_HITS)
-        if n == 0 or k <= 0:
-            return []
-        want = min(max(self.candidates, k), n)
+    def _candidates(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> Candidates:
+        client, rows = self.client, self.rows
+        n, extra = len(rows), min(self.stale, MAX_HITS)
+        want = min(k, n)
+        if want <= 0:
+            return Candidates(
+                np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
+            )
         q = np.asarray(query_vector, dtype=np.float32).ravel()
         params = (
             {"metric_type": "IP"}
-            if self._lite
+            if self.target.lite
             else {"metric_type": "IP", "params": {"ef": max(2 * want, 64)}}
         )
         dense_hits = client.search(
@@ -915,30 +833,15 @@ class MilvusRetriever(Retriever):
             for row in client.get(self._chunks, ids=batch, output_fields=["vector"]):
                 vectors[row["pk"]] = row["vector"]
         pool_pks = [pk for pk in pool_pks if pk in vectors]  # rows deleted since the load
-        pool_pks.sort(key=rows.__getitem__)  # chunk order, as the folder index breaks ties
-        if not pool_pks:
-            return []
-        matrix = np.asarray([vectors[pk] for pk in pool_pks], dtype=np.float32)
-        dense = matrix @ q
-        kw = np.asarray([keyword.get(pk, 0.0) for pk in pool_pks], dtype=np.float32)
-        fused = self.fuse(dense, kw)
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [
-            Scored(rows[pool_pks[i]], float(fused[i]), float(dense[i]), float(kw[i])) for i in order
-        ]
+        pool_pks.sort(key=rows.__getitem__)  # passage order, as the folder index breaks ties
+        matrix = np.asarray([vectors[pk] for pk in pool_pks], dtype=np.float32).reshape(
+            len(pool_pks), -1
+        )
+        return Candidates(
+            np.asarray([rows[pk] for pk in pool_pks], dtype=np.int64),
+            matrix @ q if pool_pks else np.zeros(0, np.float32),
+            np.asarray([keyword.get(pk, 0.0) for pk in pool_pks], dtype=np.float32),
+        )
 
 
-def open_index(index: str) -> MilvusIndex:
-    """Connect to the Milvus index named by `index` and check its manifest."""
-    return MilvusIndex(index)
-
-
-__all__ = [
-    "MilvusIndex",
-    "MilvusRetriever",
-    "build_milvus",
-    "is_milvus_uri",
-    "open_index",
-    "parse_uri",
-    "release",
-]
+__all__ = ["MilvusIndex", "MilvusStore", "parse_uri", "redact", "release"]

@@ -1,0 +1,87 @@
+"""The module layout stays a one-way flow: no import cycle among the modules of qa/ and ui/,
+and no library, app or benchmark file imports another module's private (`_name`) names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("qa", "ui")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[tuple[str, list[str], int]]:
+    """(imported module, names taken from it, line) of every import in the file, those
+    inside functions included (they run too), absolute and relative alike."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, [], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.append((base, [alias.name for alias in node.names], node.lineno))
+    return found
+
+
+def files(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def test_no_import_cycle_among_qa_and_ui_modules():
+    modules = {module_name(p): p for p in files(*PACKAGES)}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = set()
+        for module, names, _ in imports(path):
+            # `from qa.stores import folder` imports the submodule qa.stores.folder.
+            targets = [f"{module}.{n}" for n in names if f"{module}.{n}" in modules]
+            edges.update(targets or ([module] if module in modules else []))
+        graph[name] = edges - {name}
+
+    cycles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, " ; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_imports_a_private_name_of_another():
+    offences = []
+    for path in files(*PACKAGES, "benchmarks"):
+        for module, names, line in imports(path):
+            private = [n for n in names if n.startswith("_") and n != "__future__"]
+            if module.split(".")[-1].startswith("_") and not module.endswith("__init__"):
+                private.append(module)
+            if private and module != "__future__":
+                offences.append(f"{path.relative_to(ROOT)}:{line} {module}: {private}")
+    assert not offences, "\n".join(offences)
+
+
+def test_the_checks_see_imports(tmp_path):
+    """The walk reads relative imports and imports inside functions (else both tests above
+    would pass by seeing nothing)."""
+    seen = {m for m, _, _ in imports(ROOT / "qa" / "build.py")}
+    assert {"qa.stores", "qa.types", "qa.split"} <= seen
+    seen = {m for m, _, _ in imports(ROOT / "qa" / "cli.py")}
+    assert "ui.app" in seen  # imported inside `cmd_serve`
