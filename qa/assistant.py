@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +34,9 @@ from .split import split_sentences
 from .store import ArticleFile, IndexData, read_index
 from .tokenize import Tokenizer
 from .types import Answer, Article, Citation, Passage, Span
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
@@ -66,8 +72,16 @@ class Assistant:
         hits, _, _ = self._search(self._in_corpus_script(question), 2 * k)
         return [self._passage(hit) for hit in self._distinct(hits, k)]
 
-    def ask(self, question: str) -> Answer:
-        """A short answer built from cited source sentences, or found=False when there is none."""
+    def ask(
+        self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
+    ) -> Answer:
+        """A short answer built from cited source sentences, or found=False when there is none.
+
+        `prefer` maps (article id, paragraph) to a bonus added to that paragraph's retrieval
+        score, when it is retrieved, for choosing the sentences to cite: in a conversation the
+        paragraphs the previous answer cited stay in view (qa/conversation.py). The retrieved
+        passages and the abstention are the question's own.
+        """
         began = time.perf_counter()
         question = _check_question(question)
         query = self._in_corpus_script(question)
@@ -78,11 +92,21 @@ class Assistant:
             or self.confidence(query, hits[0], terms, vector) < self.settings.min_confidence
         ):
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        citations, more = self._cite(query, terms, hits[: self.settings.answer_passages])
+        read = hits
+        if prefer:  # changes which sentences are read and cited, not what was retrieved
+            boosted = (replace(h, score=h.score + prefer.get(self._place(h), 0.0)) for h in hits)
+            read = sorted(boosted, key=lambda h: -h.score)
+        citations, more = self._cite(query, terms, read[: self.settings.answer_passages])
         if not citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(citations, 1))
         return Answer(question, text, True, citations, passages, time.perf_counter() - began, more)
+
+    def chat(self) -> Conversation:
+        """A conversation: follow-up questions take their subject from earlier turns."""
+        from .conversation import Conversation
+
+        return Conversation(self)
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
@@ -234,6 +258,10 @@ class Assistant:
 
     def _title(self, hit: Scored) -> str:
         return self.data.articles[self.data.chunk_article[hit.chunk]].article.title
+
+    def _place(self, hit: Scored) -> tuple[str, int]:
+        d = self.data
+        return d.articles[d.chunk_article[hit.chunk]].article.id, int(d.chunk_paragraph[hit.chunk])
 
     def _passage(self, hit: Scored) -> Passage:
         d = self.data

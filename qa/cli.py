@@ -1,4 +1,4 @@
-"""The `qa` command: build, ask, search, serve, eval."""
+"""The `qa` command: build, ask, chat, search, serve, eval."""
 
 from __future__ import annotations
 
@@ -71,13 +71,53 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
         return 0 if answer.found else 3
+    _print_answer(answer)
+    return 0 if answer.found else 3
+
+
+def _print_answer(answer) -> None:
+    if answer.searched != answer.question:
+        print(f"(按“{answer.searched}”理解)")
     print(answer.text)
     if answer.citations:
         print()
         for n, c in enumerate(answer.citations, 1):
             print(f"[{n}] {c.title} — {c.article_id}, 第{c.paragraph + 1}段")
             print(f"    {c.sentence}")
-    return 0 if answer.found else 3
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Questions from standard input, one a line; follow-ups use the earlier turns."""
+    from .errors import EmptyQuestionError
+
+    chat = _open(args).chat()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("提问,按 Enter;/new 开始新对话;Ctrl-D 结束。")
+    while True:
+        try:
+            line = input("问: " if interactive else "")
+        except EOFError:
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/new", "/reset", "新对话"):
+            chat.reset()
+            print("(新对话)")
+            continue
+        try:
+            answer = chat.ask(line)
+        except EmptyQuestionError as exc:
+            print(f"qa: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(asdict(answer), ensure_ascii=False))
+        else:
+            if not interactive:
+                print(f"问: {line}")
+            _print_answer(answer)
+            print()
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -109,6 +149,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, write_report
+
+    if args.follow_ups:
+        from .followups import follow_ups, write_follow_up_report
+
+        report = follow_ups(args.data, _settings(args), index=args.index, limit=args.limit)
+        print(report.table())
+        write_follow_up_report(report, args.out)
+        print(f"written to {args.out}")
+        return 0
 
     report = evaluate(
         args.data, args.negatives, _settings(args), index=args.index, limit=args.limit
@@ -155,6 +204,16 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("-k", type=_positive, default=10, help="how many passages (default 10)")
         c.set_defaults(run=run)
 
+    c = sub.add_parser(
+        "chat", help="a conversation: questions one a line, follow-ups use earlier turns"
+    )
+    c.add_argument(
+        "--index", "--store", default="index", help=f"index folder (default: index){MILVUS}"
+    )
+    c.add_argument("--model", help="must match the index's model (default: the index's)")
+    c.add_argument("--json", action="store_true", help="print each Answer as one line of JSON")
+    c.set_defaults(run=cmd_chat)
+
     s = sub.add_parser("serve", help="the browser app (Gradio)")
     s.add_argument("--corpus", default="corpus", help="folder uploads are saved to")
     s.add_argument("--index", default="index", help="index folder (built if missing)")
@@ -185,6 +244,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"keep the evaluation index here (reruns re-embed nothing){MILVUS}",
     )
     e.add_argument("--limit", type=_positive, help="only the first N questions of each file")
+    e.add_argument(
+        "--follow-ups",
+        action="store_true",
+        help="measure follow-up questions built from the file's pairs of questions about one "
+        "article (subject replaced by a pronoun or dropped) and topic switches",
+    )
     e.add_argument("--model", help=model_help)
     e.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     e.set_defaults(run=cmd_eval)
