@@ -32,7 +32,8 @@ def _positive(text: str) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --model and --backend on top where given."""
-    chosen = {k: getattr(args, k, None) for k in ("model", "backend")}
+    chosen = {k: getattr(args, k, None) for k in ("model", "backend", "llm", "llm_model")}
+    chosen["llm_url"] = chosen.pop("llm")
     return Settings(**{k: v for k, v in chosen.items() if v})
 
 
@@ -63,11 +64,27 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace):
     from .assistant import load
 
-    return load(args.index, model=args.model)
+    llm = {"llm_url": getattr(args, "llm", None), "llm_model": getattr(args, "llm_model", None)}
+    llm = {k: v for k, v in llm.items() if v}
+    if not llm:
+        return load(args.index, model=args.model)
+    # model=None: the index's own model, as without --llm (QA_MODEL does not apply to asking)
+    return load(args.index, Settings(model=None, **llm), model=args.model)
+
+
+def _add_llm(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--llm",
+        metavar="URL",
+        help="write answers with a language model at this OpenAI-compatible base URL, "
+        "every sentence checked against its source (also QA_LLM_URL; key: QA_LLM_KEY)",
+    )
+    p.add_argument("--llm-model", metavar="NAME", help="the model's name (also QA_LLM_MODEL)")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = _open(args).ask(args.question)
+    bot = _open(args)
+    answer = bot.chat().ask(args.question) if bot.settings.llm_url else bot.ask(args.question)
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
         return 0 if answer.found else 3
@@ -78,7 +95,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def _print_answer(answer) -> None:
     if answer.searched != answer.question:
         print(f"(按“{answer.searched}”理解)")
+    if answer.note:
+        print(f"({answer.note})")
     print(answer.text)
+    if answer.unsupported:
+        print("未能在原文中核实(已略去): " + " / ".join(answer.unsupported))
     if answer.citations:
         print()
         for n, c in enumerate(answer.citations, 1):
@@ -202,6 +223,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--json", action="store_true", help="print JSON")
         if name == "search":
             c.add_argument("-k", type=_positive, default=10, help="how many passages (default 10)")
+        else:
+            _add_llm(c)
         c.set_defaults(run=run)
 
     c = sub.add_parser(
@@ -212,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--model", help="must match the index's model (default: the index's)")
     c.add_argument("--json", action="store_true", help="print each Answer as one line of JSON")
+    _add_llm(c)
     c.set_defaults(run=cmd_chat)
 
     s = sub.add_parser("serve", help="the browser app (Gradio)")
@@ -232,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     s.add_argument("--model", help=model_help)
     s.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    _add_llm(s)
     s.set_defaults(run=cmd_serve)
 
     e = sub.add_parser("eval", help="measure quality on a SQuAD-format file")
