@@ -152,3 +152,20 @@ def test_the_app_shows_unverified_sentences_struck_through(bot, server):
     assert data["generated"] is True and data["unsupported"] == ["赣服通是全国用户最多的政务平台。"]
     failed = reply_html(with_model(bot, server, "error", 1.0).chat().ask(QUESTION), 1)
     assert '<p class="qa-note">生成回答失败(HTTP 500),以下为原文摘录。</p>' in failed
+
+
+def test_without_a_model_asking_and_chatting_never_import_openai(built_index):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, qa; "
+        f"bot = qa.load({str(built_index)!r}); chat = bot.chat(); "
+        "chat.ask('赣服通集成了多少项服务?'); chat.ask('它有多少用户?'); bot.ask('赣服通'); "
+        "assert 'openai' not in sys.modules, 'openai was imported'"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("QA_LLM")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr
