@@ -182,15 +182,14 @@ class Conversation:
             if subject in previous:
                 return Reading(previous.replace(subject, new), new)
             return Reading(f"{new} {previous}", new)
-        confidence, title = _probe(bot, question)
-        confident = confidence >= bot.settings.min_confidence
-        words = bot.tokenizer.words(question)
         if subject in question:
             return Reading(question, subject)
+        confidence, title = _probe(bot, question)
+        confident = confidence >= bot.settings.min_confidence
         if confident and len(own := longest_common(question, _BRACKETS.sub("", title))) >= 2:
             if own not in subject:  # it names its own subject: a new topic
                 return Reading(question, "")
-        pointer = next((w for w in words if w in POINTING), None)
+        pointer = next((w for w in bot.tokenizer.words(question) if w in POINTING), None)
         if pointer is not None:
             if pointer in PERSONAL:
                 return Reading(question.replace(pointer, subject, 1), subject)
