@@ -189,10 +189,14 @@ class Conversation:
         if confident and len(own := longest_common(question, _BRACKETS.sub("", title))) >= 2:
             if own not in subject:  # it names its own subject: a new topic
                 return Reading(question, "")
-        pointer = next((w for w in bot.tokenizer.words(question) if w in POINTING), None)
-        if pointer is not None:
-            if pointer in PERSONAL:
-                return Reading(question.replace(pointer, subject, 1), subject)
+        low, pos = question.lower(), 0
+        for word in bot.tokenizer.words(question):
+            at = low.find(word, pos)
+            pos = at + len(word) if at >= 0 else pos
+            if word not in POINTING or at < 0:
+                continue
+            if word in PERSONAL:  # the word itself, not a 它 inside 其它
+                return Reading(question[:at] + subject + question[pos:], subject)
             return Reading(f"{subject} {question}", subject)
         completed = f"{subject}{question}"
         if _probe(bot, completed)[0] >= confidence + COMPLETE_MARGIN:

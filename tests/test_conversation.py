@@ -77,3 +77,10 @@ def test_sample_follow_up_cites_the_users_sentence_first(sample_bot: qa.Assistan
     answer = chat.ask("它有多少用户?")
     assert answer.found
     assert "900万用户" in answer.citations[0].sentence
+
+
+def test_the_pronoun_word_is_replaced_not_the_same_character_inside_another_word(bot):
+    chat = bot.chat()
+    chat.ask("赣服通集成了多少项服务?")
+    answer = chat.ask("其它服务之外它有多少用户?")
+    assert answer.searched == "其它服务之外赣服通有多少用户?"
