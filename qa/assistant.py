@@ -6,7 +6,6 @@ import dataclasses
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,7 +93,10 @@ class Assistant:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         read = hits
         if prefer:  # changes which sentences are read and cited, not what was retrieved
-            boosted = (replace(h, score=h.score + prefer.get(self._place(h), 0.0)) for h in hits)
+            bonus = prefer.get
+            boosted = (
+                dataclasses.replace(h, score=h.score + bonus(self._place(h), 0)) for h in hits
+            )
             read = sorted(boosted, key=lambda h: -h.score)
         citations, more = self._cite(query, terms, read[: self.settings.answer_passages])
         if not citations:
