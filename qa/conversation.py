@@ -57,13 +57,21 @@ class Reading:
 
 
 def longest_common(a: str, b: str) -> str:
-    """The longest run of word characters that `a` and `b` share ("" when none)."""
+    """The longest run of `a` found in `b` that starts and ends with a word character
+    ("" when none); a name's inner dot stays (大卫·佩特鲁齐)."""
     best = ""
     for i in range(len(a)):
-        for j in range(i + len(best) + 1, len(a) + 1):
-            piece = a[i:j]
-            if not piece[-1].isalnum() or piece not in b:
-                break
+        if not a[i].isalnum():
+            continue
+        j = i + len(best) + 1
+        if a[i:j] not in b:
+            continue
+        while j < len(a) and a[i : j + 1] in b:
+            j += 1
+        piece = a[i:j]
+        while piece and not piece[-1].isalnum():
+            piece = piece[:-1]
+        if len(piece) > len(best):
             best = piece
     return best
 

@@ -84,3 +84,7 @@ def test_the_pronoun_word_is_replaced_not_the_same_character_inside_another_word
     chat.ask("赣服通集成了多少项服务?")
     answer = chat.ask("其它服务之外它有多少用户?")
     assert answer.searched == "其它服务之外赣服通有多少用户?"
+
+
+def test_a_name_with_an_inner_dot_is_one_subject():
+    assert longest_common("大卫·佩特鲁齐踢什么位置?", "大卫·佩特鲁齐") == "大卫·佩特鲁齐"
