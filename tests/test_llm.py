@@ -169,3 +169,22 @@ def test_without_a_model_asking_and_chatting_never_import_openai(built_index):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_cli_chat_with_a_model_answers_the_follow_up_generated(
+    capsys, monkeypatch, built_index, server
+):
+    import io
+    import sys
+
+    from qa.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("赣服通集成了多少项服务?\n它有多少用户?\n"))
+    code = main(["chat", "--index", str(built_index), "--llm", server.url, "--llm-model",
+                 "faithful", "--json"])  # fmt: skip
+    assert code == 0
+    import json
+
+    first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert second["searched"] == "赣服通有多少用户?" and second["generated"] is True
+    assert "900万用户" in second["text"]
