@@ -17,7 +17,7 @@ from fake_llm import FakeLLM  # noqa: E402
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
+ARTIFACTS = ROOT / "artifacts"  # docs/conversation.png is a copy of this picture
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,8 @@ def test_follow_up_with_a_streamed_verified_answer(page):
     assert struck == "赣服通是全国用户最多的政务平台。"
     assert page.locator("#qa-chat .qa-streaming").count() == 0
     assert "900万用户" in page.locator("#qa-sources mark").first.inner_text()
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "conversation.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "conversation.png"), full_page=True)
 
     # 新对话: the pronoun has nothing to refer to any more.
     page.get_by_role("button", name="新对话").click()
