@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +32,9 @@ from .split import split_sentences
 from .stores import Index, open_store
 from .tokenize import Tokenizer
 from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
@@ -60,8 +65,16 @@ class Assistant:
         hits, _, _ = self._search(self._in_corpus_script(question), 2 * k)
         return [self._passage(hit) for hit in self._distinct(hits, k)]
 
-    def ask(self, question: str) -> Answer:
-        """A short answer built from cited source sentences, or found=False when there is none."""
+    def ask(
+        self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
+    ) -> Answer:
+        """A short answer built from cited source sentences, or found=False when there is none.
+
+        `prefer` maps (article id, paragraph) to a bonus added to that paragraph's retrieval
+        score, when it is retrieved, for choosing the sentences to cite: in a conversation the
+        paragraphs the previous answer cited stay in view (qa/conversation.py). The retrieved
+        passages and the abstention are the question's own.
+        """
         began = time.perf_counter()
         question = _check_question(question)
         query = self._in_corpus_script(question)
@@ -72,11 +85,24 @@ class Assistant:
             or self.confidence(query, hits[0], terms, vector) < self.settings.min_confidence
         ):
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        citations, more = self._cite(query, terms, hits[: self.settings.answer_passages])
+        read = hits
+        if prefer:  # changes which sentences are read and cited, not what was retrieved
+            bonus = prefer.get
+            boosted = (
+                dataclasses.replace(h, score=h.score + bonus(self._place(h), 0)) for h in hits
+            )
+            read = sorted(boosted, key=lambda h: -h.score)
+        citations, more = self._cite(query, terms, read[: self.settings.answer_passages])
         if not citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(citations, 1))
         return Answer(question, text, True, citations, passages, time.perf_counter() - began, more)
+
+    def chat(self) -> Conversation:
+        """A conversation: follow-up questions take their subject from earlier turns."""
+        from .conversation import Conversation
+
+        return Conversation(self)
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
@@ -96,6 +122,15 @@ class Assistant:
         hits, terms, _ = self._search(query, 20)
         sentences = self._sentences(hits[: self.settings.answer_passages])
         return sentences, self.picker.features(query, terms, sentences, tag_all=True)
+
+    def best_match(self, question: str) -> tuple[float, str]:
+        """The confidence of the question's best passage, as `ask` computes it (compare with
+        `settings.min_confidence`), and that passage's article title; (0.0, "") for none."""
+        query = self._in_corpus_script(_check_question(question))
+        hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
+        if not hits:
+            return 0.0, ""
+        return self.confidence(query, hits[0], terms, vector), self._title(hits[0])
 
     def info(self) -> IndexInfo:
         """What the index holds and how it was made: model, build time, counts."""
@@ -234,6 +269,10 @@ class Assistant:
 
     def _title(self, hit: Scored) -> str:
         return self.data.article_at(hit.chunk).title
+
+    def _place(self, hit: Scored) -> tuple[str, int]:
+        d = self.data
+        return d.articles[d.chunk_article[hit.chunk]].article.id, int(d.chunk_paragraph[hit.chunk])
 
     def _passage(self, hit: Scored) -> Passage:
         article, passage = self.data.article_at(hit.chunk), self.data.passage(hit.chunk)

@@ -1,4 +1,4 @@
-"""The `qa` command: build, ask, search, serve, eval."""
+"""The `qa` command: build, ask, chat, search, serve, eval."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _positive(text: str) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --model and --backend on top where given."""
-    chosen = {k: getattr(args, k, None) for k in ("model", "backend")}
+    chosen = {k: getattr(args, k, None) for k in ("model", "backend", "llm", "llm_model")}
+    chosen["llm_url"] = chosen.pop("llm")
     return Settings(**{k: v for k, v in chosen.items() if v})
 
 
@@ -89,22 +90,82 @@ class _Bars:
 def _open(args: argparse.Namespace):
     from .assistant import load
 
-    return load(args.index, model=args.model)
+    llm = {"llm_url": getattr(args, "llm", None), "llm_model": getattr(args, "llm_model", None)}
+    llm = {k: v for k, v in llm.items() if v}
+    if not llm:
+        return load(args.index, model=args.model)
+    # model=None: the index's own model, as without --llm (QA_MODEL does not apply to asking)
+    return load(args.index, Settings(model=None, **llm), model=args.model)
+
+
+def _add_llm(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--llm",
+        metavar="URL",
+        help="write answers with a language model at this OpenAI-compatible base URL, "
+        "every sentence checked against its source (also QA_LLM_URL; key: QA_LLM_KEY)",
+    )
+    p.add_argument("--llm-model", metavar="NAME", help="the model's name (also QA_LLM_MODEL)")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    answer = _open(args).ask(args.question)
+    bot = _open(args)
+    answer = bot.chat().ask(args.question) if bot.settings.llm_url else bot.ask(args.question)
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
         return 0 if answer.found else 3
+    _print_answer(answer)
+    return 0 if answer.found else 3
+
+
+def _print_answer(answer) -> None:
+    if answer.searched != answer.question:
+        print(f"(按“{answer.searched}”理解)")
+    if answer.note:
+        print(f"({answer.note})")
     print(answer.text)
+    if answer.unsupported:
+        print("未能在原文中核实(已略去): " + " / ".join(answer.unsupported))
     if answer.citations:
         print()
         for n, c in enumerate(answer.citations, 1):
             page = f"第{c.page}页 " if c.page else ""
             print(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段")
             print(f"    {c.sentence}")
-    return 0 if answer.found else 3
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Questions from standard input, one a line; follow-ups use the earlier turns."""
+    from .errors import EmptyQuestionError
+
+    chat = _open(args).chat()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("提问,按 Enter;/new 开始新对话;Ctrl-D 结束。")
+    while True:
+        try:
+            line = input("问: " if interactive else "")
+        except EOFError:
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/new", "/reset", "新对话"):
+            chat.reset()
+            print("(新对话)")
+            continue
+        try:
+            answer = chat.ask(line)
+        except EmptyQuestionError as exc:
+            print(f"qa: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(asdict(answer), ensure_ascii=False))
+        else:
+            if not interactive:
+                print(f"问: {line}")
+            _print_answer(answer)
+            print()
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -137,6 +198,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, write_report
+
+    if args.follow_ups:
+        from .followups import follow_ups, write_follow_up_report
+
+        report = follow_ups(args.data, _settings(args), index=args.index, limit=args.limit)
+        print(report.table())
+        write_follow_up_report(report, args.out)
+        print(f"written to {args.out}")
+        return 0
 
     report = evaluate(
         args.data,
@@ -186,7 +256,20 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--json", action="store_true", help="print JSON")
         if name == "search":
             c.add_argument("-k", type=_positive, default=10, help="how many passages (default 10)")
+        else:
+            _add_llm(c)
         c.set_defaults(run=run)
+
+    c = sub.add_parser(
+        "chat", help="a conversation: questions one a line, follow-ups use earlier turns"
+    )
+    c.add_argument(
+        "--index", "--store", default="index", help=f"index folder (default: index){MILVUS}"
+    )
+    c.add_argument("--model", help="must match the index's model (default: the index's)")
+    c.add_argument("--json", action="store_true", help="print each Answer as one line of JSON")
+    _add_llm(c)
+    c.set_defaults(run=cmd_chat)
 
     s = sub.add_parser("serve", help="the browser app (Gradio)")
     s.add_argument("--corpus", default="corpus", help="folder uploads are saved to")
@@ -206,6 +289,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     s.add_argument("--model", help=model_help)
     s.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
+    _add_llm(s)
     s.set_defaults(run=cmd_serve)
 
     e = sub.add_parser("eval", help="measure quality on a SQuAD-format file")
@@ -223,6 +307,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave every other context of each article out of the index and count how many "
         "of their questions are refused (the index is about them but cannot answer them)",
+    )
+    e.add_argument(
+        "--follow-ups",
+        action="store_true",
+        help="measure follow-up questions built from the file's pairs of questions about one "
+        "article (subject replaced by a pronoun or dropped) and topic switches",
     )
     e.add_argument("--model", help=model_help)
     e.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)

@@ -53,6 +53,12 @@ class Settings:
     citation_margin: float = 2.5
     min_confidence: float = 1.04  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
+    # Generated answers (qa/llm.py), off unless a URL is given: an OpenAI-compatible base URL
+    # (Ollama, vLLM, llama.cpp's server ...) and its model name; env QA_LLM_URL, QA_LLM_MODEL.
+    # The key, if the server needs one, is read from QA_LLM_KEY when asking, never stored here.
+    llm_url: str | None = field(default_factory=lambda: os.environ.get("QA_LLM_URL") or None)
+    llm_model: str = field(default_factory=lambda: os.environ.get("QA_LLM_MODEL", ""))
+    llm_timeout: float = 30.0  # seconds for the whole reply; then the extractive answer
 
     @property
     def build_model(self) -> str:

@@ -144,6 +144,19 @@ class Answer:
     seconds: float = 0.0
     # The next best sentences, not part of the answer: "related sentences" for the reader.
     more: tuple[Citation, ...] = ()
+    # What was actually searched: the question itself, or a follow-up completed with the
+    # subject of earlier turns (qa/conversation.py). Empty means the question.
+    searched: str = ""
+    # Generated answers (qa/llm.py): True when `text` was written by a language model and
+    # verified; the reply sentences that failed verification; why the extractive answer was
+    # kept instead, when a model was asked and could not be used.
+    generated: bool = False
+    unsupported: tuple[str, ...] = ()
+    note: str = ""
+
+    def __post_init__(self):
+        if not self.searched:
+            object.__setattr__(self, "searched", self.question)
 
 
 @dataclass(frozen=True)

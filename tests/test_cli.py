@@ -232,3 +232,17 @@ def test_a_model_that_is_not_installed_is_one_line_error(capsys, corpus, tmp_pat
 def test_settings_without_a_model_open_an_index_of_any_model(built_index):
     bot = qa.load(built_index, qa.Settings(min_confidence=0.5))
     assert bot.info().model == "hash" and bot.settings.min_confidence == 0.5
+
+
+def test_chat_answers_a_follow_up_about_the_earlier_subject(capsys, monkeypatch, built_index):
+    import io
+
+    lines = "赣服通集成了多少项服务?\n它有多少用户?\n/new\n它有多少用户?\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    code, out, err = run(capsys, "chat", "--index", str(built_index))
+    assert code == 0, err
+    turns = out.split("问: ")[1:]
+    assert "6697项" in turns[0]
+    assert "(按“赣服通有多少用户?”理解)" in turns[1] and "900万用户" in turns[1]
+    assert "(新对话)" in turns[1]
+    assert "按“" not in turns[2]  # after /new the pronoun has nothing to refer to

@@ -201,3 +201,33 @@ def test_cli_eval_of_a_missing_file_is_one_line_error(capsys, tmp_path):
     assert code == 2
     assert err.startswith("qa: error: ") and err.count("\n") == 1
     assert "missing.json" in err
+
+
+def test_follow_ups_are_built_from_questions_naming_the_title_and_measured(tmp_path, capsys):
+    from qa.followups import rewrite
+
+    assert rewrite("南昌地铁有多少座车站?", "南昌地铁", "pronoun") == "它有多少座车站?"
+    assert rewrite("南昌地铁的终点是哪里?", "南昌地铁", "dropped") == "终点是哪里?"
+    assert rewrite("马拉松冠军是谁?", "张三", "pronoun", person=True) == "马拉松冠军是谁?"
+    doc = squad(
+        [
+            ("metro", METRO, [("南昌地铁1号线共设多少座车站?", "24座"),
+                              ("南昌地铁1号线哪天开通试运营?", "2015年12月26日")]),
+            ("marathon", MARATHON, [("南昌马拉松男子冠军是谁?", "基普罗蒂奇"),
+                                    ("南昌马拉松有多少名选手参赛?", "3万名")]),
+        ]
+    )  # fmt: skip
+    doc["data"] = [
+        {"title": "南昌地铁", "paragraphs": doc["data"][0]["paragraphs"][:1]},
+        {"title": "南昌马拉松", "paragraphs": doc["data"][0]["paragraphs"][1:]},
+    ]
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    out_file = tmp_path / "follow.json"
+    code = main(["eval", str(path), "--follow-ups", "--model", "hash", "--out", str(out_file)])
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out_file.read_text())
+    assert report["pairs"] == 4 and report["switches"] == 4
+    assert "rewritten question after the first" in out and "topic switches" in out
+    assert 0 <= report["follow_up_recall"] <= 1

@@ -444,3 +444,20 @@ def test_app_exposes_a_named_ask_endpoint(service: Service):
     endpoints = {fn.api_name: fn for fn in demo.fns.values()}
     assert "ask" in endpoints
     assert endpoints["ask"].fn("赣服通集成了多少项服务?")["found"] is True
+
+
+def test_a_follow_up_turn_says_how_it_was_understood(service: Service):
+    turn1, first, _ = service.turn("赣服通集成了多少项服务?", 1)
+    assert "按“" not in turn1.reply
+    turn2, answer, _ = service.turn("它有多少用户?", 2, [(first.question, first)])
+    assert answer.searched == "赣服通有多少用户?"
+    assert '<p class="qa-understood">按“赣服通有多少用户?”理解</p>' in turn2.reply
+    assert "900万用户" in answer.citations[0].sentence
+
+
+def test_api_history_makes_a_follow_up(service: Service):
+    _, answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"])
+    data = answer_dict(answer)
+    assert data["question"] == "它有多少用户?" and data["searched"] == "赣服通有多少用户?"
+    _, alone = service.ask_after("它有多少用户?", [])
+    assert answer_dict(alone)["searched"] == "它有多少用户?"

@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import qa
 from qa import Answer, Assistant, QAError, Settings
+from qa.conversation import Conversation
 from qa.stores import is_milvus, open_store, redact
 
 from . import render, theme
@@ -31,6 +32,8 @@ NO_INDEX = "还没有可以回答的文章:请先在「添加文章」上传文�
 SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
 ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
 RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
+HISTORY_KEPT = 10  # earlier turns a browser session keeps for follow-up questions
+HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
 QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
 # Gradio's copies of uploads (saved into the corpus by then): swept every hour, once a day old.
 DELETE_CACHE = (3600, 86400)
@@ -72,17 +75,56 @@ class Service:
         with self._swap:
             return self._assistant
 
-    def ask(self, question: str) -> tuple[Assistant, Answer]:
-        """The answer, and the Assistant that gave it (to look up its paragraphs)."""
+    def ask(
+        self, question: str, history: Sequence[tuple[str, Answer]] = ()
+    ) -> tuple[Assistant, Answer]:
+        """The answer, and the Assistant that gave it (to look up its paragraphs).
+
+        `history`: the earlier (question, Answer) turns of this conversation, oldest first; a
+        follow-up takes its subject from them (qa/conversation.py).
+        """
         bot = self.assistant
         if bot is None:
             raise QAError(NO_INDEX)
-        return bot, bot.ask(question)
+        if not history and not bot.settings.llm_url:
+            return bot, bot.ask(question)
+        return bot, Conversation(bot, tuple(history)).ask(question)
 
-    def turn(self, question: str, number: int) -> tuple[Turn, Answer, list[str]]:
+    def stream_turn(
+        self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
+    ) -> Iterator[str | tuple[Turn, Answer, list[str]]]:
+        """`turn`, with a generated reply's text (str) while the model writes it."""
+        bot = self.assistant
+        if bot is None:
+            raise QAError(NO_INDEX)
+        for item in Conversation(bot, tuple(history)).stream(question):
+            if isinstance(item, str):
+                yield item
+            else:
+                yield self._render(bot, item, number)
+
+    def ask_after(self, question: str, earlier: Sequence[str]) -> tuple[Assistant, Answer]:
+        """Answer `question` as a follow-up to the `earlier` questions (asked again, in order)."""
+        bot = self.assistant
+        if bot is None:
+            raise QAError(NO_INDEX)
+        chat = Conversation(bot)
+        for q in list(earlier)[-HISTORY_REPLAYED:]:
+            if isinstance(q, str) and q.strip():
+                chat.ask(q)
+        return bot, chat.ask(question)
+
+    def turn(
+        self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
+    ) -> tuple[Turn, Answer, list[str]]:
         """Answer `question` and render it as conversation turn `number`."""
-        bot, answer = self.ask(question)
-        terms = bot.tokenizer.query_terms(answer.question)
+        bot, answer = self.ask(question, history)
+        return self._render(bot, answer, number)
+
+    def _render(
+        self, bot: Assistant, answer: Answer, number: int
+    ) -> tuple[Turn, Answer, list[str]]:
+        terms = bot.tokenizer.query_terms(answer.searched)
         paragraphs = [_paragraph(bot, c) for c in answer.citations]
         sources = render.sources_html(answer, paragraphs, terms, number)
         reply = render.reply_html(answer, number)
@@ -226,11 +268,15 @@ def answer_dict(answer: Answer) -> dict:
     """The JSON the `ask` API endpoint returns."""
     return {
         "question": answer.question,
+        "searched": answer.searched,
         "text": answer.text,
         "found": answer.found,
         "citations": [{"n": n, **asdict(c)} for n, c in enumerate(answer.citations, 1)],
         "passages": [asdict(p) for p in answer.passages],
         "seconds": round(answer.seconds, 4),
+        "generated": answer.generated,
+        "unsupported": list(answer.unsupported),
+        "note": answer.note,
     }
 
 
@@ -257,31 +303,47 @@ def build_app(service: Service):
     """The Gradio Blocks for `service` (not launched)."""
     import gradio as gr
 
-    def respond(question: str, turns: list[Turn]):
+    def respond(question: str, turns: list[Turn], history: list):
+        # A generator: a generated reply is shown as it streams, then replaced by the
+        # verified answer (without a model the first item is the answer).
         question = (question or "").strip()
+        skip = (gr.skip(),) * 6
         if not question:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield skip
+            return
         try:
-            turn, answer, terms = service.turn(question, len(turns) + 1)
+            for item in service.stream_turn(question, len(turns) + 1, history):
+                if isinstance(item, str):
+                    partial = render.chat_messages(turns) + render.pending_messages(question, item)
+                    yield "", partial, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    continue
+                turn, answer, terms = item
         except QAError as exc:
             gr.Warning(str(exc), title="提示")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield skip
+            return
         except Exception as exc:  # a bug: one line on the page, the traceback in the log
             gr.Warning(_failed("回答失败", exc), title="提示")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield skip
+            return
         turns = [*turns, turn]
-        return (
+        yield (
             "",
             render.chat_messages(turns),
             render.panel_html(turns),
             render.passages_html(answer, terms),
             turns,
+            [*history, (answer.question, answer)][-HISTORY_KEPT:],
         )
 
-    def ask(question: str) -> dict:
-        """Answer a question from the articles: text with [n] markers, citations, passages."""
+    def ask(question: str, history: list[str] | None = None) -> dict:
+        """Answer a question from the articles: text with [n] markers, citations, passages.
+
+        `history`: the earlier questions of the conversation, oldest first; a follow-up such
+        as 它有多少用户? then takes its subject from them (the answer's "searched" says how).
+        """
         try:
-            _, answer = service.ask(question)
+            _, answer = service.ask_after(question, history or [])
         except QAError as exc:
             raise gr.Error(str(exc)) from None
         except Exception as exc:
@@ -310,6 +372,7 @@ def build_app(service: Service):
 
     with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
         turns = gr.State([])
+        history = gr.State([])  # this browser session's conversation: (question, Answer) pairs
         gr.HTML(
             f'<header class="qa-header"><h1>{TITLE}</h1><p>{DESCRIPTION}</p></header>',
             elem_id="qa-header",
@@ -339,6 +402,7 @@ def build_app(service: Service):
                         max_length=1000,
                     )
                     send = gr.Button("提问", variant="primary", scale=1, min_width=80)
+                    new_chat = gr.Button("新对话", scale=1, min_width=80, elem_id="qa-new-chat")
             with gr.Column(scale=2, min_width=340, elem_id="qa-sources-column"):
                 sources = gr.HTML(render.panel_html([]), elem_id="qa-sources", label="来源")
                 with gr.Accordion("全部检索段落", open=False, elem_id="qa-passages-box"):
@@ -361,11 +425,11 @@ def build_app(service: Service):
             )
             rebuild_button = gr.Button("重新建立索引", size="sm", elem_id="qa-rebuild")
 
-        outputs = [question, chat, sources, passages, turns]
+        outputs = [question, chat, sources, passages, turns, history]
         for event in (question.submit, send.click):
             event(
                 respond,
-                [question, turns],
+                [question, turns, history],
                 outputs,
                 api_visibility="private",
                 concurrency_id="ask",
@@ -373,9 +437,15 @@ def build_app(service: Service):
                 show_progress="minimal",
             )
         chat.clear(
-            lambda: ([], render.panel_html([]), render.passages_html(None, [])),
+            lambda: ([], [], render.panel_html([]), render.passages_html(None, [])),
             None,
-            [turns, sources, passages],
+            [turns, history, sources, passages],
+            api_visibility="private",
+        )
+        new_chat.click(
+            lambda: ([], [], [], render.panel_html([]), render.passages_html(None, []), ""),
+            None,
+            [chat, turns, history, sources, passages, question],
             api_visibility="private",
         )
         files.upload(

@@ -110,7 +110,7 @@ def marker_spans(answer: Answer) -> list[tuple[int, int, int]]:
 def reply_html(answer: Answer, turn: int) -> str:
     """The chat bubble: the answer with each [n] a link to its source card."""
     if not answer.found:
-        return f'<p class="qa-none">{escape(answer.text)}</p>'
+        return f'{understood_html(answer)}<p class="qa-none">{escape(answer.text)}</p>'
     out, pos = [], 0
     for start, end, n in marker_spans(answer):
         out.append(escape(answer.text[pos:start]))
@@ -119,7 +119,48 @@ def reply_html(answer: Answer, turn: int) -> str:
         )
         pos = end
     out.append(escape(answer.text[pos:]))
-    return f'<p class="qa-answer">{"".join(out)}</p>{related_html(answer)}'
+    return (
+        f'{understood_html(answer)}{note_html(answer)}<p class="qa-answer">{"".join(out)}</p>'
+        f"{generated_html(answer)}{related_html(answer)}"
+    )
+
+
+def note_html(answer: Answer) -> str:
+    """Why a generated answer was not used (the model failed, or nothing could be verified)."""
+    return f'<p class="qa-note">{escape(answer.note)}</p>' if answer.note else ""
+
+
+def generated_html(answer: Answer) -> str:
+    """The mark of a generated answer, and the sentences that failed verification, struck."""
+    out = ""
+    if answer.generated:
+        out += '<p class="qa-generated">模型生成,每句已与所引原文核对</p>'
+    if answer.unsupported:
+        items = "".join(f"<li><del>{escape(s)}</del></li>" for s in answer.unsupported)
+        out += (
+            '<div class="qa-unsupported"><p class="qa-unsupported-title">未能在原文中核实</p>'
+            f"<ul>{items}</ul></div>"
+        )
+    return out
+
+
+def pending_messages(question: str, text: str) -> list[dict]:
+    """The question and the reply as it streams, not yet verified."""
+    return [
+        {"role": "user", "content": user_html(question)},
+        {
+            "role": "assistant",
+            "content": f'<p class="qa-streaming">{escape(text)}</p>'
+            '<p class="qa-checking">生成中,完成后逐句核对原文…</p>',
+        },
+    ]
+
+
+def understood_html(answer: Answer) -> str:
+    """「按“…”理解」 when a follow-up was searched with the subject of earlier turns."""
+    if answer.searched == answer.question:
+        return ""
+    return f'<p class="qa-understood">按“{escape(answer.searched)}”理解</p>'
 
 
 def related_html(answer: Answer) -> str:

@@ -31,6 +31,12 @@ a.qa-cite {
 }
 a.qa-cite:hover { text-decoration: underline; }
 .qa-none { color: var(--body-text-color-subdued); }
+.qa-note, .qa-checking, .qa-generated { color: var(--body-text-color-subdued); font-size: 0.85em; }
+.qa-unsupported { font-size: 0.85em; color: var(--body-text-color-subdued); }
+.qa-unsupported del { text-decoration: line-through; }
+.qa-unsupported ul { margin: 2px 0 0; padding-left: 1.4em; list-style-position: inside; }
+.qa-unsupported-title { margin: 4px 0 0; }
+.qa-understood { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 0 0 4px; }
 
 .qa-panel { display: flex; flex-direction: column; gap: 0.75rem; }
 .qa-panel-title {

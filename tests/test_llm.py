@@ -1,0 +1,190 @@
+"""Generated answers against a scripted chat-completions server on loopback (tests/fake_llm.py):
+what the user gets for a faithful reply, a changed number, a missing source, no markers,
+garbage, a timeout and an HTTP 500."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from fake_llm import FakeLLM
+
+import qa
+from qa.llm import NOTES
+from qa.verify import Source, check, markers, split_reply
+
+QUESTION = "赣服通有多少用户?"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeLLM() as s:
+        yield s
+
+
+def with_model(bot: qa.Assistant, server: FakeLLM, model: str, timeout: float = 3.0):
+    settings = dataclasses.replace(
+        bot.settings, llm_url=server.url, llm_model=model, llm_timeout=timeout
+    )
+    return qa.Assistant(bot.index, settings, bot.embedder)
+
+
+def test_no_model_configured_is_the_extractive_answer(bot):
+    assert bot.settings.llm_url is None
+    answer = bot.chat().ask(QUESTION)
+    assert not answer.generated and answer.note == "" and answer.text == bot.ask(QUESTION).text
+
+
+def test_faithful_reply_is_shown_with_its_sources(bot, server):
+    answer = with_model(bot, server, "faithful").chat().ask(QUESTION)
+    assert answer.generated and answer.found and answer.unsupported == ()
+    # each kept sentence carries its markers after it, as the extractive answers do
+    assert answer.text == "上线一周年时，赣服通已突破900万用户。[1]它集成了6697项服务。[1]"
+    assert "900万用户" in answer.citations[0].sentence
+    assert answer.note == ""
+
+
+def test_the_request_carries_question_turns_and_numbered_sources(bot, server):
+    chat = with_model(bot, server, "faithful").chat()
+    chat.ask("赣服通集成了多少项服务?")
+    server.requests.clear()
+    chat.ask("它有多少用户?")
+    (request,) = server.requests
+    assert request["stream"] is True and request["model"] == "faithful"
+    roles = [m["role"] for m in request["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert request["messages"][1]["content"] == "赣服通集成了多少项服务?"
+    last = request["messages"][-1]["content"]
+    assert "[1] 上线一周年时" in last and "问题:赣服通有多少用户?" in last
+
+
+def test_a_changed_number_is_never_shown_as_supported(bot, server):
+    answer = with_model(bot, server, "changed").chat().ask(QUESTION)
+    assert not answer.generated
+    assert "800万" not in answer.text and "900万用户" in answer.text  # the extractive answer
+    assert answer.unsupported == ("上线一周年时，赣服通已突破800万用户。",)
+    assert answer.note == NOTES["unverified"]
+
+
+def test_an_unsupported_sentence_is_left_out_and_listed(bot, server):
+    answer = with_model(bot, server, "partly").chat().ask(QUESTION)
+    assert answer.generated
+    assert answer.text == "上线一周年时，赣服通已突破900万用户。[1]"
+    assert answer.unsupported == ("赣服通是全国用户最多的政务平台。",)
+
+
+@pytest.mark.parametrize("model", ["missing-source", "no-markers"])
+def test_a_reply_without_an_existing_source_falls_back(bot, server, model):
+    answer = with_model(bot, server, model).chat().ask(QUESTION)
+    assert not answer.generated and answer.found
+    assert answer.text == bot.ask(QUESTION).text
+    assert answer.note == NOTES["unverified"] and len(answer.unsupported) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "note"),
+    [
+        ("garbage", NOTES["garbage"]),
+        ("slow", NOTES["timeout"]),
+        ("error", NOTES["error"].format("HTTP 500")),
+    ],
+)
+def test_a_failing_model_gives_the_extractive_answer_and_says_why(bot, server, model, note):
+    answer = with_model(bot, server, model, timeout=1.0).chat().ask(QUESTION)
+    assert not answer.generated and answer.found
+    assert answer.text == bot.ask(QUESTION).text
+    assert answer.note == note
+    assert answer.seconds < 4
+
+
+def test_a_refused_question_never_calls_the_model(bot, server):
+    server.requests.clear()
+    answer = with_model(bot, server, "faithful").chat().ask("北京烤鸭怎么做?")
+    assert not answer.found and not answer.generated
+    assert server.requests == []
+
+
+def test_the_reply_streams_before_the_verified_answer(bot, server):
+    items = list(with_model(bot, server, "faithful").chat().stream(QUESTION))
+    partial = [i for i in items if isinstance(i, str)]
+    assert len(partial) >= 3 and partial[-1].startswith(partial[0])
+    assert isinstance(items[-1], qa.Answer) and items[-1].generated
+
+
+def test_verification_rules():
+    sources = {
+        1: Source(1, "赣服通已突破900万用户。", "上线一周年时,赣服通已突破900万用户。", "赣服通")
+    }
+    tok = qa.Assistant.__init__.__globals__["Tokenizer"]()
+    assert check("赣服通已突破900万用户[1]。", sources, tok).supported
+    assert not check("赣服通已突破800万用户[1]。", sources, tok).supported
+    assert not check("赣服通已突破90万用户[1]。", sources, tok).supported
+    assert check("赣服通已突破900万用户[2]。", sources, tok).reason == "引用了不存在的来源"
+    assert check("赣服通已突破900万用户。", sources, tok).reason == "没有标注来源"
+    assert not check("粤省事已突破900万用户[1]。", sources, tok).supported
+    assert markers("甲[1][2]乙[3,4]") == [1, 2, 3, 4]
+    assert split_reply("第一句。[1]第二句[2]。") == ["第一句。[1]", "第二句[2]。"]
+
+
+def test_cli_ask_with_a_model_shows_the_note_and_the_unverified_sentence(
+    capsys, built_index, server
+):
+    from qa.cli import main
+
+    code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
+                 "--llm-model", "changed"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"({NOTES['unverified']})" in out
+    assert "未能在原文中核实(已略去): 上线一周年时，赣服通已突破800万用户。" in out
+    assert "900万用户" in out.split("未能在原文中核实")[1]  # the extractive answer follows
+
+
+def test_the_app_shows_unverified_sentences_struck_through(bot, server):
+    from ui.app import answer_dict
+    from ui.render import reply_html
+
+    answer = with_model(bot, server, "partly").chat().ask(QUESTION)
+    html = reply_html(answer, 1)
+    assert '<p class="qa-generated">' in html
+    assert "未能在原文中核实" in html and "<del>赣服通是全国用户最多的政务平台。</del>" in html
+    data = answer_dict(answer)
+    assert data["generated"] is True and data["unsupported"] == ["赣服通是全国用户最多的政务平台。"]
+    failed = reply_html(with_model(bot, server, "error", 1.0).chat().ask(QUESTION), 1)
+    assert '<p class="qa-note">生成回答失败(HTTP 500),以下为原文摘录。</p>' in failed
+
+
+def test_without_a_model_asking_and_chatting_never_import_openai(built_index):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, qa; "
+        f"bot = qa.load({str(built_index)!r}); chat = bot.chat(); "
+        "chat.ask('赣服通集成了多少项服务?'); chat.ask('它有多少用户?'); bot.ask('赣服通'); "
+        "assert 'openai' not in sys.modules, 'openai was imported'"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("QA_LLM")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_cli_chat_with_a_model_answers_the_follow_up_generated(
+    capsys, monkeypatch, built_index, server
+):
+    import io
+    import sys
+
+    from qa.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("赣服通集成了多少项服务?\n它有多少用户?\n"))
+    code = main(["chat", "--index", str(built_index), "--llm", server.url, "--llm-model",
+                 "faithful", "--json"])  # fmt: skip
+    assert code == 0
+    import json
+
+    first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert second["searched"] == "赣服通有多少用户?" and second["generated"] is True
+    assert "900万用户" in second["text"]
