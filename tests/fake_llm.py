@@ -19,6 +19,9 @@ REPLIES = {
 }
 SLOW_SECONDS = 5.0
 CHUNK_PAUSE = 0.15  # between streamed pieces, so a browser can see the reply grow
+# "<model>-slowly" streams <model>'s reply with this pause: on a busy machine a browser may
+# otherwise render only the finished reply.
+SLOW_PAUSE = 1.0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -32,6 +35,8 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
         model = body.get("model", "")
+        pause = SLOW_PAUSE if model.endswith("-slowly") else CHUNK_PAUSE
+        model = model.removesuffix("-slowly")
         if model == "error":
             self.send_error(500, "scripted failure")
             return
@@ -53,7 +58,7 @@ class Handler(BaseHTTPRequestHandler):
             chunk = _chunk(reply[i : i + step])
             self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
             self.wfile.flush()
-            time.sleep(CHUNK_PAUSE)
+            time.sleep(pause)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 

@@ -30,7 +30,7 @@ def llm():
 def url(tmp_path_factory, llm) -> str:
     tmp = tmp_path_factory.mktemp("serve-llm")
     shutil.copytree(ROOT / "corpus", tmp / "corpus")
-    extra = ("--llm", llm.url, "--llm-model", "partly")
+    extra = ("--llm", llm.url, "--llm-model", "partly-slowly")
     with running(tmp / "corpus", tmp / "index", log=tmp / "serve.log", extra_args=extra) as u:
         yield u
 
