@@ -109,9 +109,12 @@ class Service:
         if bot is None:
             raise QAError(NO_INDEX)
         chat = Conversation(bot)
+        # A client's history is whatever it sent: only a list of strings counts, and the
+        # earlier questions are searched again, never sent to the model (qa/llm.py).
+        earlier = earlier if isinstance(earlier, list | tuple) else []
         for q in list(earlier)[-HISTORY_REPLAYED:]:
             if isinstance(q, str) and q.strip():
-                chat.ask(q)
+                chat.remember(q)
         return bot, chat.ask(question)
 
     def turn(
