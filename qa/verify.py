@@ -231,6 +231,23 @@ def unsupported_negation(plain: str, evidence: str, tokenizer: Tokenizer) -> str
     return ""
 
 
+def single_characters(text: str, names: set[str], tokenizer: Tokenizer) -> list[str]:
+    """The one-character words of `text` that carry meaning (坏, 死, 关), names left out."""
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name, " ")
+    return [
+        w
+        for w in tokenizer.words(text)
+        if len(w) == 1
+        and "\u4e00" <= w <= "\u9fff"
+        and w not in STOPWORDS
+        and w not in QUESTION_WORDS
+        and w not in SOURCE_TALK
+        and w not in NEGATIONS
+        and not w.isnumeric()
+    ]
+
+
 def content_words(text: str, tokenizer: Tokenizer) -> list[str]:
     """Words that carry meaning: no stopwords, question words, single characters or digits."""
     return [
@@ -277,6 +294,8 @@ def check(
     for part in (plain, *_CLAUSE.findall(plain)):
         spelt = _CHINESE_NUMBER.sub(" ", part)  # checked as numbers above
         words = [w for w in content_words(spelt, tokenizer) if w not in names]
+        if not words:  # 赣服通很坏, …，都死了: a clause that says something in single characters
+            words = single_characters(spelt, names, tokenizer)
         if words:  # the tokenizer lowercases Latin words: Entertainment is "entertainment"
             held = sum(w.lower() in folded for w in words) / len(words)
             if held < share:

@@ -220,6 +220,8 @@ def tok():
         "上线一周年时,赣服通已突破900万用户,集成了6697项服务和112种电子证照,已经倒闭[1]。",
         "赣服通已突破900万用户" * 900 + "，赣服通是诈骗[1]。",  # a 10,000-character sentence
         "赣服通已突破900万用户；赣服通已经停止服务[1]。",
+        "赣服通已突破900万用户，都死了[1]。",  # a claim in single characters
+        "赣服通已突破900万用户，被关了[1]。",
     ],
 )
 def test_a_changed_or_added_claim_is_not_verified(tok, reply):
@@ -344,3 +346,22 @@ def test_the_apis_history_is_searched_again_never_generated(bot, server, built_i
     server.requests.clear()
     _, refused = service.ask_after("北京烤鸭怎么做?", ["赣服通集成了多少项服务?"])
     assert not refused.found and server.requests == []
+
+
+def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
+    bot, built_index, monkeypatch
+):
+    from ui.app import Service, build_app
+
+    service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
+
+    def broken(question, number, history=()):
+        yield "赣服通已于昨日停止运营"  # streamed, not yet verified
+        raise RuntimeError("verification crashed")
+
+    monkeypatch.setattr(service, "stream_turn", broken)
+    respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
+    shown = list(respond(QUESTION, [], []))
+    assert "停止运营" in str(shown[0][1])
+    assert "停止运营" not in str(shown[-1][1]) and shown[-1][1] == []
+    assert shown[-1][0] == QUESTION  # the question stays in the box, to ask again

@@ -314,20 +314,26 @@ def build_app(service: Service):
         if not question:
             yield skip
             return
+        # Once a reply has streamed, a failure must take its unverified text off the page.
+        streamed = False
         try:
             for item in service.stream_turn(question, len(turns) + 1, history):
                 if isinstance(item, str):
+                    streamed = True
                     partial = render.chat_messages(turns) + render.pending_messages(question, item)
                     yield "", partial, gr.skip(), gr.skip(), gr.skip(), gr.skip()
                     continue
                 turn, answer, terms = item
-        except QAError as exc:
-            gr.Warning(str(exc), title="提示")
-            yield skip
-            return
-        except Exception as exc:  # a bug: one line on the page, the traceback in the log
-            gr.Warning(_failed("回答失败", exc), title="提示")
-            yield skip
+        except Exception as exc:
+            if isinstance(exc, QAError):
+                gr.Warning(str(exc), title="提示")
+            else:  # a bug: one line on the page, the traceback in the log
+                gr.Warning(_failed("回答失败", exc), title="提示")
+            if streamed:
+                chat_now = render.chat_messages(turns)
+                yield question, chat_now, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            else:
+                yield skip
             return
         turns = [*turns, turn]
         yield (
