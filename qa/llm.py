@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,9 @@ NOTES = {
     "unverified": "模型的回答未能在原文中核实,以下为原文摘录。",
     "missing": "生成回答需要 openai 库:pip install 'qa-zh[llm]';以下为原文摘录。",
 }
+
+
+BAD_URL = "模型地址无效,应为 http:// 或 https:// 开头的地址"
 
 
 class ModelFailure(Exception):
@@ -94,11 +98,16 @@ def stream_reply(
     except ImportError:
         raise ModelFailure("missing") from None
     deadline = time.monotonic() + timeout
-    client = openai.OpenAI(
-        base_url=url, api_key=key or os.environ.get("QA_LLM_KEY") or "none",
-        timeout=timeout, max_retries=0,
-        http_client=httpx.Client(timeout=timeout, follow_redirects=False),
-    )  # fmt: skip
+    if not re.match(r"https?://[^\s/?#]+(?:[/?#]\S*)?$", url or "", re.IGNORECASE):
+        raise ModelFailure("error", BAD_URL)  # never api.openai.com's default, never file://
+    try:
+        client = openai.OpenAI(
+            base_url=url, api_key=key or os.environ.get("QA_LLM_KEY") or "none",
+            timeout=timeout, max_retries=0,
+            http_client=httpx.Client(timeout=timeout, follow_redirects=False),
+        )  # fmt: skip
+    except Exception:  # httpx.InvalidURL and the like: the message may quote the URL
+        raise ModelFailure("error", BAD_URL) from None
     pieces: queue.Queue = queue.Queue()
     done = threading.Event()
     opened: list = []

@@ -365,3 +365,14 @@ def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
     assert "停止运营" in str(shown[0][1])
     assert "停止运营" not in str(shown[-1][1]) and shown[-1][1] == []
     assert shown[-1][0] == QUESTION  # the question stays in the box, to ask again
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:1/v1\r\nX-Evil: 1", "file:///etc/passwd", "notaurl"]
+)
+def test_a_bad_model_address_is_one_line_and_never_used(bot, url):
+    from qa.llm import BAD_URL
+
+    settings = dataclasses.replace(bot.settings, llm_url=url, llm_model="m", llm_timeout=3)
+    answer = qa.Assistant(bot.index, settings, bot.embedder).chat().ask(QUESTION)
+    assert answer.note == NOTES["error"].format(BAD_URL) and answer.found
