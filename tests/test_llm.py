@@ -376,3 +376,23 @@ def test_a_bad_model_address_is_one_line_and_never_used(bot, url):
     settings = dataclasses.replace(bot.settings, llm_url=url, llm_model="m", llm_timeout=3)
     answer = qa.Assistant(bot.index, settings, bot.embedder).chat().ask(QUESTION)
     assert answer.note == NOTES["error"].format(BAD_URL) and answer.found
+
+
+def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
+    bot, built_index, monkeypatch
+):
+    from ui.app import Service, build_app
+
+    service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
+
+    def drip(question, number, history=()):
+        text = ""
+        for _ in range(3000):
+            text += "字"
+            yield text
+        raise qa.QAError("stop here")
+
+    monkeypatch.setattr(service, "stream_turn", drip)
+    respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
+    shown = list(respond(QUESTION, [], []))
+    assert 2 <= len(shown) < 300  # the first piece and the clean-up at least; never 3,000
