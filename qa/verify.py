@@ -52,6 +52,7 @@ NEGATIONS = frozenset(
     "不 没 没有 未 无 非 并非 不是 不会 不能 不再 未能 尚未 从未 从不 并未 无法 别 勿 莫 否".split()
 )
 _CLAUSE = re.compile(r"[^，,；;：:]+")
+_EVIDENCE_CLAUSE = re.compile(r"[，,；;：:。！？!?\n]")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _QUOTED = re.compile(r"[「『“《]([^」』”》]{1,30})[」』”》]")
 _END_PUNCT = " \t,，;；:：、"
@@ -212,6 +213,37 @@ def mixed_clause(
     return ""
 
 
+def dropped_negation(plain: str, evidence: str, tokenizer: Tokenizer) -> str:
+    """A negation of the source that the reply left out ("" if none): 夺得总冠军 cited from a
+    clause saying 未能夺得总冠军. Read for a reply (clause) without any negation and with two
+    content words or more: the source clause holding most of them has a negation right
+    before one of them, and no clause without a negation holds as many."""
+    if any(w in NEGATIONS for w in tokenizer.words(plain)):
+        return ""
+    words = {w.lower() for w in content_words(plain, tokenizer)}
+    if len(words) < 2:
+        return ""
+    need = max(2, (len(words) + 1) // 2)
+    plain_best, negated, negated_best = 0, "", 0
+    for clause in _EVIDENCE_CLAUSE.split(evidence.lower()):
+        held = sum(w in clause for w in words)
+        if held < need:
+            continue
+        found = ""
+        if any(n in clause for n in NEGATIONS):
+            tokens = tokenizer.words(clause)
+            for i, token in enumerate(tokens):
+                after = [t for t in tokens[i + 1 : i + 3] if len(t) > 1 and t not in STOPWORDS]
+                if token in NEGATIONS and after and after[0] in words:
+                    found = token + after[0]
+                    break
+        if not found:
+            plain_best = max(plain_best, held)
+        elif held > negated_best:
+            negated, negated_best = found, held
+    return negated if negated_best > plain_best else ""
+
+
 def unsupported_negation(plain: str, evidence: str, tokenizer: Tokenizer) -> str:
     """A negation of the reply that no source sentence saying the same thing holds ("" if
     none)."""
@@ -290,6 +322,9 @@ def check(
         return Verdict(sentence, cited, f"“{mixed}”拼合了不同来源的内容")
     if negation := unsupported_negation(plain, evidence, tokenizer):
         return Verdict(sentence, cited, f"“{negation}”不在所引原文中")
+    for part in (plain, *_CLAUSE.findall(plain)):
+        if negation := dropped_negation(part, evidence, tokenizer):
+            return Verdict(sentence, cited, f"原文为“{negation}”,回答略去了否定")
     folded = evidence.lower()
     for part in (plain, *_CLAUSE.findall(plain)):
         spelt = _CHINESE_NUMBER.sub(" ", part)  # checked as numbers above

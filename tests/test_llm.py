@@ -396,3 +396,15 @@ def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
     respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
     shown = list(respond(QUESTION, [], []))
     assert 2 <= len(shown) < 300  # the first piece and the clean-up at least; never 3,000
+
+
+def test_a_negation_of_the_source_cannot_be_dropped(tok):
+    said = (
+        "在1976年加入NBA联盟后，最佳成绩是在2002年和2003年的季后赛获得东区的冠军，"
+        "杀入总决赛，但未能夺得总冠军。"
+    )
+    source = {1: Source(1, said, said, "篮网队")}
+    for reply in ("篮网队在2002年夺得总冠军[1]。", "篮网队在2003年杀入总决赛，夺得总冠军[1]。"):
+        assert "略去了否定" in check(reply, source, tok).reason
+    for reply in ("篮网队在2002年获得东区的冠军[1]。", "篮网队未能夺得总冠军[1]。"):
+        assert check(reply, source, tok).supported
