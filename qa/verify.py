@@ -24,6 +24,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .tokenize import QUESTION_WORDS, STOPWORDS, Tokenizer
 
@@ -112,13 +113,17 @@ def without_markers(sentence: str) -> str:
     return MARKER.sub("", sentence).strip()
 
 
-def numbers(text: str) -> set[str]:
+@lru_cache(maxsize=256)  # the same evidence is read for every sentence of a reply
+def numbers(text: str) -> frozenset[str]:
     """Whole numbers in `text`, thousands separators removed."""
-    return {n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
+    found = _NUMBER.findall(unicodedata.normalize("NFKC", text))
+    return frozenset(n.replace(",", "") for n in found)
 
 
 def chinese_value(run: str) -> int | None:
     """The value of a run of Chinese numerals: 九百万 9000000, 二〇二〇 2020, 三十 30."""
+    if len(run) > 20:  # not a number anyone writes; int() and float() would overflow
+        return None
     if not any(c in _MAGNITUDE for c in run):  # 二〇二〇, 一九四九: digit by digit
         return int("".join(str(_DIGIT[c]) for c in run))
     total, section, digit = 0, 0, None
@@ -139,7 +144,8 @@ def chinese_value(run: str) -> int | None:
     return total + section + (digit or 0)
 
 
-def quantities(text: str) -> tuple[set[str], set[str]]:
+@lru_cache(maxsize=256)
+def quantities(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """(written, values) of the numbers of `text` that have a magnitude or are in Chinese
     numerals: 900万 and 九百万 both give the value "9000000"."""
     text = unicodedata.normalize("NFKC", text)
@@ -158,7 +164,7 @@ def quantities(text: str) -> tuple[set[str], set[str]]:
         written.add(run)
         if value is not None:
             values.add(f"{float(value):.6g}")
-    return written, values
+    return frozenset(written), frozenset(values)
 
 
 def plain_values(text: str) -> set[str]:
@@ -184,7 +190,7 @@ def missing_quantities(plain: str, evidence: str) -> list[str]:
     """The reply's magnitudes and Chinese numerals that its evidence does not hold."""
     written, _ = quantities(plain)
     have_written, have_values = quantities(evidence)
-    have_values |= plain_values(evidence)
+    have_values = have_values | plain_values(evidence)
     missing = []
     for w in sorted(written):
         if w in have_written:
@@ -196,21 +202,45 @@ def missing_quantities(plain: str, evidence: str) -> list[str]:
 
 
 def mixed_clause(
-    plain: str, cited: Sequence[int], sources: Mapping[int, Source], tokenizer: Tokenizer
+    plain: str, cited: Sequence[int], sources: Mapping[int, Source], names: set[str]
 ) -> str:
     """A clause whose numbers and names no single cited source holds together ("" if none):
     粤省事已突破900万用户[1][2] when 900万 is 赣服通's figure in [1] and 粤省事 is in [2]."""
     for clause in _CLAUSE.findall(plain):
-        found, names = facts(clause, tokenizer)
-        if not found and not names:
+        found, named = numbers(clause), [name for name in names if name in clause]
+        if not found and not named:
             continue
         for n in cited:
             text = "\n".join((sources[n].sentence, sources[n].paragraph, sources[n].title))
-            if found <= numbers(text) and all(name in text for name in names):
+            if found <= numbers(text) and all(name in text for name in named):
                 break
         else:
             return clause.strip(" 。！？!?")
     return ""
+
+
+_NEGATIONS_SEEN: dict[tuple[int, str], list[tuple[str, list[tuple[str, str]]]]] = {}
+
+
+def negations_of(evidence: str, tokenizer: Tokenizer) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The clauses of `evidence` (lowercased), each with its (negation, the word it negates)
+    pairs; worked out once per evidence, not once per reply clause."""
+    key = (id(tokenizer), evidence)
+    if key not in _NEGATIONS_SEEN:
+        if len(_NEGATIONS_SEEN) > 256:
+            _NEGATIONS_SEEN.clear()
+        out = []
+        for clause in _EVIDENCE_CLAUSE.split(evidence.lower()):
+            pairs = []
+            if any(n in clause for n in NEGATIONS):
+                tokens = tokenizer.words(clause)
+                for i, token in enumerate(tokens):
+                    after = [t for t in tokens[i + 1 : i + 3] if len(t) > 1 and t not in STOPWORDS]
+                    if token in NEGATIONS and after:
+                        pairs.append((token, after[0]))
+            out.append((clause, pairs))
+        _NEGATIONS_SEEN[key] = out
+    return _NEGATIONS_SEEN[key]
 
 
 def dropped_negation(plain: str, evidence: str, tokenizer: Tokenizer) -> str:
@@ -225,18 +255,11 @@ def dropped_negation(plain: str, evidence: str, tokenizer: Tokenizer) -> str:
         return ""
     need = max(2, (len(words) + 1) // 2)
     plain_best, negated, negated_best = 0, "", 0
-    for clause in _EVIDENCE_CLAUSE.split(evidence.lower()):
+    for clause, pairs in negations_of(evidence, tokenizer):
         held = sum(w in clause for w in words)
         if held < need:
             continue
-        found = ""
-        if any(n in clause for n in NEGATIONS):
-            tokens = tokenizer.words(clause)
-            for i, token in enumerate(tokens):
-                after = [t for t in tokens[i + 1 : i + 3] if len(t) > 1 and t not in STOPWORDS]
-                if token in NEGATIONS and after and after[0] in words:
-                    found = token + after[0]
-                    break
+        found = next((n + w for n, w in pairs if w in words), "")
         if not found:
             plain_best = max(plain_best, held)
         elif held > negated_best:
@@ -318,7 +341,7 @@ def check(
     absent = sorted(n for n in names if n not in evidence)
     if absent:
         return Verdict(sentence, cited, f"“{'、'.join(absent)}”不在所引原文中")
-    if len(cited) > 1 and (mixed := mixed_clause(plain, cited, sources, tokenizer)):
+    if len(cited) > 1 and (mixed := mixed_clause(plain, cited, sources, names)):
         return Verdict(sentence, cited, f"“{mixed}”拼合了不同来源的内容")
     if negation := unsupported_negation(plain, evidence, tokenizer):
         return Verdict(sentence, cited, f"“{negation}”不在所引原文中")

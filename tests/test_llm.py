@@ -222,6 +222,8 @@ def tok():
         "赣服通已突破900万用户；赣服通已经停止服务[1]。",
         "赣服通已突破900万用户，都死了[1]。",  # a claim in single characters
         "赣服通已突破900万用户，被关了[1]。",
+        "赣服通有" + "九" * 5000 + "用户[1]。",  # numerals past int()'s and float()'s limits
+        "赣服通有" + "九万" * 2000 + "用户[1]。",
     ],
 )
 def test_a_changed_or_added_claim_is_not_verified(tok, reply):
