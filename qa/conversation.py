@@ -166,6 +166,13 @@ class Conversation:
                 self._record(item, reading)
             yield item
 
+    def remember(self, question: str) -> Answer:
+        """Take `question` as asked before, answered extractively (never by the model): an
+        earlier turn replayed from a client's history costs one search, not a generation."""
+        answer, reading = self._extractive(question)
+        self._record(answer, reading)
+        return answer
+
     def _extractive(self, question: str) -> tuple[Answer, Reading]:
         reading = self.understand(question)
         # A follow-up often continues where the last answer was found: its paragraphs weigh in.

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
+import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -21,6 +24,7 @@ TURNS_IN_PROMPT = 3  # earlier turns the model sees
 SOURCES = 6  # cited sentences first, then the next best ones
 PARAGRAPH_CHARS = 600  # of each source's paragraph, around the sentence
 MAX_REPLY_CHARS = 4000  # a longer stream is cut: an answer, not an essay
+MAX_QUESTION_CHARS = 1000  # of each question in the prompt, as qa/assistant.py cuts them
 
 SYSTEM = (
     "你是一个严谨的问答助手。只根据下面编号的原文回答用户的问题,用中文,简洁。"
@@ -35,6 +39,9 @@ NOTES = {
     "unverified": "模型的回答未能在原文中核实,以下为原文摘录。",
     "missing": "生成回答需要 openai 库:pip install 'qa-zh[llm]';以下为原文摘录。",
 }
+
+
+BAD_URL = "模型地址无效,应为 http:// 或 https:// 开头的地址"
 
 
 class ModelFailure(Exception):
@@ -68,8 +75,9 @@ def messages(
     )
     out = [{"role": "system", "content": SYSTEM}]
     for asked, answer in list(turns)[-TURNS_IN_PROMPT:]:
-        out.append({"role": "user", "content": asked})
+        out.append({"role": "user", "content": asked[:MAX_QUESTION_CHARS]})
         out.append({"role": "assistant", "content": MARKER.sub("", answer.text)})
+    question = question[:MAX_QUESTION_CHARS]  # as searched (qa/assistant.py cuts it too)
     out.append({"role": "user", "content": f"原文:\n{listed}\n\n问题:{question}"})
     return out
 
@@ -77,35 +85,73 @@ def messages(
 def stream_reply(
     url: str, model: str, msgs: list[dict], timeout: float, key: str | None = None
 ) -> Iterator[str]:
-    """The reply's text as it streams. Raises ModelFailure."""
+    """The reply's text as it streams. Raises ModelFailure.
+
+    `timeout` bounds the whole reply, not each read: the HTTP exchange runs in a worker
+    thread and the reply is abandoned at the deadline, whatever the server does (SSE
+    comments or single bytes trickled forever, headers that never end). Redirects are not
+    followed: the question and the sources go to the configured address or nowhere.
+    """
     try:
+        import httpx
         import openai
     except ImportError:
         raise ModelFailure("missing") from None
-    client = openai.OpenAI(
-        base_url=url, api_key=key or os.environ.get("QA_LLM_KEY") or "none",
-        timeout=timeout, max_retries=0,
-    )  # fmt: skip
     deadline = time.monotonic() + timeout
+    if not re.match(r"https?://[^\s/?#]+(?:[/?#]\S*)?$", url or "", re.IGNORECASE):
+        raise ModelFailure("error", BAD_URL)  # never api.openai.com's default, never file://
     try:
-        stream = client.chat.completions.create(
-            model=model or "default", messages=msgs, stream=True, temperature=0
-        )
+        client = openai.OpenAI(
+            base_url=url, api_key=key or os.environ.get("QA_LLM_KEY") or "none",
+            timeout=timeout, max_retries=0,
+            http_client=httpx.Client(timeout=timeout, follow_redirects=False),
+        )  # fmt: skip
+    except Exception:  # httpx.InvalidURL and the like: the message may quote the URL
+        raise ModelFailure("error", BAD_URL) from None
+    pieces: queue.Queue = queue.Queue()
+    done = threading.Event()
+    opened: list = []
+
+    def pump() -> None:
+        try:
+            stream = client.chat.completions.create(
+                model=model or "default", messages=msgs, stream=True, temperature=0
+            )
+            opened.append(stream)
+            for chunk in stream:
+                if done.is_set():
+                    break
+                pieces.put(("chunk", chunk))
+            pieces.put(("end", None))
+        except Exception as exc:
+            pieces.put(("error", exc))
+        finally:
+            _close(opened, client)
+
+    threading.Thread(target=pump, name="qa-llm", daemon=True).start()
+    try:
         length = 0
-        for chunk in stream:
-            if time.monotonic() > deadline:
-                raise ModelFailure("timeout")
-            choices = getattr(chunk, "choices", None)
+        while True:
+            try:
+                kind, item = pieces.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise ModelFailure("timeout") from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            choices = getattr(item, "choices", None)
             if not choices:
                 continue
             delta = getattr(choices[0].delta, "content", None) or ""
             if not isinstance(delta, str):
                 raise ModelFailure("garbage")
+            delta = delta[: MAX_REPLY_CHARS - length]
             length += len(delta)
-            if length > MAX_REPLY_CHARS:
-                return
             if delta:
                 yield delta
+            if length >= MAX_REPLY_CHARS:
+                return
     except ModelFailure:
         raise
     except openai.APITimeoutError:
@@ -116,6 +162,19 @@ def stream_reply(
         raise ModelFailure("error", "连接不上模型服务") from None
     except Exception as exc:  # a body that is not the protocol: JSON or SSE errors
         raise ModelFailure("garbage", type(exc).__name__) from None
+    finally:
+        done.set()
+        # Closing from here unblocks the worker at the server's next byte at the latest; in a
+        # thread of its own, so a close that waits on the worker never delays the answer.
+        threading.Thread(target=_close, args=(opened, client), daemon=True).start()
+
+
+def _close(opened: list, client) -> None:
+    for thing in (*opened, client):
+        try:
+            thing.close()
+        except Exception:  # already closed, or closed by the other thread
+            pass
 
 
 def fallback(answer: Answer, kind: str, detail: str = "") -> Answer:

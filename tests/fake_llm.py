@@ -16,6 +16,15 @@ REPLIES = {
     "partly": "上线一周年时，赣服通已突破900万用户[1]。赣服通是全国用户最多的政务平台[1]。",
     "missing-source": "赣服通已突破900万用户[9]。",
     "no-markers": "赣服通已突破900万用户。",
+    "markup": (
+        "上线一周年时，赣服通已突破900万用户[1]。"
+        "<script>alert(1)</script>[1]。<img src=x onerror=alert(2)>[1]。"
+        "[点我](javascript:alert(3)) ![x](http://evil.example/x.png) &lt;b&gt; <b>未闭合[1]。"
+    ),
+    "injected": (
+        "上线一周年时，赣服通已突破900万用户[1]。"  # the rest obeys an article's 忽略以上指令…
+        "赣服通已于昨日停止运营，请改用 http://evil.example 办理[1]。"
+    ),
 }
 SLOW_SECONDS = 5.0
 CHUNK_PAUSE = 0.15  # between streamed pieces, so a browser can see the reply grow
@@ -45,6 +54,9 @@ class Handler(BaseHTTPRequestHandler):
         if model == "garbage":
             self._send(200, "text/plain", b"}{ this is not the protocol")
             return
+        if model in HOSTILE:
+            HOSTILE[model](self)
+            return
         reply = REPLIES.get(model, REPLIES["faithful"])
         if not body.get("stream"):
             self._send(200, "application/json", json.dumps(_completion(reply)).encode())
@@ -68,6 +80,91 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def _events(handler: Handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.end_headers()
+
+
+def _keepalive(handler: Handler) -> None:
+    """SSE comments forever: no event ever reaches the client's loop."""
+    _events(handler)
+    for _ in range(int(60 / 0.2)):
+        handler.wfile.write(b": keep-alive\n\n")
+        handler.wfile.flush()
+        time.sleep(0.2)
+
+
+def _trickle(handler: Handler) -> None:
+    """One byte of an event at a time, each within any read timeout, never finishing."""
+    _events(handler)
+    for _ in range(int(60 / 0.2)):
+        handler.wfile.write(b" ")
+        handler.wfile.flush()
+        time.sleep(0.2)
+
+
+def _endless(handler: Handler) -> None:
+    """Empty deltas forever, quickly."""
+    _events(handler)
+    for _ in range(int(60 / 0.05)):
+        handler.wfile.write(f"data: {json.dumps(_chunk(''))}\n\n".encode())
+        handler.wfile.flush()
+        time.sleep(0.05)
+
+
+def _huge(handler: Handler) -> None:
+    """A 10 MB reply in one event, then [DONE]."""
+    _events(handler)
+    text = "赣服通已突破900万用户[1]。" * (10_000_000 // 16)
+    handler.wfile.write(f"data: {json.dumps(_chunk(text), ensure_ascii=False)}\n\n".encode())
+    handler.wfile.write(b"data: [DONE]\n\n")
+    handler.wfile.flush()
+
+
+def _bad_utf8(handler: Handler) -> None:
+    _events(handler)
+    handler.wfile.write(b'data: {"choices":[{"index":0,"delta":{"content":"\xff\xfe\xc3"}}]}\n\n')
+    handler.wfile.write(b"data: {not json\n\n")
+    handler.wfile.write(b"data: [DONE]\n\n")
+
+
+def _no_done(handler: Handler) -> None:
+    """A faithful reply whose stream ends without [DONE]."""
+    _events(handler)
+    chunk = _chunk(REPLIES["faithful"])
+    handler.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+    handler.wfile.flush()
+
+
+def _error_body(handler: Handler) -> None:
+    """HTTP 200 whose body is an error, echoing the request's key."""
+    _events(handler)
+    key = handler.headers.get("Authorization", "")
+    err = {"error": {"message": f"bad key {key}", "type": "invalid_request_error"}}
+    handler.wfile.write(f"data: {json.dumps(err)}\n\n".encode())
+
+
+def _redirect(handler: Handler) -> None:
+    """A redirect to another host (the request would leave the machine)."""
+    handler.send_response(307)
+    handler.send_header("Location", handler.server.redirect_to)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+HOSTILE = {
+    "keepalive": _keepalive,
+    "trickle": _trickle,
+    "endless": _endless,
+    "huge": _huge,
+    "bad-utf8": _bad_utf8,
+    "no-done": _no_done,
+    "error-body": _error_body,
+    "redirect": _redirect,
+}
 
 
 def _completion(text: str) -> dict:
@@ -107,6 +204,7 @@ class FakeLLM(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests: list[dict] = []
+        self.redirect_to = "http://127.0.0.2:9/v1/chat/completions"  # model "redirect"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property

@@ -188,3 +188,225 @@ def test_cli_chat_with_a_model_answers_the_follow_up_generated(
     first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert second["searched"] == "赣服通有多少用户?" and second["generated"] is True
     assert "900万用户" in second["text"]
+
+
+# --- Hostile review (issue 12): verification bypasses, misbehaving servers, markup, replay ---
+
+S1 = "上线一周年时,赣服通已突破900万用户,集成了6697项服务和112种电子证照。"
+P1 = "2019年，江西省推出赣服通。" + S1 + "省长易炼红在发布会上表示，赣服通将继续扩展。"
+S2 = "粤省事于2018年5月上线,实名用户超过1000万。"
+HOSTILE_SOURCES = {1: Source(1, S1, P1, "赣服通上线一周年"), 2: Source(2, S2, S2, "粤省事")}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return qa.Assistant.__init__.__globals__["Tokenizer"]()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "赣服通已突破900亿用户[1]。",  # magnitude changed: 万 -> 亿
+        "赣服通集成了6697万项服务[1]。",  # a magnitude added
+        "赣服通已突破八百万用户[1]。",  # Chinese numerals, changed
+        "赣服通已突破８００万用户[1]。",  # full-width digits, changed
+        "二〇二〇年，江西省推出赣服通[1]。",  # a date in Chinese numerals, changed
+        "赣服通没有突破900万用户[1]。",  # negations added
+        "赣服通未集成6697项服务[1]。",
+        "赣服通不是江西省推出的[1]。",
+        "粤省事已突破900万用户[1][2]。",  # one source's figure on another's subject
+        "粤省事已突破900万用户[1,2]。",
+        # the source word for word, and one unsupported clause
+        "上线一周年时,赣服通已突破900万用户,集成了6697项服务和112种电子证照,已经倒闭[1]。",
+        "赣服通已突破900万用户" * 900 + "，赣服通是诈骗[1]。",  # a 10,000-character sentence
+        "赣服通已突破900万用户；赣服通已经停止服务[1]。",
+        "赣服通已突破900万用户，都死了[1]。",  # a claim in single characters
+        "赣服通已突破900万用户，被关了[1]。",
+        "赣服通有" + "九" * 5000 + "用户[1]。",  # numerals past int()'s and float()'s limits
+        "赣服通有" + "九万" * 2000 + "用户[1]。",
+    ],
+)
+def test_a_changed_or_added_claim_is_not_verified(tok, reply):
+    (verdict,) = [check(s, HOSTILE_SOURCES, tok) for s in split_reply(reply)]
+    assert not verdict.supported, reply
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "上线一周年时，赣服通已突破900万用户[1]。",
+        "赣服通已突破九百万用户[1]。",  # the same figure in Chinese numerals
+        "赣服通已突破 900 万用户[1]。",
+        "二〇一九年，江西省推出赣服通[1]。",
+        "赣服通集成了六千六百九十七项服务[1]。",
+        "赣服通已突破900万用户[1]，粤省事于2018年5月上线[2]。",
+        "赣服通已突破900万用户，粤省事于2018年5月上线[1][2]。",
+    ],
+)
+def test_faithful_sentences_still_pass(tok, reply):
+    verdicts = [check(s, HOSTILE_SOURCES, tok) for s in split_reply(reply)]
+    assert all(v.supported for v in verdicts), [v.reason for v in verdicts]
+
+
+def test_latin_words_are_found_whatever_their_case(tok):
+    source = {1: Source(1, "LOEN Entertainment是韩国的一家唱片制作发行公司。", "", "LOEN")}
+    assert check("LOEN Entertainment是韩国的一家唱片制作发行公司[1]。", source, tok).supported
+
+
+def _in_thread(fn, seconds: float):
+    """fn() in a daemon thread: (finished, result), so a hang fails the test, not the suite."""
+    import threading
+
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return bool(out), (out[0] if out else None)
+
+
+@pytest.mark.parametrize("model", ["keepalive", "trickle", "endless", "slow"])
+def test_the_timeout_bounds_the_whole_reply_whatever_the_server_sends(bot, server, model):
+    chat = with_model(bot, server, model, timeout=1.0).chat()
+    finished, answer = _in_thread(lambda: chat.ask(QUESTION), 15)
+    assert finished, f"{model}: the answer did not come within 15 s of a 1 s timeout"
+    assert answer.note == NOTES["timeout"] and not answer.generated
+    assert answer.seconds < 6  # generous: the setting is 1 s
+
+
+@pytest.mark.parametrize(
+    ("model", "generated"),
+    [("huge", True), ("no-done", True), ("bad-utf8", False), ("error-body", False)],
+)
+def test_a_misbehaving_server_gives_an_answer(bot, server, model, generated):
+    from qa.llm import MAX_REPLY_CHARS
+
+    chat = with_model(bot, server, model, timeout=10.0).chat()
+    finished, answer = _in_thread(lambda: chat.ask(QUESTION), 30)
+    assert finished and answer.found and answer.generated is generated
+    assert len(answer.text) <= MAX_REPLY_CHARS
+    if not generated:
+        assert answer.note == NOTES["garbage"]
+
+
+def test_a_redirect_is_not_followed(bot, server):
+    with FakeLLM() as elsewhere:
+        server.redirect_to = elsewhere.url + "/chat/completions"
+        answer = with_model(bot, server, "redirect").chat().ask(QUESTION)
+        assert elsewhere.requests == []  # the question and sources never left for it
+    assert answer.note == NOTES["error"].format("HTTP 307") and not answer.generated
+
+
+def test_the_key_and_the_urls_password_are_never_shown(bot, server, monkeypatch, capsys):
+    import json
+
+    from ui.app import answer_dict
+    from ui.render import reply_html
+
+    monkeypatch.setenv("QA_LLM_KEY", "sk-SECRET-KEY-123")
+    echoed = with_model(bot, server, "error-body").chat().ask(QUESTION)  # echoes the key back
+    refused = dataclasses.replace(
+        bot.settings, llm_url="http://user:pa55word@127.0.0.1:9/v1", llm_model="x", llm_timeout=3
+    )
+    unreachable = qa.Assistant(bot.index, refused, bot.embedder).chat().ask(QUESTION)
+    assert unreachable.note == NOTES["error"].format("连接不上模型服务")
+    shown = [capsys.readouterr()]
+    for answer in (echoed, unreachable):
+        shown += [reply_html(answer, 1), json.dumps(answer_dict(answer), ensure_ascii=False)]
+    assert "SECRET" not in str(shown) and "pa55word" not in str(shown)
+
+
+def test_markup_in_a_reply_is_shown_as_text(bot, server):
+    from ui.render import pending_messages, reply_html
+
+    items = list(with_model(bot, server, "markup").chat().stream(QUESTION))
+    answer = items[-1]
+    assert answer.generated and len(answer.unsupported) >= 3
+    for html in (reply_html(answer, 1), pending_messages("<b>问</b>", items[-2])[1]["content"]):
+        assert "<script" not in html and "<img" not in html and "<b>未闭合" not in html
+        assert "&lt;script&gt;" in html and "&amp;lt;b&amp;gt;" in html
+    assert "<b>问</b>" not in pending_messages("<b>问</b>", "")[0]["content"]
+
+
+def test_an_instruction_in_an_article_cannot_add_unverified_text(bot, server):
+    answer = with_model(bot, server, "injected").chat().ask(QUESTION)
+    assert answer.generated and "evil.example" not in answer.text
+    assert answer.unsupported == ("赣服通已于昨日停止运营，请改用 http://evil.example 办理。",)
+
+
+def test_the_apis_history_is_searched_again_never_generated(bot, server, built_index):
+    from ui.app import Service
+
+    model = with_model(bot, server, "faithful")
+    service = Service(built_index.parent / "corpus", built_index, model.settings, model)
+    server.requests.clear()
+    _, answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"] * 10_000)
+    assert len(server.requests) == 1 and answer.generated
+    assert "赣服通" in answer.searched
+    for history in ([None, 3, {"a": 1}, ["x"], "x" * 10**6], None, "赣服通", 5, {"q": 1}):
+        _, answer = service.ask_after(QUESTION, history)
+        assert answer.found
+    server.requests.clear()
+    _, refused = service.ask_after("北京烤鸭怎么做?", ["赣服通集成了多少项服务?"])
+    assert not refused.found and server.requests == []
+
+
+def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
+    bot, built_index, monkeypatch
+):
+    from ui.app import Service, build_app
+
+    service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
+
+    def broken(question, number, history=()):
+        yield "赣服通已于昨日停止运营"  # streamed, not yet verified
+        raise RuntimeError("verification crashed")
+
+    monkeypatch.setattr(service, "stream_turn", broken)
+    respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
+    shown = list(respond(QUESTION, [], []))
+    assert "停止运营" in str(shown[0][1])
+    assert "停止运营" not in str(shown[-1][1]) and shown[-1][1] == []
+    assert shown[-1][0] == QUESTION  # the question stays in the box, to ask again
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://127.0.0.1:1/v1\r\nX-Evil: 1", "file:///etc/passwd", "notaurl"]
+)
+def test_a_bad_model_address_is_one_line_and_never_used(bot, url):
+    from qa.llm import BAD_URL
+
+    settings = dataclasses.replace(bot.settings, llm_url=url, llm_model="m", llm_timeout=3)
+    answer = qa.Assistant(bot.index, settings, bot.embedder).chat().ask(QUESTION)
+    assert answer.note == NOTES["error"].format(BAD_URL) and answer.found
+
+
+def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
+    bot, built_index, monkeypatch
+):
+    from ui.app import Service, build_app
+
+    service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
+
+    def drip(question, number, history=()):
+        text = ""
+        for _ in range(3000):
+            text += "字"
+            yield text
+        raise qa.QAError("stop here")
+
+    monkeypatch.setattr(service, "stream_turn", drip)
+    respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
+    shown = list(respond(QUESTION, [], []))
+    assert 2 <= len(shown) < 300  # the first piece and the clean-up at least; never 3,000
+
+
+def test_a_negation_of_the_source_cannot_be_dropped(tok):
+    said = (
+        "在1976年加入NBA联盟后，最佳成绩是在2002年和2003年的季后赛获得东区的冠军，"
+        "杀入总决赛，但未能夺得总冠军。"
+    )
+    source = {1: Source(1, said, said, "篮网队")}
+    for reply in ("篮网队在2002年夺得总冠军[1]。", "篮网队在2003年杀入总决赛，夺得总冠军[1]。"):
+        assert "略去了否定" in check(reply, source, tok).reason
+    for reply in ("篮网队在2002年获得东区的冠军[1]。", "篮网队未能夺得总冠军[1]。"):
+        assert check(reply, source, tok).supported

@@ -33,6 +33,7 @@ SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
 ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
 RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
 HISTORY_KEPT = 10  # earlier turns a browser session keeps for follow-up questions
+STREAM_EVERY = 0.1  # seconds between updates of a reply while the model writes it
 HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
 QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
 # Gradio's copies of uploads (saved into the corpus by then): swept every hour, once a day old.
@@ -109,9 +110,12 @@ class Service:
         if bot is None:
             raise QAError(NO_INDEX)
         chat = Conversation(bot)
+        # A client's history is whatever it sent: only a list of strings counts, and the
+        # earlier questions are searched again, never sent to the model (qa/llm.py).
+        earlier = earlier if isinstance(earlier, list | tuple) else []
         for q in list(earlier)[-HISTORY_REPLAYED:]:
             if isinstance(q, str) and q.strip():
-                chat.ask(q)
+                chat.remember(q)
         return bot, chat.ask(question)
 
     def turn(
@@ -311,20 +315,32 @@ def build_app(service: Service):
         if not question:
             yield skip
             return
+        # Once a reply has streamed, a failure must take its unverified text off the page.
+        streamed = False
+        shown_at = 0.0
         try:
             for item in service.stream_turn(question, len(turns) + 1, history):
                 if isinstance(item, str):
+                    streamed = True
+                    # A reply written a character at a time re-sends the chat at most 10
+                    # times a second, not once per character.
+                    if time.monotonic() - shown_at < STREAM_EVERY:
+                        continue
+                    shown_at = time.monotonic()
                     partial = render.chat_messages(turns) + render.pending_messages(question, item)
                     yield "", partial, gr.skip(), gr.skip(), gr.skip(), gr.skip()
                     continue
                 turn, answer, terms = item
-        except QAError as exc:
-            gr.Warning(str(exc), title="提示")
-            yield skip
-            return
-        except Exception as exc:  # a bug: one line on the page, the traceback in the log
-            gr.Warning(_failed("回答失败", exc), title="提示")
-            yield skip
+        except Exception as exc:
+            if isinstance(exc, QAError):
+                gr.Warning(str(exc), title="提示")
+            else:  # a bug: one line on the page, the traceback in the log
+                gr.Warning(_failed("回答失败", exc), title="提示")
+            if streamed:
+                chat_now = render.chat_messages(turns)
+                yield question, chat_now, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            else:
+                yield skip
             return
         turns = [*turns, turn]
         yield (
