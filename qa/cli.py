@@ -272,8 +272,15 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_chat)
 
     s = sub.add_parser("serve", help="the browser app (Gradio)")
-    s.add_argument("--corpus", default="corpus", help="folder uploads are saved to")
-    s.add_argument("--index", default="index", help="index folder (built if missing)")
+    s.add_argument(
+        "--corpus", default="corpus", help="folder uploads are saved to (default: corpus)"
+    )
+    s.add_argument(
+        "--index",
+        "--store",
+        default="index",
+        help=f"index folder, built if missing (default: index){MILVUS}",
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     s.add_argument(
