@@ -40,6 +40,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 eval: setup
 	$(BIN)/qa eval ../shared/data/cmrc2018/cmrc2018_dev.json \

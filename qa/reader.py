@@ -271,6 +271,9 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, list[str]]]:
     """
     root_real = os.path.realpath(root)
     visited = {root_real}
+    if is_index_folder(root):
+        skipped.append(f"{root}: an index folder (written by qa build), not articles")
+        return
 
     def report(error: OSError) -> None:
         rel = _relative(Path(error.filename or root), root)
@@ -289,10 +292,25 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, list[str]]]:
             if _SURROGATE.search(name):
                 skipped.append(_not_utf8(_relative(Path(full), root)) + "; its folder is not read")
                 continue
+            if is_index_folder(full):
+                rel = _relative(Path(full), root)
+                skipped.append(f"{rel}: an index folder (written by qa build), not articles")
+                continue
             visited.add(real)
             kept.append(name)
         dirnames[:] = kept  # os.walk only descends into what is left here
         yield folder, filenames
+
+
+def is_index_folder(path: str | Path) -> bool:
+    """Does `path` hold a folder index (qa/stores/folder.py: manifest.json + data-*)? Its files
+    are not articles, even when the index was built inside the corpus folder."""
+    try:
+        return os.path.isfile(os.path.join(path, "manifest.json")) and any(
+            name.startswith("data-") for name in os.listdir(path)
+        )
+    except OSError:
+        return False
 
 
 def _relative(path: Path, root: Path) -> str:

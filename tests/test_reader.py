@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import HASH
 
-from qa.errors import EmptyCorpusError
+import qa
+from qa.errors import EmptyCorpusError, IndexNotFoundError
 from qa.reader import UnreadableFileError, read_corpus, read_file
 
 SIMPLIFIED = "长江是中国第一长河，全长约六千三百公里。"
@@ -340,3 +342,22 @@ def test_folder_without_articles_gives_empty_corpus(tmp_path):
     write(tmp_path / "readme.rtf", "x")
     corpus = read_corpus(str(tmp_path))
     assert (corpus.articles, corpus.skipped) == ((), ())
+
+
+def test_an_index_built_inside_the_corpus_is_not_read_as_articles(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("标题\n\n赣服通已突破900万用户。", encoding="utf-8")
+    qa.build(corpus, corpus / "index", HASH)
+
+    again = qa.build(corpus, corpus / "index", HASH)
+
+    assert (again.articles, again.added, again.changed) == (1, 0, 0)
+    assert any("index: an index folder" in s for s in again.skipped)
+
+
+def test_asking_a_corpus_folder_for_an_index_says_it_holds_articles(tmp_path):
+    (tmp_path / "a.txt").write_text("标题\n\n正文。", encoding="utf-8")
+
+    with pytest.raises(IndexNotFoundError, match="holds articles, not an index"):
+        qa.load(tmp_path, HASH)

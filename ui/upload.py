@@ -14,7 +14,7 @@ from pathlib import Path
 from qa import QAError
 from qa.reader import read_file
 
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl", ".pdf", ".docx")
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".pdf", ".docx")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # far above any article; stops a stray archive or video
 MAX_NAME_BYTES = 255  # what ext4 and most file systems allow for one name
 # Articles in one uploaded file: a news feed has hundreds; 50,000 tiny records in a 1.3 MB

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from ..errors import (
     QAError,
     check_format,
 )
+from ..reader import SUPPORTED_SUFFIXES
 from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
 from ..types import Article, Chunk, Manifest, Plan, Span, StoredArticle
 from .data import FORMAT_VERSION, IndexData
@@ -374,6 +376,13 @@ def read_manifest(folder: Path) -> dict:
     """The manifest, checked for format; raises a QAError saying what to run."""
     path = folder / MANIFEST
     if not path.is_file():
+        if folder.is_dir() and any(
+            p.suffix.lower() in SUPPORTED_SUFFIXES for p in itertools.islice(folder.iterdir(), 1000)
+        ):
+            raise IndexNotFoundError(
+                f"{folder} holds articles, not an index: run `qa build --corpus {folder} "
+                "--index <another folder>` and ask with that --index."
+            )
         raise IndexNotFoundError(
             f"No index at {folder}: run `qa build --index {folder}` to create one."
         )
