@@ -263,7 +263,7 @@ def test_page_runs_round_trip():
 
 
 TIMED_READ = """
-import json, sys, time
+import json, re, sys, time
 from pathlib import Path
 from qa.reader import read_corpus
 began = time.perf_counter()
@@ -325,3 +325,44 @@ def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, mon
     docs.columns_pdf(corpus / "report.pdf")
     changed = read_corpus(corpus)
     assert parsed == ["report.pdf"] and changed.articles != first.articles
+
+
+# A page is read whole by pdfminer.six: a limit checked between pages cannot stop it.
+HOSTILE_READ = r"""
+import json, re, sys, time
+from pathlib import Path
+from qa import documents
+from qa.reader import read_corpus
+documents.MAX_READ_SECONDS = float(sys.argv[2])
+began = time.monotonic()
+corpus = read_corpus(Path(sys.argv[1]))
+print(json.dumps({
+    "seconds": time.monotonic() - began,
+    # This process's peak (getrusage would also count the pytest process it was forked from).
+    "rss_mb": int(re.search(r"VmHWM:\s*(\d+)", open("/proc/self/status").read())[1]) // 1024,
+    "ids": [a.id for a in corpus.articles],
+    "skipped": list(corpus.skipped),
+}))
+"""
+
+
+def test_a_pdf_page_that_inflates_to_gigabytes_is_skipped_without_the_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    docs.inflating_pdf(tmp_path / "bomb.pdf", 2500)  # 2.5 MB on disk
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    run = run_python(HOSTILE_READ, str(tmp_path), "300", timeout=300)
+    assert run["ids"] == ["ok.txt"], run
+    (line,) = run["skipped"]
+    assert line.startswith("bomb.pdf: ") and "memory" in line, run
+    assert run["rss_mb"] < 1000, run  # it took 4 GB per 2 GB inflated
+
+
+def test_a_pdf_page_with_millions_of_operators_is_stopped_by_the_time_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    docs.operator_flood_pdf(tmp_path / "flood.pdf", 8_000_000)  # 3 minutes to interpret
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    run = run_python(HOSTILE_READ, str(tmp_path), "5", timeout=300)
+    assert run["ids"] == ["ok.txt"], run
+    (line,) = run["skipped"]
+    assert line.startswith("flood.pdf: still not read after 5 s"), run
+    assert run["seconds"] < 60, run  # generous: the limit is 5 s
