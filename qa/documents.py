@@ -348,8 +348,8 @@ def _worker() -> None:
 
 def _too_big() -> str:
     return (
-        f"needs more than {MAX_READ_MEMORY // 1024 // 1024} MB of memory to read (a page that "
-        "inflates far beyond its size?); print it to a new PDF or split it"
+        f"needs more than {MAX_READ_MEMORY // 1024 // 1024} MB of memory to read (compressed "
+        "parts that inflate far beyond their size?); save or print it to a new file"
     )
 
 

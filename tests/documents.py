@@ -405,3 +405,36 @@ def inflating_pdf(path: Path, megabytes: int) -> Path:
 def operator_flood_pdf(path: Path, operators: int) -> Path:
     """One page of `operators` save/restore operators: some KB on disk, minutes to interpret."""
     return _one_page_pdf(path, _HELLO + b"q Q " * (operators // 2))
+
+
+def inflating_docx(path: Path, megabytes: int) -> Path:
+    """The report .docx with `megabytes` MB more text in word/document.xml (about 1 KB per MB
+    on disk), its zip headers claiming the part is 20 KB: a zip bomb that lies."""
+    import struct
+    import zipfile
+
+    base = report_docx(path.with_name(".base-" + path.name))
+    name = "word/document.xml"
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename != name:
+                dst.writestr(info.filename, data)
+                continue
+            head, tail = data.split(b"</w:body>")
+            with dst.open(name, "w") as part:
+                part.write(head + b"<w:p><w:r><w:t>")
+                for _ in range(megabytes):
+                    part.write(b"a" * 1024 * 1024)
+                part.write(b"</w:t></w:r></w:p></w:body>" + tail)
+    base.unlink()
+    raw = bytearray(path.read_bytes())
+    at = raw.find(name.encode())
+    while at >= 0:
+        if raw[at - 30 : at - 26] == b"PK\x03\x04":  # local header: uncompressed size
+            struct.pack_into("<I", raw, at - 30 + 22, 20_000)
+        elif raw[at - 46 : at - 42] == b"PK\x01\x02":  # central directory entry
+            struct.pack_into("<I", raw, at - 46 + 24, 20_000)
+        at = raw.find(name.encode(), at + 1)
+    path.write_bytes(bytes(raw))
+    return path

@@ -366,3 +366,52 @@ def test_a_pdf_page_with_millions_of_operators_is_stopped_by_the_time_limit(tmp_
     (line,) = run["skipped"]
     assert line.startswith("flood.pdf: still not read after 5 s"), run
     assert run["seconds"] < 60, run  # generous: the limit is 5 s
+
+
+def test_a_docx_part_that_inflates_past_its_declared_size_is_skipped_without_the_memory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    docs.inflating_docx(tmp_path / "bomb.docx", 1024)  # 1 MB on disk, claims 20 KB unpacked
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    run = run_python(HOSTILE_READ, str(tmp_path), "300", timeout=300)
+    assert run["ids"] == ["ok.txt"], run
+    (line,) = run["skipped"]
+    assert line.startswith("bomb.docx: "), run
+    assert run["rss_mb"] < 1000, run  # python-docx took 2.1 GB for it
+
+
+@pytest.mark.parametrize(
+    ("member", "entity"),
+    [
+        ("word/document.xml", '<!ENTITY x SYSTEM "file:///etc/passwd">'),
+        ("docProps/core.xml", '<!ENTITY x SYSTEM "file:///etc/passwd">'),
+        (
+            "word/document.xml",
+            '<!ENTITY a "haha">'
+            + "".join(
+                f'<!ENTITY {b} "{("&" + a + ";") * 10}">'
+                for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+        ),
+    ],
+)
+def test_docx_entities_are_never_expanded_from_files_or_exponentially(tmp_path, member, entity):
+    import zipfile
+
+    base = docs.report_docx(tmp_path / "base.docx")
+    last = entity.rsplit("<!ENTITY ", 1)[1].split()[0]
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(tmp_path / "x.docx", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == member:
+                head, rest = data.split(b"?>", 1)
+                root = rest.split(b"<", 2)[1].split()[0].decode()
+                target = docs.PARAGRAPHS[0][:4] if "document" in member else docs.TITLE
+                rest = rest.replace(target.encode(), f"&{last};".encode(), 1)
+                data = head + f"?><!DOCTYPE {root} [{entity}]>".encode() + rest
+            dst.writestr(info.filename, data)
+    base.unlink()
+    corpus = read_corpus(tmp_path)
+    text = " ".join(a.title + " ".join(a.paragraphs) for a in corpus.articles)
+    assert "root:" not in text and "hahahaha" not in text, corpus
