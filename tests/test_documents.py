@@ -415,3 +415,59 @@ def test_docx_entities_are_never_expanded_from_files_or_exponentially(tmp_path, 
     corpus = read_corpus(tmp_path)
     text = " ".join(a.title + " ".join(a.paragraphs) for a in corpus.articles)
     assert "root:" not in text and "hahahaha" not in text, corpus
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated",
+        "not utf-8",
+        "paragraphs a string",
+        "error not a string",
+        "pages of another length",
+        "a list",
+    ],
+)
+def test_a_damaged_cache_entry_is_read_again_never_served(tmp_path, document_cache, damage):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    first = read_corpus(corpus)
+    (entry,) = document_cache.glob("*.json")
+    kept = json.loads(entry.read_text(encoding="utf-8"))
+    damaged = {
+        "truncated": entry.read_bytes()[:40],
+        "not utf-8": b"\xff\xfe\x00garbage",
+        "paragraphs a string": json.dumps({**kept, "paragraphs": "一二三"}).encode(),
+        "error not a string": json.dumps({"error": 5}).encode(),
+        "pages of another length": json.dumps({**kept, "pages": [1]}).encode(),
+        "a list": b"[1, 2]",
+    }[damage]
+    entry.write_bytes(damaged)
+    assert read_corpus(corpus) == first
+    assert json.loads(entry.read_text(encoding="utf-8")) == kept  # and written again
+
+
+def test_an_unwritable_cache_only_means_reading_again(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(documents, "_cache_folder", lambda: blocker / "documents")
+    first = read_corpus(corpus)
+    assert first.skipped == () and read_corpus(corpus) == first
+
+
+def test_builds_reading_one_document_at_once_all_get_its_text(tmp_path, document_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: read_corpus(corpus), range(4)))
+    assert all(c == found[0] and c.skipped == () for c in found)
+    assert not list(document_cache.glob("*.tmp"))  # no half-written entry left behind
+    (entry,) = document_cache.glob("*.json")
+    assert json.loads(entry.read_text(encoding="utf-8"))["paragraphs"]
