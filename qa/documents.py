@@ -113,7 +113,12 @@ def read_document(path: Path, progress: Progress | None = None, name: str = "") 
     """
     pdf = path.suffix.lower() == ".pdf"
     data = _check_size(path)
-    key = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64]).hexdigest()
+    if not data:
+        raise DocumentError("empty file (0 bytes)")
+    # Keyed by the reader too: the same bytes named .pdf and .docx are read differently.
+    digest = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64])
+    digest.update(b".pdf" if pdf else b".docx")
+    key = digest.hexdigest()
     entry = _cache_folder() / f"{key}.json"
     try:
         kept = json.loads(entry.read_text(encoding="utf-8"))
@@ -383,6 +388,10 @@ def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Do
 def _read_pdf(path: Path, progress: Progress | None, name: str) -> Document:
     data = _check_size(path)
     if b"%PDF-" not in data[:1024]:
+        if re.match(
+            rb"(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|head|body|meta)\b", data[:1024], re.I
+        ):
+            raise DocumentError("not a PDF but a web page (HTML): save it as .html")
         raise DocumentError("not a PDF (no %PDF- header)")
     if b"%%EOF" not in data[-2048:]:
         raise DocumentError(

@@ -471,3 +471,14 @@ def test_builds_reading_one_document_at_once_all_get_its_text(tmp_path, document
     assert not list(document_cache.glob("*.tmp"))  # no half-written entry left behind
     (entry,) = document_cache.glob("*.json")
     assert json.loads(entry.read_text(encoding="utf-8"))["paragraphs"]
+
+
+def test_empty_and_misnamed_documents_each_get_their_own_reason(tmp_path):
+    (tmp_path / "empty.docx").write_bytes(b"")
+    (tmp_path / "empty.pdf").write_bytes(b"")  # the same bytes: once served the .docx reason
+    (tmp_path / "page.pdf").write_text("<!DOCTYPE html><html><p>正文。</p></html>")
+    assert read_corpus(tmp_path).skipped == (
+        "empty.docx: empty file (0 bytes)",
+        "empty.pdf: empty file (0 bytes)",
+        "page.pdf: not a PDF but a web page (HTML): save it as .html",
+    )
