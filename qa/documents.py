@@ -108,8 +108,8 @@ def read_document(path: Path, progress: Progress | None = None, name: str = "") 
 
     Every build reads the whole corpus, and pdfminer.six takes 50-100 ms a page: a folder of
     reports would be parsed again on each upload. What a file gave (or why it was refused) is
-    kept under QA_CACHE/documents, keyed by its bytes, the reader's version and the
-    libraries' versions, so a changed file is read again and an unchanged one is not.
+    kept under QA_CACHE/documents, keyed by its bytes, its suffix, the reader's version and
+    the libraries' versions, so a changed file is read again and an unchanged one is not.
     """
     pdf = path.suffix.lower() == ".pdf"
     data = _check_size(path)
@@ -231,21 +231,19 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
         "max_memory": MAX_READ_MEMORY,
         "progress_pages": PROGRESS_PAGES,
     }
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    # This file alone, not the qa package (whose imports take most of a second).
     process = subprocess.Popen(
-        [sys.executable, "-c", "from qa.documents import _worker; _worker()"],
+        [sys.executable, "-c", _WORKER_MAIN, str(Path(__file__).resolve())],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
     )
     lines: queue.Queue = queue.Queue()
 
     def pump() -> None:
-        for line in process.stdout:
-            lines.put(line)
+        with process.stdout:  # closed here, never under the loop reading it
+            for line in process.stdout:
+                lines.put(line)
         lines.put(None)
 
     try:
@@ -295,7 +293,15 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
         if process.poll() is None:
             process.kill()
         process.wait()
-        process.stdout.close()
+
+
+_WORKER_MAIN = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("_qa_documents", sys.argv[1])
+module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module._worker()
+"""
 
 
 def _worker() -> None:
