@@ -16,8 +16,12 @@ import io
 import json
 import logging
 import os
+import queue
 import re
 import statistics
+import subprocess
+import sys
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -31,7 +35,11 @@ MAX_DOCUMENT_BYTES = 200 * 1024 * 1024
 MAX_PAGES = 2000  # a longer PDF is a book or a scan batch: split it
 # The parts of a .docx unpacked: a few MB of XML for a long report; a zip bomb is far more.
 MAX_UNPACKED_BYTES = 300 * 1024 * 1024
-MAX_READ_SECONDS = 300.0  # a PDF still being read after this is refused (checked per page)
+MAX_READ_SECONDS = 300.0  # a PDF or .docx still being read after this is refused
+# A PDF or .docx is read in a process of its own with at most this much address space: one
+# page can inflate a few MB of compressed stream to GBs (tests/test_documents.py).
+MAX_READ_MEMORY = 2 * 1024 * 1024 * 1024
+_WORKER_START_SECONDS = 60.0  # for the reading process to start (on a busy machine)
 PROGRESS_PAGES = 10  # documents with more pages report progress page by page
 ROW_SEPARATOR = " | "  # between the cells of a table row (one row per line)
 
@@ -54,8 +62,13 @@ class DocumentError(ValueError):
     """A document cannot be read; the message says why (the reader adds the file name)."""
 
 
-class _TooSlow(DocumentError):
-    """Refused for the time it took: not remembered, another machine may be faster."""
+class _NotRemembered(DocumentError):
+    """Refused for the time or memory it took, or a crash of the reading process: not
+    remembered in the cache, another machine or a later build may do better."""
+
+
+class _TooSlow(_NotRemembered):
+    """Refused for the time it took."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +84,17 @@ class Document:
 
 
 def _check_size(path: Path) -> bytes:
+    _refuse_large(path)
+    return path.read_bytes()
+
+
+def _refuse_large(path: Path) -> None:
     size = path.stat().st_size
     if size > MAX_DOCUMENT_BYTES:
         raise DocumentError(
             f"{size / 1024 / 1024:.0f} MB, more than the {MAX_DOCUMENT_BYTES // 1024 // 1024} "
             "MB read: split it"
         )
-    return path.read_bytes()
 
 
 # --- the cache ----------------------------------------------------------------------------
@@ -91,39 +108,71 @@ def read_document(path: Path, progress: Progress | None = None, name: str = "") 
 
     Every build reads the whole corpus, and pdfminer.six takes 50-100 ms a page: a folder of
     reports would be parsed again on each upload. What a file gave (or why it was refused) is
-    kept under QA_CACHE/documents, keyed by its bytes, the reader's version and the
-    libraries' versions, so a changed file is read again and an unchanged one is not.
+    kept under QA_CACHE/documents, keyed by its bytes, its suffix, the reader's version and
+    the libraries' versions, so a changed file is read again and an unchanged one is not.
     """
     pdf = path.suffix.lower() == ".pdf"
     data = _check_size(path)
-    key = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64]).hexdigest()
+    if not data:
+        raise DocumentError("empty file (0 bytes)")
+    # Keyed by the reader too: the same bytes named .pdf and .docx are read differently.
+    digest = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64])
+    digest.update(b".pdf" if pdf else b".docx")
+    key = digest.hexdigest()
     entry = _cache_folder() / f"{key}.json"
     try:
         kept = json.loads(entry.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # none yet, unreadable, truncated, not UTF-8
         kept = None
-    if isinstance(kept, dict) and "error" in kept:
+    if isinstance(kept, dict) and set(kept) == {"error"} and isinstance(kept["error"], str):
         raise DocumentError(kept["error"])
-    if isinstance(kept, dict):
-        try:
-            return Document(
-                kept["title"],
-                tuple(kept["paragraphs"]),
-                tuple(kept["pages"]),
-                tuple(tuple(pair) for pair in kept["metadata"]),
-                tuple(kept["notes"]),
-            )
-        except (KeyError, TypeError):
-            pass  # an entry from another layout: read the file again
+    doc = _from_json(kept)
+    if doc is not None:
+        return doc
+    # No entry, or a damaged one or one of another layout: read the file again.
     try:
         doc = read_pdf(path, progress, name) if pdf else read_docx(path)
-    except _TooSlow:
+    except _NotRemembered:
         raise
     except DocumentError as exc:
         _remember(entry, {"error": str(exc)})
         raise
-    _remember(entry, {k: getattr(doc, k) for k in Document.__dataclass_fields__})
+    _remember(entry, _to_json(doc))
     return doc
+
+
+def _to_json(doc: Document) -> dict:
+    return {k: getattr(doc, k) for k in Document.__dataclass_fields__}
+
+
+def _from_json(kept: object) -> Document | None:
+    """The Document a cache entry (or the reading process) holds; None unless every field
+    has exactly the type a Document's has: a damaged entry is read again, never shown."""
+
+    def strings(value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    if not isinstance(kept, dict) or set(kept) != set(Document.__dataclass_fields__):
+        return None
+    pages, metadata = kept["pages"], kept["metadata"]
+    if not (
+        isinstance(kept["title"], str)
+        and strings(kept["paragraphs"])
+        and strings(kept["notes"])
+        and isinstance(pages, list)
+        and all(type(n) is int for n in pages)
+        and (not pages or len(pages) == len(kept["paragraphs"]))
+        and isinstance(metadata, list)
+        and all(strings(pair) and len(pair) == 2 for pair in metadata)
+    ):
+        return None
+    return Document(
+        kept["title"],
+        tuple(kept["paragraphs"]),
+        tuple(pages),
+        tuple((k, v) for k, v in metadata),
+        tuple(kept["notes"]),
+    )
 
 
 def _cache_folder() -> Path:
@@ -145,13 +194,174 @@ def _versions() -> str:
 
 
 def _remember(entry: Path, value: dict) -> None:
+    # Of this process and thread: two builds (or two uploads) may write one entry at once.
+    tmp = entry.with_name(f"{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, entry)
     except OSError as exc:  # a read-only home: documents are read each time, only slower
         logging.getLogger("qa").debug("document not cached: %s", exc)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+# --- the reading process ------------------------------------------------------------------
+
+
+def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> Document:
+    """`_read_pdf` or `_read_docx` of `path` in a process of its own, killed when it takes
+    longer than MAX_READ_SECONDS; it gets MAX_READ_MEMORY of address space.
+
+    pdfminer.six reads a page whole, and the time limit is checked between pages: one page
+    of a few MB that inflates to GBs took 4 GB of memory per 2 GB, one of millions of
+    operators minutes. Neither can be interrupted inside the parser, so the parser runs in
+    a process that the limits end. The limits are sent along (tests change them).
+    """
+    request = {
+        "kind": kind,
+        "path": str(path),
+        "name": name,
+        "progress": progress is not None,
+        "max_pages": MAX_PAGES,
+        "max_unpacked": MAX_UNPACKED_BYTES,
+        "max_seconds": MAX_READ_SECONDS,
+        "max_memory": MAX_READ_MEMORY,
+        "progress_pages": PROGRESS_PAGES,
+    }
+    # This file alone, not the qa package (whose imports take most of a second).
+    process = subprocess.Popen(
+        [sys.executable, "-c", _WORKER_MAIN, str(Path(__file__).resolve())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        with process.stdout:  # closed here, never under the loop reading it
+            for line in process.stdout:
+                lines.put(line)
+        lines.put(None)
+
+    try:
+        process.stdin.write(json.dumps(request).encode() + b"\n")
+        process.stdin.close()
+        threading.Thread(target=pump, daemon=True).start()
+        # The limit counts from when the reader has started (Python and the libraries
+        # loaded): a busy machine may take seconds for that.
+        deadline = time.monotonic() + _WORKER_START_SECONDS
+        while True:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                raise _TooSlow(
+                    f"still not read after {MAX_READ_SECONDS:.0f} s: split it or print it "
+                    "to a new PDF"
+                ) from None
+            if line is None:
+                code = process.wait()
+                raise _NotRemembered(
+                    f"its reader stopped (exit status {code}): it may need more than "
+                    f"{MAX_READ_MEMORY // 1024 // 1024} MB of memory; export it again"
+                )
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not ours: something the libraries printed
+            if not isinstance(message, dict):
+                continue
+            if "started" in message:
+                deadline = time.monotonic() + max(MAX_READ_SECONDS, 0.0) + 1.0
+            elif "progress" in message and progress is not None:
+                progress(*message["progress"])
+            elif "error" in message:
+                error = _NotRemembered if message.get("not_remembered") else DocumentError
+                if message.get("slow"):
+                    error = _TooSlow
+                raise error(message["error"])
+            elif "document" in message:
+                doc = _from_json(message["document"])
+                if doc is None:
+                    raise _NotRemembered("its reader gave no usable result")
+                return doc
+    except OSError as exc:  # cannot start a process (none left, no executable)
+        raise _NotRemembered(f"cannot start its reader ({exc.strerror or exc})") from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+_WORKER_MAIN = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("_qa_documents", sys.argv[1])
+module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module._worker()
+"""
+
+
+def _worker() -> None:
+    """The reading process: one JSON request on stdin, JSON lines (progress, then the
+    document or the error) on stdout."""
+    global MAX_PAGES, MAX_UNPACKED_BYTES, MAX_READ_SECONDS, MAX_READ_MEMORY, PROGRESS_PAGES
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, not into the answer
+
+    def send(message: dict) -> None:
+        out.write(json.dumps(message, ensure_ascii=False) + "\n")
+        out.flush()
+
+    request = json.loads(sys.stdin.readline())
+    MAX_PAGES = request["max_pages"]
+    MAX_UNPACKED_BYTES = request["max_unpacked"]
+    MAX_READ_SECONDS = request["max_seconds"]
+    PROGRESS_PAGES = request["progress_pages"]
+    MAX_READ_MEMORY = limit = request["max_memory"]
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass  # no such limit here (Windows): the time limit still holds
+    if request["kind"] == "pdf":
+        import pdfminer.pdfinterp  # noqa: F401 - loaded before the time limit starts
+    else:
+        import docx  # noqa: F401
+    send({"started": True})
+    progress = None
+    if request["progress"]:
+        progress = lambda what, done, total: send({"progress": [what, done, total]})  # noqa: E731
+    path = Path(request["path"])
+    try:
+        if request["kind"] == "pdf":
+            doc = _read_pdf(path, progress, request["name"])
+        else:
+            doc = _read_docx(path)
+    except MemoryError:
+        send({"error": _too_big(), "not_remembered": True})
+    except DocumentError as exc:
+        send({"error": str(exc), "slow": isinstance(exc, _TooSlow)})
+    except RecursionError:
+        send({"error": "damaged (nested too deeply)"})
+    except OSError as exc:  # gone or unreadable since the build listed it
+        send({"error": f"cannot read ({exc.strerror or exc})", "not_remembered": True})
+    except Exception as exc:  # noqa: BLE001 - one line for the build, whatever it was
+        reason = " ".join(str(exc).split())[:100] or type(exc).__name__
+        send({"error": f"cannot be read ({reason})", "not_remembered": True})
+    else:
+        send({"document": _to_json(doc)})
+    out.close()
+
+
+def _too_big() -> str:
+    return (
+        f"needs more than {MAX_READ_MEMORY // 1024 // 1024} MB of memory to read (compressed "
+        "parts that inflate far beyond their size?); save or print it to a new file"
+    )
 
 
 # --- PDF ----------------------------------------------------------------------------------
@@ -172,13 +382,22 @@ class _Line:
 
 
 def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Document:
-    """The paragraphs of a PDF with the page each starts on.
+    """The paragraphs of a PDF with the page each starts on, read in a process of its own.
 
     Raises DocumentError for an encrypted, truncated, damaged or scanned (no text) file, or
-    one over MAX_PAGES pages.
+    one over MAX_PAGES pages, MAX_READ_SECONDS or MAX_READ_MEMORY.
     """
+    _refuse_large(path)
+    return _in_worker("pdf", path, progress, name or path.name)
+
+
+def _read_pdf(path: Path, progress: Progress | None, name: str) -> Document:
     data = _check_size(path)
     if b"%PDF-" not in data[:1024]:
+        if re.match(
+            rb"(?:\xef\xbb\xbf)?\s*<(?:!doctype\s+html|html|head|body|meta)\b", data[:1024], re.I
+        ):
+            raise DocumentError("not a PDF but a web page (HTML): save it as .html")
         raise DocumentError("not a PDF (no %PDF- header)")
     if b"%%EOF" not in data[-2048:]:
         raise DocumentError(
@@ -275,7 +494,7 @@ def _pdf_lines(
         raise DocumentError(
             "encrypted: it needs a password to open; save a copy without one and add that"
         ) from None
-    except DocumentError:
+    except (DocumentError, MemoryError):
         raise
     except RecursionError:
         raise DocumentError("damaged PDF (nested too deeply)") from None
@@ -537,7 +756,13 @@ def _pitch(flows: list[list[_Line]], body: float) -> float:
 
 def read_docx(path: Path) -> Document:
     """Title (the title property, else the first heading), paragraphs and tables in order,
-    one table row per line. Headers, footers, comments and notes are not body text."""
+    one table row per line, read in a process of its own. Headers, footers, comments and
+    notes are not body text."""
+    _refuse_large(path)
+    return _in_worker("docx", path, None, path.name)
+
+
+def _read_docx(path: Path) -> Document:
     _check_size(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -570,7 +795,7 @@ def read_docx(path: Path) -> Document:
                     heading = text
             if text:
                 paragraphs.append(text)
-    except DocumentError:
+    except (DocumentError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - python-docx fails in many ways on a damaged file
         reason = " ".join(str(exc).split())[:100] or type(exc).__name__

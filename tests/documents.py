@@ -362,3 +362,79 @@ def report_html(path: Path | None = None) -> str:
     if path is not None:
         path.write_text(page, encoding="utf-8")
     return page
+
+
+def _one_page_pdf(path: Path, content: bytes) -> Path:
+    """A one-page PDF with Helvetica text whose content stream is `content`, Flate-compressed
+    (written by hand: the hostile cases below are what no PDF library writes)."""
+    import zlib
+
+    data = zlib.compress(content, 9)
+    objects = (
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (len(data), data),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    )
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    path.write_bytes(bytes(out))
+    return path
+
+
+_HELLO = b"BT /F1 12 Tf 72 720 Td (Hello world.) Tj ET\n"
+
+
+def inflating_pdf(path: Path, megabytes: int) -> Path:
+    """A page whose content stream is a few KB per MB it inflates to (spaces): a Flate bomb."""
+    return _one_page_pdf(path, _HELLO + b" " * (megabytes * 1024 * 1024))
+
+
+def operator_flood_pdf(path: Path, operators: int) -> Path:
+    """One page of `operators` save/restore operators: some KB on disk, minutes to interpret."""
+    return _one_page_pdf(path, _HELLO + b"q Q " * (operators // 2))
+
+
+def inflating_docx(path: Path, megabytes: int) -> Path:
+    """The report .docx with `megabytes` MB more text in word/document.xml (about 1 KB per MB
+    on disk), its zip headers claiming the part is 20 KB: a zip bomb that lies."""
+    import struct
+    import zipfile
+
+    base = report_docx(path.with_name(".base-" + path.name))
+    name = "word/document.xml"
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename != name:
+                dst.writestr(info.filename, data)
+                continue
+            head, tail = data.split(b"</w:body>")
+            with dst.open(name, "w") as part:
+                part.write(head + b"<w:p><w:r><w:t>")
+                for _ in range(megabytes):
+                    part.write(b"a" * 1024 * 1024)
+                part.write(b"</w:t></w:r></w:p></w:body>" + tail)
+    base.unlink()
+    raw = bytearray(path.read_bytes())
+    at = raw.find(name.encode())
+    while at >= 0:
+        if raw[at - 30 : at - 26] == b"PK\x03\x04":  # local header: uncompressed size
+            struct.pack_into("<I", raw, at - 30 + 22, 20_000)
+        elif raw[at - 46 : at - 42] == b"PK\x01\x02":  # central directory entry
+            struct.pack_into("<I", raw, at - 46 + 24, 20_000)
+        at = raw.find(name.encode(), at + 1)
+    path.write_bytes(bytes(raw))
+    return path

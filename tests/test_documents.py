@@ -263,7 +263,7 @@ def test_page_runs_round_trip():
 
 
 TIMED_READ = """
-import json, sys, time
+import json, re, sys, time
 from pathlib import Path
 from qa.reader import read_corpus
 began = time.perf_counter()
@@ -325,3 +325,160 @@ def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, mon
     docs.columns_pdf(corpus / "report.pdf")
     changed = read_corpus(corpus)
     assert parsed == ["report.pdf"] and changed.articles != first.articles
+
+
+# A page is read whole by pdfminer.six: a limit checked between pages cannot stop it.
+HOSTILE_READ = r"""
+import json, re, sys, time
+from pathlib import Path
+from qa import documents
+from qa.reader import read_corpus
+documents.MAX_READ_SECONDS = float(sys.argv[2])
+began = time.monotonic()
+corpus = read_corpus(Path(sys.argv[1]))
+print(json.dumps({
+    "seconds": time.monotonic() - began,
+    # This process's peak (getrusage would also count the pytest process it was forked from).
+    "rss_mb": int(re.search(r"VmHWM:\s*(\d+)", open("/proc/self/status").read())[1]) // 1024,
+    "ids": [a.id for a in corpus.articles],
+    "skipped": list(corpus.skipped),
+}))
+"""
+
+
+def test_a_pdf_page_that_inflates_to_gigabytes_is_skipped_without_the_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    docs.inflating_pdf(tmp_path / "bomb.pdf", 2500)  # 2.5 MB on disk
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    run = run_python(HOSTILE_READ, str(tmp_path), "300", timeout=300)
+    assert run["ids"] == ["ok.txt"], run
+    (line,) = run["skipped"]
+    assert line.startswith("bomb.pdf: ") and "memory" in line, run
+    assert run["rss_mb"] < 1000, run  # it took 4 GB per 2 GB inflated
+
+
+def test_a_pdf_page_with_millions_of_operators_is_stopped_by_the_time_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    docs.operator_flood_pdf(tmp_path / "flood.pdf", 8_000_000)  # 3 minutes to interpret
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    run = run_python(HOSTILE_READ, str(tmp_path), "5", timeout=300)
+    assert run["ids"] == ["ok.txt"], run
+    (line,) = run["skipped"]
+    assert line.startswith("flood.pdf: still not read after 5 s"), run
+    assert run["seconds"] < 60, run  # generous: the limit is 5 s
+
+
+def test_a_docx_part_that_inflates_past_its_declared_size_is_skipped_without_the_memory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    docs.inflating_docx(tmp_path / "bomb.docx", 1024)  # 1 MB on disk, claims 20 KB unpacked
+    (tmp_path / "ok.txt").write_text("标题\n\n正文。", encoding="utf-8")
+    run = run_python(HOSTILE_READ, str(tmp_path), "300", timeout=300)
+    assert run["ids"] == ["ok.txt"], run
+    (line,) = run["skipped"]
+    assert line.startswith("bomb.docx: "), run
+    assert run["rss_mb"] < 1000, run  # python-docx took 2.1 GB for it
+
+
+@pytest.mark.parametrize(
+    ("member", "entity"),
+    [
+        ("word/document.xml", '<!ENTITY x SYSTEM "file:///etc/passwd">'),
+        ("docProps/core.xml", '<!ENTITY x SYSTEM "file:///etc/passwd">'),
+        (
+            "word/document.xml",
+            '<!ENTITY a "haha">'
+            + "".join(
+                f'<!ENTITY {b} "{("&" + a + ";") * 10}">'
+                for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+        ),
+    ],
+)
+def test_docx_entities_are_never_expanded_from_files_or_exponentially(tmp_path, member, entity):
+    import zipfile
+
+    base = docs.report_docx(tmp_path / "base.docx")
+    last = entity.rsplit("<!ENTITY ", 1)[1].split()[0]
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(tmp_path / "x.docx", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == member:
+                head, rest = data.split(b"?>", 1)
+                root = rest.split(b"<", 2)[1].split()[0].decode()
+                target = docs.PARAGRAPHS[0][:4] if "document" in member else docs.TITLE
+                rest = rest.replace(target.encode(), f"&{last};".encode(), 1)
+                data = head + f"?><!DOCTYPE {root} [{entity}]>".encode() + rest
+            dst.writestr(info.filename, data)
+    base.unlink()
+    corpus = read_corpus(tmp_path)
+    text = " ".join(a.title + " ".join(a.paragraphs) for a in corpus.articles)
+    assert "root:" not in text and "hahahaha" not in text, corpus
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated",
+        "not utf-8",
+        "paragraphs a string",
+        "error not a string",
+        "pages of another length",
+        "a list",
+    ],
+)
+def test_a_damaged_cache_entry_is_read_again_never_served(tmp_path, document_cache, damage):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    first = read_corpus(corpus)
+    (entry,) = document_cache.glob("*.json")
+    kept = json.loads(entry.read_text(encoding="utf-8"))
+    damaged = {
+        "truncated": entry.read_bytes()[:40],
+        "not utf-8": b"\xff\xfe\x00garbage",
+        "paragraphs a string": json.dumps({**kept, "paragraphs": "一二三"}).encode(),
+        "error not a string": json.dumps({"error": 5}).encode(),
+        "pages of another length": json.dumps({**kept, "pages": [1]}).encode(),
+        "a list": b"[1, 2]",
+    }[damage]
+    entry.write_bytes(damaged)
+    assert read_corpus(corpus) == first
+    assert json.loads(entry.read_text(encoding="utf-8")) == kept  # and written again
+
+
+def test_an_unwritable_cache_only_means_reading_again(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(documents, "_cache_folder", lambda: blocker / "documents")
+    first = read_corpus(corpus)
+    assert first.skipped == () and read_corpus(corpus) == first
+
+
+def test_builds_reading_one_document_at_once_all_get_its_text(tmp_path, document_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: read_corpus(corpus), range(4)))
+    assert all(c == found[0] and c.skipped == () for c in found)
+    assert not list(document_cache.glob("*.tmp"))  # no half-written entry left behind
+    (entry,) = document_cache.glob("*.json")
+    assert json.loads(entry.read_text(encoding="utf-8"))["paragraphs"]
+
+
+def test_empty_and_misnamed_documents_each_get_their_own_reason(tmp_path):
+    (tmp_path / "empty.docx").write_bytes(b"")
+    (tmp_path / "empty.pdf").write_bytes(b"")  # the same bytes: once served the .docx reason
+    (tmp_path / "page.pdf").write_text("<!DOCTYPE html><html><p>正文。</p></html>")
+    assert read_corpus(tmp_path).skipped == (
+        "empty.docx: empty file (0 bytes)",
+        "empty.pdf: empty file (0 bytes)",
+        "page.pdf: not a PDF but a web page (HTML): save it as .html",
+    )
