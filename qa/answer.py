@@ -103,6 +103,12 @@ def answer_type(question: str) -> str | None:
     return None
 
 
+def cheap_answer_type(question: str) -> str | None:
+    """ "number" or "date" when the question asks for one: told without tagging."""
+    wanted = answer_type(question)
+    return wanted if wanted in _CHEAP_TYPES else None
+
+
 def question_chars(question: str) -> set[str]:
     """Characters of the question that can match, without the words that only ask."""
     return set(_NON_WORD.sub("", _masked(question.lower(), _QUESTION_CHARS)))

@@ -17,6 +17,7 @@ from .answer import (
     NOT_FOUND,
     SentencePicker,
     background_z,
+    cheap_answer_type,
     coverage,
     points_back,
     question_chars,
@@ -219,11 +220,17 @@ class Assistant:
         cited: list[Citation] = []
         more: list[Citation] = []
         seen: set[str] = set()
+        kind = cheap_answer_type(question)
+        first_has_kind = False  # the best sentence holds the number or date asked for
         for cand in ranked:
             if cand.text in seen:
                 continue
             seen.add(cand.text)
             close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
+            if close and first_has_kind:  # then one without a number (date) adds no evidence
+                close = self.picker.has_type(cand.text, kind, question)
+            if not cited and kind:
+                first_has_kind = self.picker.has_type(cand.text, kind, question)
             cite = close and not more and len(cited) < self.settings.max_citations
             start, end, sentence = cand.start, cand.end, cand.text
             if cite:

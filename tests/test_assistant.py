@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +167,23 @@ def test_product_name_followed_by_you_is_still_found(bot):
 
     assert answer.found
     assert "900万" in answer.citations[0].sentence
+
+
+def test_once_the_best_sentence_holds_the_date_asked_for_no_sentence_without_one_is_cited(
+    _built_template: Path,
+):
+    """A right sentence followed by unrelated ones is a worse answer than the sentence alone."""
+    loose = qa.Settings(model="hash", progress=False, citation_margin=100.0)
+    bot = qa.load(_built_template / "index", loose)
+
+    for question, date in [("总理哪天考察了赣服通?", "11月15日"), ("马拉松哪天开跑?", "11月10日")]:
+        answer = bot.ask(question)
+
+        assert date in answer.citations[0].sentence
+        assert all(re.search(r"[0-9]+[年月日]", c.sentence) for c in answer.citations), answer.text
+        assert answer.more  # the sentences left out are still offered as related ones
+    # A question that asks for no number or date keeps the loose margin's extra sentences.
+    assert len(bot.ask("赣服通能办理什么?").citations) > 1
 
 
 # --- answer types --------------------------------------------------------------------------
