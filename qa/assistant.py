@@ -210,7 +210,8 @@ class Assistant:
         """The sentences the answer cites, and the next best ones ("related sentences").
 
         The best sentence is always cited; another only while its score stays within
-        `citation_margin` of the best: one sentence where one suffices. A cited sentence that
+        `citation_margin` of the best: one sentence where one suffices; once the best holds the
+        number or date the question asks for, none without one is cited. A cited sentence that
         opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and a next
         sentence that opens that way is cited with it too (README, "Concise answers"). The
         neighbours are those of the whole paragraph, across passage windows.
