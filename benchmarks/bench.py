@@ -63,7 +63,7 @@ def machine() -> dict:
         pass
     import faiss
 
-    from qa.cpu import cpu_flags
+    from qa.index.cpu import cpu_flags
 
     return {
         "cores": os.cpu_count(),
@@ -105,7 +105,7 @@ def norm_text(text: str) -> str:
 
 def load_cmrc(limit: int) -> tuple[list[dict], list[tuple[str, str]]]:
     """Up to `limit` CMRC contexts (dev, then trial) and the questions about them."""
-    from qa.evaluate import read_squad
+    from qa.eval.evaluate import read_squad
 
     records, questions = [], []
     for name in ("cmrc2018_dev.json", "cmrc2018_trial.json"):
@@ -195,8 +195,8 @@ class LookupEmbedder:
 
 def chunk_texts(corpus: Path, chunk_chars: int) -> list[str]:
     """The texts a build of `corpus` embeds, in build order."""
-    from qa.reader import read_corpus
-    from qa.split import chunk_paragraph
+    from qa.index.split import chunk_paragraph
+    from qa.read.corpus import read_corpus
 
     return [
         c.text
@@ -208,7 +208,7 @@ def chunk_texts(corpus: Path, chunk_chars: int) -> list[str]:
 
 def raw_reference(model: str, texts: list[str], batch_size: int) -> dict:
     """The raw encode of `texts` by the model's own library, fp32 torch: the yardstick."""
-    from qa.embed import HashEmbedder
+    from qa.index.embed import HashEmbedder
 
     if model == "hash":
         encode = HashEmbedder().encode
@@ -244,7 +244,7 @@ def bench_build(
     model: str, backend: str, corpus: Path, index: Path, reference: dict, settings
 ) -> dict:
     import qa
-    from qa.embed import make_embedder
+    from qa.index.embed import make_embedder
     from qa.stores.folder import read_index
 
     shutil.rmtree(index, ignore_errors=True)
@@ -290,7 +290,7 @@ def bench_build(
 
 def synthetic(records: list[dict], vectors: dict[str, np.ndarray], n: int, seed: int):
     """`n` paragraphs of real sentences mixed from two real contexts, with mixed vectors."""
-    from qa.split import sentence_texts, split_sentences
+    from qa.index.split import sentence_texts, split_sentences
 
     rng = np.random.default_rng(seed)
     contexts = [r["paragraphs"][0] for r in records]
@@ -319,7 +319,7 @@ def synthetic(records: list[dict], vectors: dict[str, np.ndarray], n: int, seed:
 
 
 def _first_chunk(text: str) -> str:
-    from qa.split import chunk_paragraph
+    from qa.index.split import chunk_paragraph
 
     return chunk_paragraph("x", 0, text, 480)[0].text
 
@@ -332,7 +332,7 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
     import faiss  # noqa: F401  (imported before the baseline: it is not the index's memory)
 
     import qa
-    from qa.embed import make_embedder
+    from qa.index.embed import make_embedder
     from qa.stores.folder import read_manifest
 
     manifest = read_manifest(Path(index))
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict:
         text = a.paragraphs[data.chunk_paragraph[i]][data.chunk_start[i] : data.chunk_end[i]]
         vectors[norm_text(text)] = data.vectors[i].astype(np.float32)
 
-    from qa.embed import backend_of, make_embedder
+    from qa.index.embed import backend_of, make_embedder
 
     real_embedder = make_embedder(args.model, settings.batch_size, chosen)
     chosen = backend_of(real_embedder)
@@ -522,7 +522,7 @@ def bench_incremental(corpus, index, known, real_embedder, settings) -> dict:
     record["paragraphs"] = [record["paragraphs"][0] + "这一句是为测量增量重建而改动的。"]
     lines[0] = json.dumps(record, ensure_ascii=False)
     first.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    from qa.embed import backend_of
+    from qa.index.embed import backend_of
 
     lookup = LookupEmbedder(real_embedder.name, backend_of(real_embedder), known, real_embedder)
     real_embedder.encode(["预热"])

@@ -5,11 +5,11 @@ three-page report with a running header, page numbers, lines broken inside sente
 table, a two-column notice, and a page set with stretched character spacing (justified),
 each in a non-embedded CID font (STSong-Light) and an embedded TrueType subset (WenQuanYi
 Micro Hei, when installed); plus a 12-page report for speed. Each library's own plain-text
-call is scored, then qa's reader (pdfminer.six layout plus qa/documents.py's paragraph
+call is scored, then qa's reader (pdfminer.six layout plus qa/read/documents.py's paragraph
 rebuilding).
 
-HTML: today's hand-written extractor (qa/reader.py `_parse_html`) against trafilatura as qa
-uses it (qa/documents.py `read_html`) on three saved-news-page layouts, and both on the
+HTML: today's hand-written extractor (qa/read/corpus.py `_parse_html`) against trafilatura as qa
+uses it (qa/read/documents.py `read_html`) on three saved-news-page layouts, and both on the
 security review's "<a" bomb.
 
     python benchmarks/documents.py [--out benchmarks/documents.json]
@@ -30,8 +30,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import documents as docs  # noqa: E402  (tests/documents.py)
 
-from qa import reader  # noqa: E402
-from qa.documents import read_pdf  # noqa: E402
+from qa.read import corpus as reader  # noqa: E402
+from qa.read.documents import read_pdf  # noqa: E402
 
 SENTENCES = [s + "。" for p in docs.PARAGRAPHS for s in p.split("。") if s]
 COLUMN_SENTENCES = [s + "。" for col in docs.COLUMNS for p in col for s in p.split("。") if s]

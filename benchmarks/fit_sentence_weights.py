@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import qa
-from qa.answer import WEIGHTS
-from qa.evaluate import read_squad
+from qa.answer.sentences import WEIGHTS
+from qa.eval.evaluate import read_squad
 
 
 def features(data: str, index: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -66,7 +66,7 @@ def main() -> int:
     args = p.parse_args()
 
     import qa
-    from qa.evaluate import evaluate, read_squad
+    from qa.eval.evaluate import evaluate, read_squad
     from qa.stores.milvus import release
 
     settings = qa.Settings(model=args.model, progress=False)

@@ -1,4 +1,4 @@
-"""Measure the sentence-verification rule of qa/verify.py on sentences built from DRCD.
+"""Measure the sentence-verification rule of qa/generate/verify.py on sentences built from DRCD.
 
 For each question, the clause of its paragraph that holds the answer is the model's "reply"
 citing that paragraph's sentence as [1]. Faithful variants should pass, perturbed ones fail:
@@ -23,9 +23,9 @@ import random
 import re
 from pathlib import Path
 
-from qa.split import split_sentences
-from qa.tokenize import Tokenizer
-from qa.verify import Source, check, content_words
+from qa.generate.verify import Source, check, content_words
+from qa.index.split import split_sentences
+from qa.index.tokenize import Tokenizer
 
 SHARES = (0.5, 0.6, 0.75, 0.9)
 _CLAUSE = re.compile(r"[^，,；;]+")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .answer import (
+from .answer.background import BACKGROUND
+from .answer.sentences import (
     CONFIDENCE,
     NOT_FOUND,
     SentencePicker,
@@ -23,19 +24,18 @@ from .answer import (
     question_chars,
     share,
 )
-from .background import BACKGROUND
 from .config import Settings
-from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyQuestionError, IndexMismatchError
-from .retrieve import Retriever, Scored
-from .script import match_script
-from .split import split_sentences
+from .index.embed import Embedder, backend_of, make_embedder
+from .index.retrieve import Retriever, Scored
+from .index.script import match_script
+from .index.split import split_sentences
+from .index.tokenize import Tokenizer
 from .stores import Index, open_store
-from .tokenize import Tokenizer
 from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
 
 if TYPE_CHECKING:
-    from .conversation import Conversation
+    from .answer.conversation import Conversation
 
 MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
@@ -73,7 +73,7 @@ class Assistant:
 
         `prefer` maps (article id, paragraph) to a bonus added to that paragraph's retrieval
         score, when it is retrieved, for choosing the sentences to cite: in a conversation the
-        paragraphs the previous answer cited stay in view (qa/conversation.py). The retrieved
+        paragraphs the previous answer cited stay in view (qa/answer/conversation.py). The retrieved
         passages and the abstention are the question's own.
         """
         began = time.perf_counter()
@@ -101,7 +101,7 @@ class Assistant:
 
     def chat(self) -> Conversation:
         """A conversation: follow-up questions take their subject from earlier turns."""
-        from .conversation import Conversation
+        from .answer.conversation import Conversation
 
         return Conversation(self)
 
@@ -141,7 +141,7 @@ class Assistant:
 
     @cached_property
     def _background(self) -> np.ndarray:
-        """Vectors of the unrelated sentences of qa/background.py, made on the first question."""
+        """Vectors of the unrelated sentences of qa/answer/background.py, made on first use."""
         return np.asarray(self.embedder.encode(list(BACKGROUND)), dtype=np.float32)
 
     def _in_corpus_script(self, question: str) -> str:
@@ -175,7 +175,7 @@ class Assistant:
         What the passage and its title share with the question, weighted by rarity: its words,
         its characters (a paraphrase keeps some of them) and its character pairs; plus how far
         the passage's dense similarity stands above what this question scores against
-        sentences on unrelated everyday topics (qa/background.py). A question about something
+        sentences on unrelated everyday topics (qa/answer/background.py). A question about something
         the corpus never mentions misses its rarest words and characters, and its best passage
         scores no higher than unrelated text.
         """

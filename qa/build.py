@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings
-from .embed import Embedder, backend_of, make_embedder
 from .errors import EmptyCorpusError
-from .reader import SUPPORTED_SUFFIXES, Corpus, read_corpus
-from .split import chunk_paragraph
+from .index.embed import Embedder, backend_of, make_embedder
+from .index.split import chunk_paragraph
+from .index.tokenize import Tokenizer
+from .read.corpus import SUPPORTED_SUFFIXES, Corpus, read_corpus
 from .stores import Store, open_store
-from .tokenize import Tokenizer
 from .types import Article, BuildStats, Chunk, Manifest, Plan, StoredArticle
 
 log = logging.getLogger("qa")
@@ -33,7 +33,7 @@ log = logging.getLogger("qa")
 # Progress callback: (what, done, total), e.g. ("embedding", 64, 300).
 Progress = Callable[[str, int, int], None]
 
-# Change it whenever keyword tokens or the splitting into passages (qa/split.py) change: a
+# Change it whenever keyword tokens or the splitting into passages (qa/index/split.py) change: a
 # build keeps the stored passages and tokens of unchanged articles while it stays the same.
 TOKENS = "jieba-nohmm-terms+chargrams+title"
 

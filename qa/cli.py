@@ -181,8 +181,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ui.app import serve
-
+    serve = _app()
     serve(
         corpus=args.corpus,
         index=args.index,
@@ -196,11 +195,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app():
+    """The browser app's `serve`: the app registers itself (pyproject.toml, entry point group
+    `qa.serve`), so the library never imports it."""
+    from importlib.metadata import entry_points
+
+    apps = entry_points(group="qa.serve")
+    if not apps:
+        raise QAError(
+            "qa serve needs the browser app, which is not installed: run `make setup` "
+            "(or `pip install -e .`) in the project folder."
+        )
+    return next(iter(apps)).load()
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, write_report
+    from .eval.evaluate import evaluate, write_report
 
     if args.follow_ups:
-        from .followups import follow_ups, write_follow_up_report
+        from .eval.followups import follow_ups, write_follow_up_report
 
         report = follow_ups(args.data, _settings(args), index=args.index, limit=args.limit)
         print(report.table())

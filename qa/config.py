@@ -35,7 +35,7 @@ class Settings:
     for tests). The environment variable QA_MODEL sets it too.
 
     `backend` is what computes the vectors of a build: "torch" (sentence-transformers, fp32),
-    "onnx" or "onnx-int8" (onnxruntime, `pip install qa-zh[fast]`; see qa/onnx.py); env
+    "onnx" or "onnx-int8" (onnxruntime, `pip install qa-zh[fast]`; see qa/index/onnx.py); env
     QA_BACKEND. The default is onnx-int8 where onnxruntime is installed, else torch. An
     index remembers its backend and embeds questions with it.
     """
@@ -53,8 +53,9 @@ class Settings:
     citation_margin: float = 2.5
     min_confidence: float = 1.04  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
-    # Generated answers (qa/llm.py), off unless a URL is given: an OpenAI-compatible base URL
-    # (Ollama, vLLM, llama.cpp's server ...) and its model name; env QA_LLM_URL, QA_LLM_MODEL.
+    # Generated answers (qa/generate/llm.py), off unless a URL is given: an OpenAI-compatible
+    # base URL (Ollama, vLLM, llama.cpp's server ...) and its model name; env QA_LLM_URL,
+    # QA_LLM_MODEL.
     # The key, if the server needs one, is read from QA_LLM_KEY when asking, never stored here.
     llm_url: str | None = field(default_factory=lambda: os.environ.get("QA_LLM_URL") or None)
     llm_model: str = field(default_factory=lambda: os.environ.get("QA_LLM_MODEL", ""))

@@ -145,9 +145,9 @@ class Answer:
     # The next best sentences, not part of the answer: "related sentences" for the reader.
     more: tuple[Citation, ...] = ()
     # What was actually searched: the question itself, or a follow-up completed with the
-    # subject of earlier turns (qa/conversation.py). Empty means the question.
+    # subject of earlier turns (qa/answer/conversation.py). Empty means the question.
     searched: str = ""
-    # Generated answers (qa/llm.py): True when `text` was written by a language model and
+    # Generated answers (qa/generate/llm.py): True when `text` was written by a language model and
     # verified; the reply sentences that failed verification; why the extractive answer was
     # kept instead, when a model was asked and could not be used.
     generated: bool = False
@@ -202,7 +202,7 @@ class Manifest:
     """What a store says of the index it holds: what a build diffs the corpus against."""
 
     model: str
-    backend: str  # what computed the vectors (see qa/onnx.py); vectors of another never mix
+    backend: str  # what computed the vectors (see qa/index/onnx.py); vectors of another never mix
     dim: int
     settings: dict  # what shaped the stored passages (chunk size, tokens): see build.py
     hashes: dict[str, str]  # article id -> content hash

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import qa  # noqa: E402
-from qa.embed import HashEmbedder  # noqa: E402
+from qa.index.embed import HashEmbedder  # noqa: E402
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import HASH, write_corpus
 
 import qa
-from qa.answer import (
+from qa.answer.sentences import (
     DENSE_Z_RANGE,
     answer_type,
     asking_sides,

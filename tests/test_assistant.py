@@ -12,8 +12,8 @@ import pytest
 from conftest import ANSWERABLE, OFF_TOPIC, answer_key
 
 import qa
-from qa.answer import NOT_FOUND, WEIGHTS, answer_type
-from qa.bm25 import BM25, TermCounts
+from qa.answer.sentences import NOT_FOUND, WEIGHTS, answer_type
+from qa.index.bm25 import BM25, TermCounts
 
 # --- search --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import PARAGRAPHS
 
 import qa
-from qa.answer import NOT_FOUND
+from qa.answer.sentences import NOT_FOUND
 from qa.cli import main
 
 

@@ -1,11 +1,11 @@
-"""Follow-up questions: `bot.chat()` carries the subject of earlier turns (qa/conversation.py)."""
+"""Follow-up questions: `bot.chat()` carries the subject of earlier turns (conversation.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 import qa
-from qa.conversation import Conversation, bare_subject, longest_common, subject_of
+from qa.answer.conversation import Conversation, bare_subject, longest_common, subject_of
 
 
 def test_a_plain_answer_searched_what_was_asked(bot):

@@ -12,8 +12,8 @@ from conftest import HASH, write_corpus
 from test_hostile import run_python
 
 import qa
-from qa import documents
-from qa.reader import read_corpus
+from qa.read import documents
+from qa.read.corpus import read_corpus
 from qa.types import Article, page_runs
 from ui import render
 from ui.upload import save_uploads
@@ -265,7 +265,7 @@ def test_page_runs_round_trip():
 TIMED_READ = """
 import json, re, sys, time
 from pathlib import Path
-from qa.reader import read_corpus
+from qa.read.corpus import read_corpus
 began = time.perf_counter()
 corpus = read_corpus(Path(sys.argv[1]))
 print(json.dumps({
@@ -331,8 +331,8 @@ def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, mon
 HOSTILE_READ = r"""
 import json, re, sys, time
 from pathlib import Path
-from qa import documents
-from qa.reader import read_corpus
+from qa.read import documents
+from qa.read.corpus import read_corpus
 documents.MAX_READ_SECONDS = float(sys.argv[2])
 began = time.monotonic()
 corpus = read_corpus(Path(sys.argv[1]))

@@ -11,7 +11,7 @@ from conftest import HASH
 
 from qa.cli import main
 from qa.errors import QAError
-from qa.evaluate import Question, Report, evaluate, same_subject_split, write_report
+from qa.eval.evaluate import Question, Report, evaluate, same_subject_split, write_report
 
 METRO = (
     "南昌地铁1号线于2015年12月26日开通试运营，是江西省第一条地铁线路。"
@@ -204,7 +204,7 @@ def test_cli_eval_of_a_missing_file_is_one_line_error(capsys, tmp_path):
 
 
 def test_follow_ups_are_built_from_questions_naming_the_title_and_measured(tmp_path, capsys):
-    from qa.followups import rewrite
+    from qa.eval.followups import rewrite
 
     assert rewrite("南昌地铁有多少座车站?", "南昌地铁", "pronoun") == "它有多少座车站?"
     assert rewrite("南昌地铁的终点是哪里?", "南昌地铁", "dropped") == "终点是哪里?"

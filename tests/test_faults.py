@@ -24,7 +24,7 @@ from conftest import ANSWERABLE, ARTICLES, HASH, PARAGRAPHS, answer_key, write_c
 
 import qa
 from qa import cli
-from qa.embed import HashEmbedder
+from qa.index.embed import HashEmbedder
 from qa.stores import folder as store
 from ui import app
 from ui.app import Service
@@ -79,10 +79,10 @@ from pathlib import Path
 
 import qa
 from qa.stores import folder as store
-from qa.embed import HashEmbedder
+from qa.index.embed import HashEmbedder
 
 corpus, index, point, ready, go = sys.argv[1:6]
-reader = importlib.import_module("qa.reader")
+reader = importlib.import_module("qa.read.corpus")
 
 
 def stop_here():

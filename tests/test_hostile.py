@@ -21,7 +21,7 @@ from conftest import ANSWERABLE, ARTICLES, HASH, answer_key, write_corpus
 
 import qa
 from qa import cli
-from qa.reader import read_corpus
+from qa.read.corpus import read_corpus
 from ui import render
 from ui.app import Service, build_app, exposure_warning, read_auth, remove_uploads
 from ui.upload import MAX_NAME_BYTES, MAX_UPLOAD_ARTICLES, save_uploads

@@ -18,7 +18,7 @@ HEAVY = (
     "gradio",
     "pymilvus",
     "milvus_lite",
-    "openai",  # only when a language model is configured (qa/llm.py)
+    "openai",  # only when a language model is configured (qa/generate/llm.py)
 )
 
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import qa
 from qa import cli
-from qa.reader import UnreadableFileError, _clean, _decode, read_corpus, read_file
-from qa.split import chunk_paragraph, split_sentences
+from qa.index.split import chunk_paragraph, split_sentences
+from qa.read.corpus import UnreadableFileError, _clean, _decode, read_corpus, read_file
 from ui.app import Service, build_app
 
 LONG_LINE_FACT = "井冈山位于江西省西南部"

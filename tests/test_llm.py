@@ -10,8 +10,8 @@ import pytest
 from fake_llm import FakeLLM
 
 import qa
-from qa.llm import NOTES
-from qa.verify import Source, check, markers, split_reply
+from qa.generate.llm import NOTES
+from qa.generate.verify import Source, check, markers, split_reply
 
 QUESTION = "赣服通有多少用户?"
 
@@ -278,7 +278,7 @@ def test_the_timeout_bounds_the_whole_reply_whatever_the_server_sends(bot, serve
     [("huge", True), ("no-done", True), ("bad-utf8", False), ("error-body", False)],
 )
 def test_a_misbehaving_server_gives_an_answer(bot, server, model, generated):
-    from qa.llm import MAX_REPLY_CHARS
+    from qa.generate.llm import MAX_REPLY_CHARS
 
     chat = with_model(bot, server, model, timeout=10.0).chat()
     finished, answer = _in_thread(lambda: chat.ask(QUESTION), 30)
@@ -373,7 +373,7 @@ def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
     "url", ["http://[::1", "http://127.0.0.1:1/v1\r\nX-Evil: 1", "file:///etc/passwd", "notaurl"]
 )
 def test_a_bad_model_address_is_one_line_and_never_used(bot, url):
-    from qa.llm import BAD_URL
+    from qa.generate.llm import BAD_URL
 
     settings = dataclasses.replace(bot.settings, llm_url=url, llm_model="m", llm_timeout=3)
     answer = qa.Assistant(bot.index, settings, bot.embedder).chat().ask(QUESTION)

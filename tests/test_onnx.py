@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("onnxruntime", reason="needs the fast extra (onnxruntime)")
 onnx = pytest.importorskip("onnx", reason="needs the fast extra (onnx)")
 
-from qa import onnx as qonnx  # noqa: E402
-from qa.cpu import RELEVANT_FLAGS, cpu_flags  # noqa: E402
+from qa.index import onnx as qonnx  # noqa: E402
+from qa.index.cpu import RELEVANT_FLAGS, cpu_flags  # noqa: E402
 
 # -- a tiny stand-in model: two graphs whose output says which one ran ------------------
 
@@ -254,7 +254,7 @@ needs_model = pytest.mark.model
 @pytest.fixture(scope="module")
 def int8_embedder(tmp_path_factory):
     """m3e-small as onnx-int8, exported into a fresh QA_CACHE kept for this module."""
-    from qa.embed import make_embedder
+    from qa.index.embed import make_embedder
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QA_CACHE", str(tmp_path_factory.mktemp("qa-cache")))
@@ -265,7 +265,7 @@ def int8_embedder(tmp_path_factory):
 
 @needs_model
 def test_onnx_int8_vectors_agree_with_sentence_transformers(int8_embedder):
-    from qa.embed import make_embedder
+    from qa.index.embed import make_embedder
 
     # Not the probes: what a user's index holds.
     texts = [

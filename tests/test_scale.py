@@ -79,7 +79,7 @@ def test_changing_the_backend_re_embeds_and_is_recorded(built_index, corpus):
 
 
 def test_an_unknown_backend_is_refused_with_the_choices():
-    from qa.embed import make_embedder
+    from qa.index.embed import make_embedder
 
     with pytest.raises(qa.QAError, match="torch, onnx, onnx-int8"):
         make_embedder("m3e-small", backend="tensorrt")

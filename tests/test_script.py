@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import ANSWERABLE
 
-from qa.script import match_script
+from qa.index.script import match_script
 
 
 def test_traditional_characters_the_corpus_never_uses_are_simplified() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.split import chunk_paragraph, sentence_texts, split_sentences
+from qa.index.split import chunk_paragraph, sentence_texts, split_sentences
 
 
 def sentences(text: str) -> list[str]:

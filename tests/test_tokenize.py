@@ -1,4 +1,4 @@
-"""qa/tokenize.py: the fast segmenter cuts exactly as jieba does; the dictionary cache."""
+"""qa/index/tokenize.py: the fast segmenter cuts exactly as jieba does; the dictionary cache."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from qa import tokenize
-from qa.tokenize import _WORD, Tokenizer
+from qa.index import tokenize
+from qa.index.tokenize import _WORD, Tokenizer
 
 TEXTS = [
     "",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import qa
 from qa import Answer, Assistant, QAError, Settings
-from qa.conversation import Conversation
+from qa.answer.conversation import Conversation
 from qa.stores import is_milvus, open_store, redact
 
 from . import render, theme
@@ -82,7 +82,7 @@ class Service:
         """The answer, and the Assistant that gave it (to look up its paragraphs).
 
         `history`: the earlier (question, Answer) turns of this conversation, oldest first; a
-        follow-up takes its subject from them (qa/conversation.py).
+        follow-up takes its subject from them (qa/answer/conversation.py).
         """
         bot = self.assistant
         if bot is None:
@@ -111,7 +111,7 @@ class Service:
             raise QAError(NO_INDEX)
         chat = Conversation(bot)
         # A client's history is whatever it sent: only a list of strings counts, and the
-        # earlier questions are searched again, never sent to the model (qa/llm.py).
+        # earlier questions are searched again, never sent to the model (qa/generate/llm.py).
         earlier = earlier if isinstance(earlier, list | tuple) else []
         for q in list(earlier)[-HISTORY_REPLAYED:]:
             if isinstance(q, str) and q.strip():

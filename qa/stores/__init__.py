@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..retrieve import Candidates
+from ..index.retrieve import Candidates
 from ..types import Article, Manifest, Plan
 from .data import IndexData
 from .folder import FolderStore

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bm25 import TermCounts, TermWeights
+from ..index.bm25 import TermCounts, TermWeights
 from ..types import Article, Chunk, IndexInfo, Span, StoredArticle
 
 FORMAT_VERSION = 1  # of what a store keeps; an index of another format is rebuilt
@@ -39,7 +39,7 @@ class IndexData:
     settings: dict  # build settings that change what is stored (chunk size, tokenizer)
     built_at: str = ""
     build_seconds: float = 0.0
-    backend: str = "torch"  # what computed the vectors (see qa/onnx.py); a change re-embeds
+    backend: str = "torch"  # what computed the vectors (see qa/index/onnx.py); a change re-embeds
     ann: object = None  # a faiss index over `vectors` for large indexes, else None (exact)
     weights: TermWeights | None = None  # BM25 postings as stored; None: derive from `terms`
 

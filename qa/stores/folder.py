@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..bm25 import BM25, TermCounts, TermWeights
 from ..errors import (
     BuildLockedError,
     IndexCorruptError,
@@ -41,8 +40,9 @@ from ..errors import (
     QAError,
     check_format,
 )
-from ..reader import SUPPORTED_SUFFIXES
-from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
+from ..index.bm25 import BM25, TermCounts, TermWeights
+from ..index.retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
+from ..read.corpus import SUPPORTED_SUFFIXES
 from ..types import Article, Chunk, Manifest, Plan, Span, StoredArticle
 from .data import FORMAT_VERSION, IndexData
 

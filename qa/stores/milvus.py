@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bm25 import BM25, K1, B, TermCounts
 from ..errors import (
     BuildLockedError,
     IndexCorruptError,
@@ -45,7 +44,8 @@ from ..errors import (
     QAError,
     check_format,
 )
-from ..retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
+from ..index.bm25 import BM25, K1, B, TermCounts
+from ..index.retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
 from ..types import Article, Manifest, Plan, StoredArticle
 from .data import FORMAT_VERSION, IndexData
 
@@ -249,9 +249,10 @@ def _create(client, target: Target, dim: int) -> None:
     chunks.add_field("end", DataType.INT64)
     chunks.add_field("sentences", DataType.VARCHAR, max_length=MAX_TEXT)  # JSON [s0, e0, ...]
     chunks.add_field("key", DataType.VARCHAR, max_length=64)  # model + text hash: vector reuse
-    # The project's own tokens (jieba without HMM guessing, stopwords dropped: qa/tokenize.py),
-    # title's included, space-separated: questions and passages are cut by the same code, and
-    # Milvus's BM25 (same k1, b and idf formula as qa/bm25.py) counts exactly those words.
+    # The project's own tokens (jieba without HMM guessing, stopwords dropped:
+    # qa/index/tokenize.py), title's included, space-separated: questions and passages are cut
+    # by the same code, and
+    # Milvus's BM25 (same k1, b and idf formula as qa/index/bm25.py) counts exactly those words.
     # Milvus's jieba analyzer would guess unknown words with HMM, cutting a name one way in
     # the passage and another in the question (in Milvus Lite it ignores "hmm": False).
     chunks.add_field(
@@ -811,7 +812,7 @@ class MilvusIndex:
         )[0]
         vectors = {h["pk"]: h["entity"]["vector"] for h in dense_hits if h["pk"] in rows}
         keyword: dict[str, float] = {}
-        text = " ".join(dict.fromkeys(map(_word, query_terms)))  # each once, as qa/bm25.py
+        text = " ".join(dict.fromkeys(map(_word, query_terms)))  # each once, as qa/index/bm25.py
         if text.strip():
             # More than `want`, so most dense candidates get their keyword score too; one
             # below all of these counts 0 (the folder index knows its exact, tiny score).

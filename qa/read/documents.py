@@ -1,5 +1,5 @@
 """Documents that are not plain text: PDF (pdfminer.six), Word .docx (python-docx) and the main
-text of saved web pages (trafilatura). qa/reader.py turns what they give into `Article`s.
+text of saved web pages (trafilatura). qa/read/corpus.py turns what they give into `Article`s.
 
 A PDF's paragraphs are rebuilt from its layout: running headers and page numbers dropped,
 two columns read one after the other, lines broken inside a sentence joined, and every
@@ -176,7 +176,7 @@ def _from_json(kept: object) -> Document | None:
 
 
 def _cache_folder() -> Path:
-    from .onnx import cache_root
+    from ..index.onnx import cache_root
 
     return cache_root() / "documents"
 

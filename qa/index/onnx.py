@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import resolve_model_path
+from ..config import resolve_model_path
+from ..errors import ModelNotFoundError, QAError
 from .cpu import cpu_flags
-from .errors import ModelNotFoundError, QAError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 OPSET = 17

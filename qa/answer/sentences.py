@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .script import simplified
-from .tokenize import QUESTION_WORDS, Tokenizer
-from .types import Sentence
+from ..index.script import simplified
+from ..index.tokenize import QUESTION_WORDS, Tokenizer
+from ..types import Sentence
 
 TITLE_WEIGHT = 0.2  # weight of a question term that also appears in the article title
 WEIGHTS = {

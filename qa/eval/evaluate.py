@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .assistant import Assistant, load
-from .build import build
-from .config import Settings
-from .cpu import cpu_flags
-from .embed import backend_of, make_embedder
-from .errors import QAError
+from ..assistant import Assistant, load
+from ..build import build
+from ..config import Settings
+from ..errors import QAError
+from ..index.cpu import cpu_flags
+from ..index.embed import backend_of, make_embedder
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .tokenize import QUESTION_WORDS, STOPWORDS, Tokenizer
+from ..index.tokenize import QUESTION_WORDS, STOPWORDS, Tokenizer
 
 CONTENT_SHARE = 0.75  # share of a sentence's content words its sources must hold
 # Words that talk about the sources rather than say something (根据原文, 文中提到 ...): not

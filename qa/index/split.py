@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from qa.types import Chunk, Span
+from ..types import Chunk, Span
 
 # Ideographs, kana and hangul: a "." right after one of these is a full stop typed
 # half-width, while a "." after ASCII or a digit is more likely a URL, version or number.

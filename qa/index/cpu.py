@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # Instruction-set flags that choose onnxruntime's (MLAS) integer and float kernels. Without
-# a VNNI flag, x86 multiplies uint8 by int8 with vpmaddubsw, which saturates (qa/onnx.py).
+# a VNNI flag, x86 multiplies uint8 by int8 with vpmaddubsw, which saturates (qa/index/onnx.py).
 RELEVANT_FLAGS = (
     # x86-64, as /proc/cpuinfo spells them
     "sse4_1",

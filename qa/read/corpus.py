@@ -3,7 +3,7 @@
 Paragraph strings are what answers cite by character offset, so text is kept exactly as
 written apart from: newline normalisation, removal of control characters, stripping each
 paragraph's surrounding whitespace, light markdown markup removal and HTML tag removal.
-PDF, Word and the main text of web pages come through qa/documents.py.
+PDF, Word and the main text of web pages come through qa/read/documents.py.
 
 Everything here runs in time linear in the file's size (a regex that backtracks, or Python's
 html.parser on malformed markup, would let one uploaded file stall a server for minutes):
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from qa.documents import Document, DocumentError, Progress, read_document, read_html
-from qa.errors import EmptyCorpusError, QAError
-from qa.types import PAGES_KEY, Article, page_runs
+from ..errors import EmptyCorpusError, QAError
+from ..types import PAGES_KEY, Article, page_runs
+from .documents import Document, DocumentError, Progress, read_document, read_html
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".pdf", ".docx")
 
@@ -661,7 +661,7 @@ def _tag_end(html: str, start: int) -> int:
 
 
 def _parse_page(text: str, rel: str) -> _FileRead:
-    """A web page's main text by trafilatura (qa/documents.py); a page where it finds none
+    """A web page's main text by trafilatura (qa/read/documents.py); a page where it finds none
     (a fragment, a bare list of paragraphs) is read whole by the extractor below.
 
     trafilatura parses with lxml (libxml2), linear in the input: the "<a" * 40,000 page of the

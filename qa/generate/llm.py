@@ -1,4 +1,4 @@
-"""Generated answers from any OpenAI-compatible model, every sentence checked (qa/verify.py).
+"""Generated answers from any OpenAI-compatible model, every sentence checked (verify.py).
 
 Off unless `Settings.llm_url` is set (QA_LLM_URL, `--llm URL`). The `openai` client is
 imported only then (`pip install qa-zh[llm]`). The extractive answer comes first: a refused
@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from .types import Answer
+from ..types import Answer
 from .verify import MARKER, Source, verify
 
 TURNS_IN_PROMPT = 3  # earlier turns the model sees

@@ -16,13 +16,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .assistant import Assistant, load
-from .build import build
-from .config import Settings
-from .conversation import Conversation
-from .embed import make_embedder
+from ..answer.conversation import Conversation
+from ..assistant import Assistant, load
+from ..build import build
+from ..config import Settings
+from ..index.embed import make_embedder
+from ..types import Answer
 from .evaluate import Question, read_squad
-from .types import Answer
 
 SEED = 12
 

@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, resolve_model_path
-from .errors import ModelNotFoundError
+from ..config import DEFAULT_MODEL, resolve_model_path
+from ..errors import ModelNotFoundError
 
 
 class Embedder(Protocol):

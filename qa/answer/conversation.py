@@ -22,9 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .config import Settings
-from .tokenize import Tokenizer
-from .types import Answer
+from ..config import Settings
+from ..index.tokenize import Tokenizer
+from ..types import Answer
 
 
 class Answerer(Protocol):
@@ -136,7 +136,7 @@ class Conversation:
         """Answer `question` in the light of the earlier turns.
 
         With a language model configured (Settings.llm_url) the answer is generated and
-        verified (qa/llm.py); otherwise it is the extractive one.
+        verified (qa/generate/llm.py); otherwise it is the extractive one.
         """
         *_, last = self.stream(question)
         return last
@@ -150,7 +150,7 @@ class Conversation:
             self._record(answer, reading)
             yield answer
             return
-        from .llm import generate
+        from ..generate.llm import generate
 
         bot = self.assistant
         for item in generate(
