@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from ..config import Settings
 from ..errors import QAError
 from ..index.cpu import cpu_flags
 from ..index.embed import backend_of, make_embedder
+from ..types import BuildStats
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,25 @@ def same_subject_split(
     return kept, answerable, unanswered
 
 
+@contextmanager
+def indexed(
+    records: list[dict], settings: Settings, index: str | Path | None = None, embedder=None
+) -> Iterator[tuple[Assistant, BuildStats]]:
+    """`records` (JSON articles) built into `index` (a throw-away folder when None) and loaded."""
+    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        with open(corpus / "contexts.jsonl", "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        index = index or Path(tmp) / "index"  # a folder or a Milvus address (qa/stores/)
+        embedder = embedder or make_embedder(
+            settings.build_model, settings.batch_size, settings.backend
+        )
+        stats = build(corpus, index, settings, embedder=embedder)
+        yield load(index, settings, embedder=embedder), stats
+
+
 def evaluate(
     data: str | Path,
     negatives: str | Path | None = None,
@@ -167,18 +189,7 @@ def evaluate(
     if limit:
         questions, negative_questions = questions[:limit], negative_questions[:limit]
         unanswered = unanswered[:limit]
-    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
-        with open(corpus / "contexts.jsonl", "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        index = index or Path(tmp) / "index"  # a folder or a Milvus address (qa/stores/)
-        embedder = embedder or make_embedder(
-            settings.build_model, settings.batch_size, settings.backend
-        )
-        stats = build(corpus, index, settings, embedder=embedder)
-        bot = load(index, settings, embedder=embedder)
+    with indexed(records, settings, index, embedder) as (bot, stats):
         bot.ask("预热")  # load the model before timing
         report = _score(bot, questions, negative_questions)
         if same_subject:

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..answer.conversation import Conversation
-from ..assistant import Assistant, load
-from ..build import build
+from ..assistant import Assistant
 from ..config import Settings
-from ..index.embed import make_embedder
 from ..types import Answer
-from .evaluate import Question, read_squad
+from .evaluate import Question, indexed, read_squad
 
 SEED = 12
 
@@ -166,18 +163,7 @@ def follow_ups(
     """Index the contexts of `data`, then ask the follow-up pairs and topic switches."""
     settings = settings or Settings()
     records, questions = read_squad(data)
-    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        corpus = Path(tmp) / "corpus"
-        corpus.mkdir()
-        with open(corpus / "contexts.jsonl", "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        index = index or Path(tmp) / "index"  # a folder or a Milvus address (qa/stores/)
-        embedder = embedder or make_embedder(
-            settings.build_model, settings.batch_size, settings.backend
-        )
-        build(corpus, index, settings, embedder=embedder)
-        bot = load(index, settings, embedder=embedder)
+    with indexed(records, settings, index, embedder) as (bot, _):
         pairs, switches = make_pairs(records, questions, bot.tokenizer, limit)
         return score(bot, pairs, switches, str(data))
 
