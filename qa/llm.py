@@ -47,6 +47,17 @@ NOTES = {
 
 BAD_URL = "模型地址无效,应为 http:// 或 https:// 开头的地址"
 
+# What no reply may carry to a terminal or a page: whole escape sequences (CSI: ESC [2K,
+# colours; OSC and the like: ESC ]52 clipboard writes, window titles; two-character ones such
+# as ESC c, which resets the terminal), then any control character but \n and \t (C0, DEL,
+# C1) and the bidi overrides and isolates that make text read otherwise than it is stored.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -~]?"
+)
+TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
 
 class ModelFailure(Exception):
     """The model could not be used; `kind` is a key of NOTES."""
@@ -208,6 +219,11 @@ def _close(opened: list, client) -> None:
             pass
 
 
+def printable(text: str) -> str:
+    """`text` without escape sequences, control characters (but \\n and \\t) or bidi overrides."""
+    return TERMINAL_CONTROL.sub("", _ESCAPES.sub("", text))
+
+
 def fallback(answer: Answer, kind: str, detail: str = "") -> Answer:
     """The extractive answer, with the one-line note of why the model's was not used."""
     note = NOTES[kind].format(detail) if "{}" in NOTES[kind] else NOTES[kind]
@@ -232,10 +248,12 @@ def generate(
     sources = sources_of(answer, paragraph)
     msgs = messages(answer.searched, sources, turns)
     began = time.perf_counter()
-    text = ""
+    raw = text = ""
     try:
         for delta in stream_reply(url, model, msgs, timeout):
-            text += delta
+            # the whole reply so far: an escape sequence may come in several pieces
+            raw += delta
+            text = printable(raw)
             yield text
     except ModelFailure as exc:
         yield fallback(answer, exc.kind, exc.detail)

@@ -5,6 +5,7 @@ garbage, a timeout and an HTTP 500."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from fake_llm import FakeLLM
@@ -517,3 +518,59 @@ def test_overlapping_windows_of_one_paragraph_are_sent_once():
     assert [s.paragraph for s in sources[:3]] == [window] * 3
     assert content.count(window) == 1 and content.count(text[405:465]) == 2  # and paragraph 1
     assert sources[3].paragraph == text[1905 - PARAGRAPH_CHARS // 2 :][:PARAGRAPH_CHARS]
+
+
+TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def test_terminal_control_from_the_model_is_taken_out_of_every_way_out(
+    bot, built_index, server, capsys
+):
+    from qa.cli import main
+    from ui.app import answer_dict
+
+    items = list(with_model(bot, server, "escapes").chat().stream(QUESTION))
+    answer = items[-1]
+    assert answer.generated and answer.text == "上线一周年时，赣服通已突破900万用户。[1]"
+    assert answer.unsupported == ("赣服通是全国用户最多的政务平台。",)
+    shown = [*items[:-1], repr(dataclasses.asdict(answer)), repr(answer_dict(answer))]
+    code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
+                 "--llm-model", "escapes"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "未能在原文中核实(已略去): 赣服通是全国用户最多的政务平台。" in out
+    assert [s for s in [*shown, out] if TERMINAL_CONTROL.search(s)] == []
+
+
+def test_the_cli_prints_no_terminal_control_from_articles(hostile_index, capsys):
+    import json
+
+    from qa.cli import main
+
+    assert main(["ask", "赣服通用户手册", "--index", str(hostile_index)]) == 0
+    out = capsys.readouterr().out
+    assert "赣服通用户手册" in out and not TERMINAL_CONTROL.search(out)
+    assert main(["search", "赣服通用户手册", "--index", str(hostile_index)]) == 0
+    out = capsys.readouterr().out
+    assert "赣服通用户手册" in out and not TERMINAL_CONTROL.search(out)
+    # JSON keeps the text as it is, escaped: \u202e, not the character
+    assert main(["ask", "赣服通用户手册", "--index", str(hostile_index), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert not TERMINAL_CONTROL.search(out)
+    assert "赣服通\u202e用户手册" in json.loads(out)["citations"][0]["title"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("甲\x1b[2K\x1b[1;31m乙\x1b[0m", "甲乙"),  # erase line, colours
+        ("甲\x1b]52;c;cm0gLXJmIH4=\x1b\\乙", "甲乙"),  # OSC 52 ended by ST
+        ("甲\x1b]0;标题\x07乙\x1bc", "甲乙"),  # window title, reset
+        ("甲\x9b2J\x9d8;;http://x\x9c乙\x85", "甲乙"),  # the same in C1
+        ("甲\u202e乙\u2066丙\u2069\x00\x7f\r", "甲乙丙"),  # bidi, NUL, DEL, CR
+        ("第一行\n\t第二行", "第一行\n\t第二行"),
+    ],
+)
+def test_printable_takes_out_terminal_control(raw, shown):
+    from qa.llm import printable
+
+    assert printable(raw) == shown
