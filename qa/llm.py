@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 import os
 import queue
 import re
@@ -46,6 +47,10 @@ NOTES = {
 
 
 BAD_URL = "模型地址无效,应为 http:// 或 https:// 开头的地址"
+BAD_KEY = "模型密钥 QA_LLM_KEY 含有空格、换行或非 ASCII 字符"
+# Shorter keys are placeholders for servers that take any key ("EMPTY", "ollama"), not
+# secrets: taking them out of replies would only garble them (a key "1", every 1).
+MIN_SECRET_CHARS = 8
 
 # What no reply may carry to a terminal or a page: whole escape sequences (CSI: ESC [2K,
 # colours; OSC and the like: ESC ]52 clipboard writes, window titles; two-character ones such
@@ -66,6 +71,59 @@ class ModelFailure(Exception):
         super().__init__(detail or kind)
         self.kind = kind
         self.detail = detail
+
+
+def model_key() -> str:
+    """QA_LLM_KEY without the whitespace around it (a key file's newline), "" when unset.
+    Raises ModelFailure for a key with spaces, controls or non-ASCII characters inside, which
+    no Authorization header can carry (httpx failed on them with misleading errors)."""
+    key = os.environ.get("QA_LLM_KEY", "").strip()
+    if not re.fullmatch(r"[!-~]*", key):
+        raise ModelFailure("error", BAD_KEY)
+    return key
+
+
+def hidden(text: str, key: str, streaming: bool = False) -> str:
+    """`text` with the model key replaced by ***. `streaming`: the text of a reply still
+    coming, whose end may be the beginning of the key, the rest in the next piece: that end
+    is held back until the next piece shows what it is."""
+    if len(key) < MIN_SECRET_CHARS:
+        return text
+    text = text.replace(key, "***")
+    if streaming:
+        for n in range(min(len(key) - 1, len(text)), 0, -1):
+            if text.endswith(key[:n]):
+                return text[:-n]
+    return text
+
+
+class _Hidden(logging.Filter):
+    """Takes the model key and any URL's password out of the HTTP libraries' log records: at
+    DEBUG httpcore logs the headers the server sends back (which may echo the key), at INFO
+    httpx logs the URL (which may hold a password)."""
+
+    def __init__(self, key: str):
+        super().__init__()
+        self.key = key
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .stores import redact
+
+        message = record.getMessage()
+        clean = redact(hidden(message, self.key))
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _hide_in_logs(key: str) -> None:
+    """A _Hidden filter on every logger of httpx, httpcore and openai (a filter applies to
+    the records of its own logger only, not of its children)."""
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] in ("httpx", "httpcore", "openai"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _Hidden) and f.key == key for f in logger.filters):
+                logger.addFilter(_Hidden(key))
 
 
 def sources_of(answer: Answer, paragraph) -> list[Source]:
@@ -132,19 +190,22 @@ def stream_reply(
     `timeout` bounds the whole reply, not each read: the HTTP exchange runs in a worker
     thread and the reply is abandoned at the deadline, whatever the server does (SSE
     comments or single bytes trickled forever, headers that never end). Redirects are not
-    followed: the question and the sources go to the configured address or nowhere.
+    followed: the question and the sources go to the configured address or nowhere. `key`:
+    the model key, by default QA_LLM_KEY's (`model_key`).
     """
     try:
         import httpx
         import openai
     except ImportError:
         raise ModelFailure("missing") from None
+    key = model_key() if key is None else key
+    _hide_in_logs(key)
     deadline = time.monotonic() + timeout
     if not re.match(r"https?://[^\s/?#]+(?:[/?#]\S*)?$", url or "", re.IGNORECASE):
         raise ModelFailure("error", BAD_URL)  # never api.openai.com's default, never file://
     try:
         client = openai.OpenAI(
-            base_url=url, api_key=key or os.environ.get("QA_LLM_KEY") or "none",
+            base_url=url, api_key=key or "none",
             timeout=timeout, max_retries=0,
             http_client=httpx.Client(timeout=timeout, follow_redirects=False),
         )  # fmt: skip
@@ -248,16 +309,17 @@ def generate(
     sources = sources_of(answer, paragraph)
     msgs = messages(answer.searched, sources, turns)
     began = time.perf_counter()
-    raw = text = ""
+    raw = ""
     try:
-        for delta in stream_reply(url, model, msgs, timeout):
-            # the whole reply so far: an escape sequence may come in several pieces
+        key = model_key()
+        for delta in stream_reply(url, model, msgs, timeout, key):
+            # the whole reply so far: an escape sequence or the key may come in several pieces
             raw += delta
-            text = printable(raw)
-            yield text
+            yield hidden(printable(raw), key, streaming=True)
     except ModelFailure as exc:
         yield fallback(answer, exc.kind, exc.detail)
         return
+    text = hidden(printable(raw), key)  # what is verified, shown and kept
     if not text.strip():
         yield fallback(answer, "garbage")
         return

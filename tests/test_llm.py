@@ -574,3 +574,74 @@ def test_printable_takes_out_terminal_control(raw, shown):
     from qa.llm import printable
 
     assert printable(raw) == shown
+
+
+def test_a_key_read_with_a_newline_is_used_without_it(bot, server, monkeypatch):
+    monkeypatch.setenv("QA_LLM_KEY", f"  {KEY}\r\n")  # as `export QA_LLM_KEY=$(cat key)` or so
+    answer = with_model(bot, server, "faithful").chat().ask(QUESTION)
+    assert answer.generated and answer.note == ""
+    assert server.keys[-1] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize(
+    "key", ["sk-SECRET KEY-123", "sk-密钥-123", "sk-1\r\nX-Evil: 1", "sk-\x1b[31m"]
+)
+def test_a_malformed_key_is_named_and_never_sent(bot, server, monkeypatch, key):
+    from qa.llm import BAD_KEY
+
+    monkeypatch.setenv("QA_LLM_KEY", key)
+    server.requests.clear()
+    answer = with_model(bot, server, "faithful").chat().ask(QUESTION)
+    assert answer.note == NOTES["error"].format(BAD_KEY) and "QA_LLM_KEY" in answer.note
+    assert not answer.generated and answer.found and server.requests == []
+
+
+def test_the_key_and_the_urls_password_never_reach_the_logs(bot, server, monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("QA_LLM_KEY", KEY)
+    echoed = with_model(bot, server, "echo-key").chat().ask(QUESTION)  # a header echoes it
+    url = server.url.replace("http://", "http://ann:pa55word@")
+    settings = dataclasses.replace(bot.settings, llm_url=url, llm_model="faithful")
+    answer = qa.Assistant(bot.index, settings, bot.embedder).chat().ask(QUESTION)
+    assert echoed.found and answer.generated
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("HTTP Request" in m for m in logged)  # the libraries did log
+    assert [m for m in logged if "SECRET" in m or "pa55word" in m] == []
+
+
+def test_the_apps_redaction_covers_the_model_key(monkeypatch):
+    from ui.app import redact_secrets
+
+    monkeypatch.setenv("QA_LLM_KEY", f"{KEY}\n")
+    assert redact_secrets(f"Error: bad key Bearer {KEY}.") == "Error: bad key Bearer ***."
+
+
+def test_a_server_echoing_the_key_never_gets_it_shown(
+    bot, built_index, server, monkeypatch, capsys
+):
+    import json
+
+    from qa.cli import main
+    from ui.app import answer_dict
+    from ui.render import pending_messages, reply_html
+
+    monkeypatch.setenv("QA_LLM_KEY", KEY)
+    items = list(with_model(bot, server, "echo-key").chat().stream(QUESTION))
+    answer = items[-1]
+    assert answer.generated and answer.text == "上线一周年时，赣服通已突破900万用户。[1]"
+    assert answer.unsupported == ("你的密钥是 Bearer ***。",)
+    code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
+                 "--llm-model", "echo-key"])  # fmt: skip
+    assert code == 0 and "你的密钥是 Bearer ***" in capsys.readouterr().out
+    code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
+                 "--llm-model", "echo-key", "--json"])  # fmt: skip
+    shown = [
+        capsys.readouterr().out,
+        json.dumps(dataclasses.asdict(answer), ensure_ascii=False),
+        json.dumps(answer_dict(answer), ensure_ascii=False),
+        reply_html(answer, 1),
+        *(pending_messages(QUESTION, item)[1]["content"] for item in items[:-1]),
+    ]
+    assert code == 0 and [s for s in shown if KEY[:6] in s] == []  # not even its beginning

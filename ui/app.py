@@ -248,9 +248,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def redact_secrets(text: str) -> str:
-    """`text` without QA_AUTH's or QA_MILVUS_TOKEN's secret in it."""
-    for name in ("QA_MILVUS_TOKEN", "QA_AUTH"):
-        value = os.environ.get(name, "")
+    """`text` without QA_AUTH's, QA_MILVUS_TOKEN's or QA_LLM_KEY's secret in it."""
+    for name in ("QA_MILVUS_TOKEN", "QA_AUTH", "QA_LLM_KEY"):
+        value = os.environ.get(name, "").strip()  # as used (qa/llm.py: model_key)
         for secret in {value, *value.split(":")[1:]} - {""}:
             text = text.replace(secret, "***")
     return text
