@@ -645,3 +645,19 @@ def test_a_server_echoing_the_key_never_gets_it_shown(
         *(pending_messages(QUESTION, item)[1]["content"] for item in items[:-1]),
     ]
     assert code == 0 and [s for s in shown if KEY[:6] in s] == []  # not even its beginning
+
+
+def test_a_markdown_link_in_a_reply_stays_text(bot, server, built_index):
+    import gradio as gr
+
+    from ui.app import Service, build_app
+    from ui.render import reply_html
+
+    answer = with_model(bot, server, "markup").chat().ask(QUESTION)
+    html = reply_html(answer, 1)
+    assert "[点我](javascript:alert(3))" in html and "javascript:" not in html.split("<del>")[0]
+    assert 'href="javascript' not in html and "<a " not in html.replace('<a class="qa-cite"', "")
+    # the chat shows the HTML as it is: no Markdown turns [点我](javascript:...) into a link
+    service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
+    (chat,) = [b for b in build_app(service).blocks.values() if isinstance(b, gr.Chatbot)]
+    assert chat.render_markdown is False and chat.sanitize_html is True
