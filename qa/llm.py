@@ -282,6 +282,8 @@ def _close(opened: list, client) -> None:
 
 def printable(text: str) -> str:
     """`text` without escape sequences, control characters (but \\n and \\t) or bidi overrides."""
+    if not TERMINAL_CONTROL.search(text):  # the usual reply, quickly: each escape starts so
+        return text
     return TERMINAL_CONTROL.sub("", _ESCAPES.sub("", text))
 
 
