@@ -282,7 +282,7 @@ def _close(opened: list, client) -> None:
 
 def printable(text: str) -> str:
     """`text` without escape sequences, control characters (but \\n and \\t) or bidi overrides."""
-    if not TERMINAL_CONTROL.search(text):  # the usual reply, quickly: each escape starts so
+    if not TERMINAL_CONTROL.search(text):  # quickly: every escape sequence starts with one
         return text
     return TERMINAL_CONTROL.sub("", _ESCAPES.sub("", text))
 
