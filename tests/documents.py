@@ -453,16 +453,18 @@ LOST_GLYPH_NUMBERS = b"Users passed 9\x8100 in 2019 and it offers 6\x8297 servic
 MOSTLY_LOST = b"\x81\x82\x83\x84\x85\x86 1115\x87\x88, 900\x89\x8a\x8b\x8c \x8d\x8e 6697\x8f."
 
 
-def lost_glyphs_pdf(path: Path, text: bytes) -> Path:
-    """One line of Helvetica text, its bytes \\x81-\\x8f drawn as glyphs without a character
-    (each as wide as a Chinese one: the font's widths are given, as subset fonts give them)."""
-    escaped = text.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-    widths = b" ".join(
-        b"%d" % (278 if c == 32 else 556 if c < 0x80 else 1000) for c in range(32, 144)
-    )
+def lost_glyphs_pdf(path: Path, *lines: bytes) -> Path:
+    """Lines of text far apart (a paragraph each), their bytes \\x81-\\x8f drawn as glyphs
+    without a character, each as wide as a Chinese one (subset fonts give their widths)."""
+    stream = b""
+    for i, text in enumerate(lines):
+        escaped = text.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        stream += b"BT /F1 12 Tf 72 %d Td (%s) Tj ET\n" % (720 - 60 * i, escaped)
+    width = {32: 278, **{c: 556 for c in range(33, 0x80)}}  # the rest 1000, a Chinese glyph's
+    widths = b" ".join(b"%d" % width.get(c, 1000) for c in range(32, 144))
     font = b"<< /Type /Font /Subtype /Type1 /BaseFont /ABCDEF+Subset /FirstChar 32 /LastChar 143 "
     font += b"/Widths [" + widths + b"] >>"
-    return _one_page_pdf(path, b"BT /F1 12 Tf 72 720 Td (" + escaped + b") Tj ET\n", font)
+    return _one_page_pdf(path, stream, font)
 
 
 SAMPLE = next((Path(__file__).resolve().parents[1] / "corpus").glob("*.txt"))

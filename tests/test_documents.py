@@ -90,6 +90,18 @@ def test_a_glyph_without_a_character_is_never_joined_into_a_number(tmp_path):
     assert corpus.notes == (note,)
 
 
+def test_a_paragraph_made_mostly_of_lost_glyphs_is_left_out_and_noted(tmp_path):
+    kept = b"It passed 900 users in 2019 and offers 6697 services!"
+    lost = b" ".join([bytes(range(0x81, 0x89))] * 5) + b" 12."  # 40 glyphs lost, then "12."
+    docs.lost_glyphs_pdf(tmp_path / "part.pdf", kept, lost)
+    corpus = read_corpus(tmp_path)
+    assert corpus.articles[0].paragraphs == (kept.decode(),)
+    assert corpus.notes == (
+        "part.pdf: 40 glyph(s) without a character on page(s) 1 shown as \ufffd; "
+        "1 paragraph(s) made mostly of them were not read",
+    )
+
+
 @pytest.mark.parametrize(
     ("lines", "expected"),
     [
