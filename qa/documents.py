@@ -825,7 +825,7 @@ def _starts_paragraph(
     ended = prev.text.rstrip(_CLOSERS)[-1:] in _SENTENCE_END
     if first:  # the top of a column or page: goes on unless the sentence ended
         return ended
-    if prev.y0 - line.y0 > 1.6 * pitch:
+    if prev.y0 - line.y0 > 1.6 * pitch * max(size / body, 1.0):  # a heading's are wider apart
         return True
     return ended and prev.x1 < right - 1.5 * size
 

@@ -139,13 +139,23 @@ def test_radicals_stand_for_the_simplified_form_opencc_gives():
         assert read == t2s.convert(equivalent), (radical, read)
 
 
-@pytest.mark.browser
-def test_a_pdf_printed_by_chromium_is_cited_in_plain_characters_with_its_page(tmp_path):
+@pytest.fixture(scope="module")
+def chromium_sample(tmp_path_factory) -> Path:
+    """A folder holding the sample article as headless Chromium prints it to PDF."""
     if not docs.CHROMIUM.exists():
         pytest.skip(f"no Chromium at {docs.CHROMIUM} (apt-get install chromium)")
-    corpus = tmp_path / "corpus"
+    corpus = tmp_path_factory.mktemp("chromium") / "corpus"
     corpus.mkdir()
-    docs.chromium_pdf(docs.sample_html(tmp_path / "article.html"), corpus / "article.pdf")
+    page = docs.sample_html(corpus.parent / "article.html")
+    docs.chromium_pdf(page, corpus / "article.pdf")
+    return corpus
+
+
+@pytest.mark.browser
+def test_a_pdf_printed_by_chromium_is_cited_in_plain_characters_with_its_page(
+    tmp_path, chromium_sample
+):
+    corpus = chromium_sample
     stats = qa.build(corpus, tmp_path / "index", HASH)
     assert stats.skipped == () and stats.articles == 1
     bot = qa.load(tmp_path / "index", HASH)
@@ -157,6 +167,14 @@ def test_a_pdf_printed_by_chromium_is_cited_in_plain_characters_with_its_page(tm
     assert first.page == 1
     users = bot.ask("赣服通突破了多少万用户?")
     assert any("900万用户" in c.sentence for c in users.citations), users
+
+
+@pytest.mark.browser
+def test_a_title_set_over_two_lines_is_the_title_not_a_paragraph(chromium_sample):
+    (article,) = read_corpus(chromium_sample).articles
+    assert article.title == "「赣服通」上线一周年:数字政务服务的“中部崛起”"
+    # Its second line, 起”, was the article's first paragraph.
+    assert article.paragraphs[0].startswith("李克强总理11月15日上午")
 
 
 @pytest.mark.browser
