@@ -4,6 +4,7 @@ the same Chinese report in each format, a two-column notice, and broken PDFs."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import documents as docs
@@ -67,6 +68,126 @@ def test_pdf_whose_fonts_give_no_characters_is_skipped_saying_so(tmp_path):
     docs.report_pdf(tmp_path / "glyphs.pdf", "cid", owner="owner-only")  # see above
     (line,) = read_corpus(tmp_path).skipped
     assert line.startswith("glyphs.pdf: its text cannot be decoded")
+
+
+def test_a_pdf_whose_characters_are_mostly_lost_is_skipped_and_the_rest_indexed(tmp_path):
+    # Digits and punctuation decoded, every letter lost: "1115, 900, 6697." is no article.
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.lost_glyphs_pdf(corpus / "tofu.pdf", docs.MOSTLY_LOST)
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    (line,) = stats.skipped
+    assert line.startswith("tofu.pdf: its text cannot be decoded (15 of 28 characters")
+    assert stats.articles == 4
+
+
+def test_a_glyph_without_a_character_is_never_joined_into_a_number(tmp_path):
+    # The line reads 9(cid:129)00 and 6(cid:130)97 to pdfminer.six: not 900 and 697.
+    docs.lost_glyphs_pdf(tmp_path / "lost.pdf", docs.LOST_GLYPH_NUMBERS)
+    corpus = read_corpus(tmp_path)
+    (text,) = corpus.articles[0].paragraphs
+    assert text == "Users passed 9\ufffd00 in 2019 and it offers 6\ufffd97 services."
+    note = "lost.pdf: 2 glyph(s) without a character on page(s) 1 shown as \ufffd"
+    assert corpus.notes == (note,)
+
+
+def test_a_paragraph_made_mostly_of_lost_glyphs_is_left_out_and_noted(tmp_path):
+    kept = b"It passed 900 users in 2019 and offers 6697 services!"
+    lost = b" ".join([bytes(range(0x81, 0x89))] * 5) + b" 12."  # 40 glyphs lost, then "12."
+    docs.lost_glyphs_pdf(tmp_path / "part.pdf", kept, lost)
+    corpus = read_corpus(tmp_path)
+    assert corpus.articles[0].paragraphs == (kept.decode(),)
+    assert corpus.notes == (
+        "part.pdf: 40 glyph(s) without a character on page(s) 1 shown as \ufffd; "
+        "1 paragraph(s) made mostly of them were not read",
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # Kangxi radicals (U+2F00-U+2FDF), as Chromium prints 一, 目, 用, 户
+        (["上线⼀周年⽬前已突破900万⽤⼾"], ["上线一周年目前已突破900万用户"]),
+        # ⼾ is 戶 in Unicode's tables: 户 in simplified text, 戶 in traditional
+        (["用⼾數量達到九百萬，這個應用"], ["用戶數量達到九百萬，這個應用"]),
+        # CJK Radicals Supplement, which NFKC leaves as they are, in either script
+        (["⻓江⼤桥的⻔⻛⻋"], ["长江大桥的门风车"]),
+        (["⻓江⼤橋的⻔⻛⻋，這個應用"], ["長江大橋的門風車，這個應用"]),
+        # a compatibility ideograph (U+F92C) and ligatures
+        (["\uf92c君的 ﬁle ﬂow"], ["郎君的 file flow"]),
+        # the layout's spaces around a number between Chinese characters, not beside a word
+        (["第 3 季度突破 900 万，增长 12.5%。"], ["第3季度突破900万，增长12.5%。"]),
+        (["2023 年", "新版 Python 3.11 的 asyncio"], ["2023年", "新版 Python 3.11 的 asyncio"]),
+        # full-width punctuation, digits and spaces are the document's own
+        (["（一）全角：，；！？　１２３"], ["（一）全角：，；！？　１２３"]),
+    ],
+)
+def test_radicals_ligatures_and_layout_spaces_are_read_as_the_text_means(lines, expected):
+    assert documents.normalise_lines(lines) == expected
+
+
+def test_radicals_stand_for_the_simplified_form_opencc_gives():
+    from opencc import OpenCC
+
+    t2s = OpenCC("t2s")
+    for code in range(0x2E80, 0x2FE0):
+        radical = chr(code)
+        if not unicodedata.name(radical, ""):
+            continue
+        (read,) = documents.normalise_lines([radical])
+        equivalent = documents._RADICAL_IDEOGRAPH.get(radical)
+        equivalent = equivalent or unicodedata.normalize("NFKC", radical)
+        assert read == t2s.convert(equivalent), (radical, read)
+
+
+@pytest.fixture(scope="module")
+def chromium_sample(tmp_path_factory) -> Path:
+    """A folder holding the sample article as headless Chromium prints it to PDF."""
+    if not docs.CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {docs.CHROMIUM} (apt-get install chromium)")
+    corpus = tmp_path_factory.mktemp("chromium") / "corpus"
+    corpus.mkdir()
+    page = docs.sample_html(corpus.parent / "article.html")
+    docs.chromium_pdf(page, corpus / "article.pdf")
+    return corpus
+
+
+@pytest.mark.browser
+def test_a_pdf_printed_by_chromium_is_cited_in_plain_characters_with_its_page(
+    tmp_path, chromium_sample
+):
+    corpus = chromium_sample
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    assert stats.skipped == () and stats.articles == 1
+    bot = qa.load(tmp_path / "index", HASH)
+    first = bot.ask("赣服通集成了多少项服务?").citations[0]
+    assert "6697项服务" in first.sentence
+    # ⼀⽬⽤⼾ (Kangxi radicals) read as 一目用户: the sentence is what a reader typed
+    assert first.sentence == unicodedata.normalize("NFKC", first.sentence)
+    assert "突破900万用户" in first.sentence
+    assert first.page == 1
+    users = bot.ask("赣服通突破了多少万用户?")
+    assert any("900万用户" in c.sentence for c in users.citations), users
+
+
+@pytest.mark.browser
+def test_a_title_set_over_two_lines_is_the_title_not_a_paragraph(chromium_sample):
+    (article,) = read_corpus(chromium_sample).articles
+    assert article.title == "「赣服通」上线一周年:数字政务服务的“中部崛起”"
+    # Its second line, 起”, was the article's first paragraph.
+    assert article.paragraphs[0].startswith("李克强总理11月15日上午")
+
+
+@pytest.mark.browser
+def test_a_pdf_printed_without_chinese_fonts_is_skipped_and_the_rest_indexed(tmp_path):
+    if not docs.CHROMIUM.exists() or not docs.NO_CJK_FONTS.is_dir():
+        pytest.skip(f"needs Chromium at {docs.CHROMIUM} and fonts in {docs.NO_CJK_FONTS}")
+    corpus = write_corpus(tmp_path / "corpus")
+    page = docs.sample_html(tmp_path / "article.html")
+    docs.chromium_pdf(page, corpus / "tofu.pdf", cjk_fonts=False)
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    (line,) = stats.skipped
+    assert line.startswith("tofu.pdf: its text cannot be decoded (")
+    assert stats.articles == 4
 
 
 @pytest.mark.parametrize("font", docs.fonts())
