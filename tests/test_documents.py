@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import documents as docs
@@ -567,6 +569,27 @@ def test_no_text_from_outside_the_corpus_reaches_the_index_through_the_cache(
     assert only(corpus) == first
     # Nothing read from there, nothing written there.
     assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == planted
+
+
+def test_two_build_processes_sharing_the_cache_both_get_the_text(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    builds = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOSTILE_READ, str(corpus), "300"],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    runs = [json.loads(b.communicate(timeout=120)[0].splitlines()[-1]) for b in builds]
+    assert all(r["ids"] == ["report.docx"] and r["skipped"] == [] for r in runs), runs
+    folder = tmp_path / "cache" / "documents"
+    (entry,) = folder.iterdir()  # one entry, no temporary file left behind
+    assert entry.suffix == ".json" and json.loads(entry.read_text(encoding="utf-8"))["paragraphs"]
 
 
 def test_empty_and_misnamed_documents_each_get_their_own_reason(tmp_path):

@@ -76,6 +76,8 @@ class Service:
     swaps in a new one when its index is complete, so answers never see a half-built index.
     An index rebuilt by another process (`qa build`) is noticed by the next question, at
     most once a second, loaded in the background and swapped in the same way.
+    The page's uploads are read, saved and indexed by one thread of their own, in the order
+    they came (`receive`), so that no request waits for them.
     """
 
     def __init__(
