@@ -21,6 +21,8 @@ import logging
 import os
 import queue
 import re
+import secrets
+import stat
 import statistics
 import subprocess
 import sys
@@ -110,14 +112,20 @@ def _refuse_large(path: Path) -> None:
 # Change it whenever reading a PDF or .docx gives other paragraphs: older entries go unused.
 READER_VERSION = "4"
 
+_READ_ENTRY = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_NEW_ENTRY = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
-def read_document(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+
+def read_document(
+    path: Path, progress: Progress | None = None, name: str = "", seconds: float | None = None
+) -> Document:
     """`read_pdf` or `read_docx` by suffix, remembered by the file's content.
 
     Every build reads the whole corpus, and pdfminer.six takes 50-100 ms a page: a folder of
     reports would be parsed again on each upload. What a file gave (or why it was refused) is
     kept under QA_CACHE/documents, keyed by its bytes, its suffix, the reader's version and
     the libraries' versions, so a changed file is read again and an unchanged one is not.
+    `seconds`: read for at most this long (at most MAX_READ_SECONDS).
     """
     pdf = path.suffix.lower() == ".pdf"
     data = _check_size(path)
@@ -126,27 +134,30 @@ def read_document(path: Path, progress: Progress | None = None, name: str = "") 
     # Keyed by the reader too: the same bytes named .pdf and .docx are read differently.
     digest = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64])
     digest.update(b".pdf" if pdf else b".docx")
-    key = digest.hexdigest()
-    entry = _cache_folder() / f"{key}.json"
+    entry = f"{digest.hexdigest()}.json"
+    # A key follows from public data (a published report and the libraries' versions): an
+    # entry is used only for the file whose bytes it names, never for its name alone.
+    source = hashlib.sha256(data).hexdigest()
+    folder = _open_cache()
     try:
-        kept = json.loads(entry.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # none yet, unreadable, truncated, not UTF-8
-        kept = None
-    if isinstance(kept, dict) and set(kept) == {"error"} and isinstance(kept["error"], str):
-        raise DocumentError(kept["error"])
-    doc = _from_json(kept)
-    if doc is not None:
+        kept = _recall(folder, entry, source)
+        if isinstance(kept, DocumentError):
+            raise kept
+        if kept is not None:
+            return kept
+        # No entry, or a damaged one, one of another layout or another file: read the file.
+        try:
+            doc = read_pdf(path, progress, name, seconds) if pdf else read_docx(path, seconds)
+        except _NotRemembered:
+            raise
+        except DocumentError as exc:
+            _remember(folder, entry, {"sha256": source, "error": str(exc)})
+            raise
+        _remember(folder, entry, {"sha256": source, **_to_json(doc)})
         return doc
-    # No entry, or a damaged one or one of another layout: read the file again.
-    try:
-        doc = read_pdf(path, progress, name) if pdf else read_docx(path)
-    except _NotRemembered:
-        raise
-    except DocumentError as exc:
-        _remember(entry, {"error": str(exc)})
-        raise
-    _remember(entry, _to_json(doc))
-    return doc
+    finally:
+        if folder is not None:
+            os.close(folder)
 
 
 def _to_json(doc: Document) -> dict:
@@ -201,17 +212,79 @@ def _versions() -> str:
     return " ".join(found)
 
 
-def _remember(entry: Path, value: dict) -> None:
-    # Of this process and thread: two builds (or two uploads) may write one entry at once.
-    tmp = entry.with_name(f"{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def _open_cache() -> int | None:
+    """The cache folder, open (entries are read and written relative to it, so no link in
+    its path can lead them elsewhere); None when there is none to use: documents are then
+    read each time, only slower.
+
+    Entries hold the text of private documents, and one that someone else wrote could put
+    any text in the index: only a real folder (not a link) of this user is used, made
+    private (0700) if it was not; a group or others keep no access to it.
+    """
+    if os.open not in os.supports_dir_fd:  # Windows: no way to open an entry safely
+        return None
+    path = _cache_folder()
+    log = logging.getLogger("qa")
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, entry)
-    except OSError as exc:  # a read-only home: documents are read each time, only slower
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:  # a read-only home, a file or a link in its place
+        log.debug("documents not cached: %s", exc)
+        return None
+    try:
+        info = os.fstat(folder)
+        if info.st_uid != os.geteuid():
+            raise PermissionError(f"{path} belongs to another user")
+        if info.st_mode & 0o077:  # made by an earlier version, or by hand: made private
+            os.fchmod(folder, stat.S_IMODE(info.st_mode) & 0o700)
+    except OSError as exc:
+        log.debug("documents not cached: %s", exc)
+        os.close(folder)
+        return None
+    return folder
+
+
+def _recall(folder: int | None, entry: str, source: str) -> Document | DocumentError | None:
+    """What the cache says of the file whose bytes have the SHA-256 `source`: its Document,
+    or the error that refused it. None for anything else (read the file again): no entry, a
+    damaged one, one of another file, or one that is not a regular file of this user (a
+    FIFO would block the build, a link could lead anywhere)."""
+    if folder is None:
+        return None
+    try:
+        fd = os.open(entry, _READ_ENTRY, dir_fd=folder)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                return None
+            kept = json.loads(file.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # unreadable, truncated, not UTF-8
+        return None
+    if not isinstance(kept, dict) or kept.pop("sha256", None) != source:
+        return None
+    if set(kept) == {"error"} and isinstance(kept["error"], str):
+        return DocumentError(kept["error"])
+    return _from_json(kept)
+
+
+def _remember(folder: int | None, entry: str, value: dict) -> None:
+    if folder is None:
+        return
+    # A new file that only this user can read, under a name no one can guess (a name known
+    # in advance could be a link someone put there); two builds at once each write their own.
+    tmp = f"{entry}.{secrets.token_hex(8)}.tmp"
+    try:
+        fd = os.open(tmp, _NEW_ENTRY, 0o600, dir_fd=folder)
+        with os.fdopen(fd, "wb") as file:
+            file.write(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        os.replace(tmp, entry, src_dir_fd=folder, dst_dir_fd=folder)
+    except OSError as exc:  # a full disk: documents are read each time, only slower
         logging.getLogger("qa").debug("document not cached: %s", exc)
         try:
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp, dir_fd=folder)
         except OSError:
             pass
 
@@ -219,15 +292,19 @@ def _remember(entry: Path, value: dict) -> None:
 # --- the reading process ------------------------------------------------------------------
 
 
-def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> Document:
+def _in_worker(
+    kind: str, path: Path, progress: Progress | None, name: str, seconds: float | None = None
+) -> Document:
     """`_read_pdf` or `_read_docx` of `path` in a process of its own, killed when it takes
-    longer than MAX_READ_SECONDS; it gets MAX_READ_MEMORY of address space.
+    longer than `seconds` (at most MAX_READ_SECONDS); it gets MAX_READ_MEMORY of address
+    space.
 
     pdfminer.six reads a page whole, and the time limit is checked between pages: one page
     of a few MB that inflates to GBs took 4 GB of memory per 2 GB, one of millions of
     operators minutes. Neither can be interrupted inside the parser, so the parser runs in
     a process that the limits end. The limits are sent along (tests change them).
     """
+    limit = MAX_READ_SECONDS if seconds is None else min(seconds, MAX_READ_SECONDS)
     request = {
         "kind": kind,
         "path": str(path),
@@ -235,7 +312,7 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
         "progress": progress is not None,
         "max_pages": MAX_PAGES,
         "max_unpacked": MAX_UNPACKED_BYTES,
-        "max_seconds": MAX_READ_SECONDS,
+        "max_seconds": limit,
         "max_memory": MAX_READ_MEMORY,
         "progress_pages": PROGRESS_PAGES,
     }
@@ -266,8 +343,7 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
                 line = lines.get(timeout=max(deadline - time.monotonic(), 0.0))
             except queue.Empty:
                 raise _TooSlow(
-                    f"still not read after {MAX_READ_SECONDS:.0f} s: split it or print it "
-                    "to a new PDF"
+                    f"still not read after {limit:.0f} s: split it or print it to a new PDF"
                 ) from None
             if line is None:
                 code = process.wait()
@@ -282,7 +358,7 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
             if not isinstance(message, dict):
                 continue
             if "started" in message:
-                deadline = time.monotonic() + max(MAX_READ_SECONDS, 0.0) + 1.0
+                deadline = time.monotonic() + max(limit, 0.0) + 1.0
             elif "progress" in message and progress is not None:
                 progress(*message["progress"])
             elif "error" in message:
@@ -389,7 +465,9 @@ class _Line:
     row: bool = False  # cells of a table row, joined by ROW_SEPARATOR
 
 
-def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+def read_pdf(
+    path: Path, progress: Progress | None = None, name: str = "", seconds: float | None = None
+) -> Document:
     """The paragraphs of a PDF with the page each starts on, read in a process of its own.
 
     Raises DocumentError for an encrypted, truncated, damaged or scanned (no text) file, one
@@ -397,7 +475,7 @@ def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Do
     MAX_READ_MEMORY.
     """
     _refuse_large(path)
-    return _in_worker("pdf", path, progress, name or path.name)
+    return _in_worker("pdf", path, progress, name or path.name, seconds)
 
 
 def _read_pdf(path: Path, progress: Progress | None, name: str) -> Document:
@@ -858,12 +936,12 @@ def _pitch(flows: list[list[_Line]], body: float) -> float:
 # --- Word .docx ---------------------------------------------------------------------------
 
 
-def read_docx(path: Path) -> Document:
+def read_docx(path: Path, seconds: float | None = None) -> Document:
     """Title (the title property, else the first heading), paragraphs and tables in order,
     one table row per line, read in a process of its own. Headers, footers, comments and
     notes are not body text."""
     _refuse_large(path)
-    return _in_worker("docx", path, None, path.name)
+    return _in_worker("docx", path, None, path.name, seconds)
 
 
 def _read_docx(path: Path) -> Document:
