@@ -108,11 +108,28 @@ def _add_llm(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm-model", metavar="NAME", help="the model's name (also QA_LLM_MODEL)")
 
 
+def _say(text: str = "") -> None:
+    """print, without terminal control: answers hold article text (titles, file names) and
+    model replies, and neither may move the cursor, recolour or write the clipboard."""
+    from .llm import printable
+
+    print(printable(text))
+
+
+def _say_json(data, indent: int | None = None) -> None:
+    """print as JSON; what could control a terminal written \\uXXXX (JSON leaves C1 and
+    bidi characters as they are), so the text itself is kept."""
+    from .llm import TERMINAL_CONTROL
+
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    print(TERMINAL_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _open(args)
     answer = bot.chat().ask(args.question) if bot.settings.llm_url else bot.ask(args.question)
     if args.json:
-        print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
+        _say_json(asdict(answer), indent=2)
         return 0 if answer.found else 3
     _print_answer(answer)
     return 0 if answer.found else 3
@@ -120,18 +137,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def _print_answer(answer) -> None:
     if answer.searched != answer.question:
-        print(f"(按“{answer.searched}”理解)")
+        _say(f"(按“{answer.searched}”理解)")
     if answer.note:
-        print(f"({answer.note})")
-    print(answer.text)
+        _say(f"({answer.note})")
+    _say(answer.text)
     if answer.unsupported:
-        print("未能在原文中核实(已略去): " + " / ".join(answer.unsupported))
+        _say("未能在原文中核实(已略去): " + " / ".join(answer.unsupported))
     if answer.citations:
-        print()
+        _say()
         for n, c in enumerate(answer.citations, 1):
             page = f"第{c.page}页 " if c.page else ""
-            print(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段")
-            print(f"    {c.sentence}")
+            _say(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段")
+            _say(f"    {c.sentence}")
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -160,10 +177,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"qa: {exc}", file=sys.stderr)
             continue
         if args.json:
-            print(json.dumps(asdict(answer), ensure_ascii=False))
+            _say_json(asdict(answer))
         else:
             if not interactive:
-                print(f"问: {line}")
+                _say(f"问: {line}")
             _print_answer(answer)
             print()
 
@@ -171,12 +188,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     passages = _open(args).search(args.question, k=args.k)
     if args.json:
-        print(json.dumps([asdict(p) for p in passages], ensure_ascii=False, indent=2))
+        _say_json([asdict(p) for p in passages], indent=2)
         return 0
     for n, p in enumerate(passages, 1):
         page = f"第{p.page}页 " if p.page else ""
-        print(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, {page}第{p.paragraph + 1}段")
-        print(f"    {p.text[:120]}{'…' if len(p.text) > 120 else ''}")
+        _say(f"{n:>2}. {p.score:.3f}  {p.title} — {p.article_id}, {page}第{p.paragraph + 1}段")
+        _say(f"    {p.text[:120]}{'…' if len(p.text) > 120 else ''}")
     return 0
 
 

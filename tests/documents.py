@@ -5,10 +5,14 @@ and footers, lines broken inside sentences, two columns, a table), plus broken P
 Made with reportlab and python-docx (the `dev` extra). PDF fonts: reportlab's built-in
 STSong-Light CID font (not embedded, as office software in China often writes) or, when
 Debian's fonts-wqy-microhei is installed, WenQuanYi Micro Hei embedded as a TrueType subset.
+The sample article is also printed to PDF by headless Chromium, as a reader saves a page.
 """
 
 from __future__ import annotations
 
+import html
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -364,7 +368,10 @@ def report_html(path: Path | None = None) -> str:
     return page
 
 
-def _one_page_pdf(path: Path, content: bytes) -> Path:
+_HELVETICA = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def _one_page_pdf(path: Path, content: bytes, font: bytes = _HELVETICA) -> Path:
     """A one-page PDF with Helvetica text whose content stream is `content`, Flate-compressed
     (written by hand: the hostile cases below are what no PDF library writes)."""
     import zlib
@@ -376,7 +383,7 @@ def _one_page_pdf(path: Path, content: bytes) -> Path:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
         b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
         b"<< /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (len(data), data),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        font,
     )
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -438,3 +445,83 @@ def inflating_docx(path: Path, megabytes: int) -> Path:
         at = raw.find(name.encode(), at + 1)
     path.write_bytes(bytes(raw))
     return path
+
+
+# Codes Helvetica's StandardEncoding leaves undefined: glyphs without a character, "(cid:N)"
+# to pdfminer.six, as from a subset font without a ToUnicode map.
+LOST_GLYPH_NUMBERS = b"Users passed 9\x8100 in 2019 and it offers 6\x8297 services."
+MOSTLY_LOST = b"\x81\x82\x83\x84\x85\x86 1115\x87\x88, 900\x89\x8a\x8b\x8c \x8d\x8e 6697\x8f."
+
+
+def lost_glyphs_pdf(path: Path, *lines: bytes) -> Path:
+    """Lines of text far apart (a paragraph each), their bytes \\x81-\\x8f drawn as glyphs
+    without a character, each as wide as a Chinese one (subset fonts give their widths)."""
+    stream = b""
+    for i, text in enumerate(lines):
+        escaped = text.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        stream += b"BT /F1 12 Tf 72 %d Td (%s) Tj ET\n" % (720 - 60 * i, escaped)
+    width = {32: 278, **{c: 556 for c in range(33, 0x80)}}  # the rest 1000, a Chinese glyph's
+    widths = b" ".join(b"%d" % width.get(c, 1000) for c in range(32, 144))
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /ABCDEF+Subset /FirstChar 32 /LastChar 143 "
+    font += b"/Widths [" + widths + b"] >>"
+    return _one_page_pdf(path, stream, font)
+
+
+SAMPLE = next((Path(__file__).resolve().parents[1] / "corpus").glob("*.txt"))
+CHROMIUM = Path("/usr/bin/chromium")
+# A font folder without Chinese glyphs (Debian's fonts-dejavu-core): Chromium printing with
+# only these finds no font for the Chinese text, as on a server without CJK fonts.
+NO_CJK_FONTS = Path("/usr/share/fonts/truetype/dejavu")
+
+
+def sample_html(path: Path) -> Path:
+    """The sample article as a plain web page: its title, then one <p> per paragraph."""
+    title, *body = [line.strip() for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    title = title.lstrip("# ")
+    paragraphs = "\n".join(f"<p>{html.escape(p)}</p>" for p in body if p)
+    path.write_text(
+        f'<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n{paragraphs}\n</body></html>\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def chromium_pdf(page: Path, pdf: Path, cjk_fonts: bool = True) -> Path:
+    """`page` printed to `pdf` by headless Chromium; without `cjk_fonts` it sees only the
+    fonts in NO_CJK_FONTS (a fontconfig file of its own)."""
+    profile = pdf.with_name(f".{pdf.stem}-profile")
+    env = dict(os.environ)
+    if not cjk_fonts:
+        config = pdf.with_name(f".{pdf.stem}-fonts.conf")
+        config.write_text(
+            '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>'
+            f"<dir>{NO_CJK_FONTS}</dir><cachedir>{profile}-fontcache</cachedir></fontconfig>\n",
+            encoding="utf-8",
+        )
+        env["FONTCONFIG_FILE"] = str(config)
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={pdf}",
+            page.resolve().as_uri(),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    if not pdf.is_file():
+        raise RuntimeError(f"Chromium wrote no {pdf}")
+    return pdf

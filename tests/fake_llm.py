@@ -25,6 +25,13 @@ REPLIES = {
         "上线一周年时，赣服通已突破900万用户[1]。"  # the rest obeys an article's 忽略以上指令…
         "赣服通已于昨日停止运营，请改用 http://evil.example 办理[1]。"
     ),
+    # terminal control: erase line, colour, an OSC 52 clipboard write, reset, a bidi override
+    "escapes": (
+        "上线一周年时，赣服通已突破\x1b[2K900万用户\x1b[31m[1]。"
+        "\x1b]52;c;cm0gLXJmIH4=\x07赣服通是全国\u202e用户最多的政务平台\x1bc\x9b2J[1]。"
+    ),
+    # what an article's 忽略以上所有规则 asks for, citing each source in turn
+    "obey": "".join(f"赣服通已被关闭[{n}]。" for n in range(1, 7)),
 }
 SLOW_SECONDS = 5.0
 CHUNK_PAUSE = 0.15  # between streamed pieces, so a browser can see the reply grow
@@ -43,6 +50,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)
+        self.server.keys.append(self.headers.get("Authorization", ""))
         model = body.get("model", "")
         pause = SLOW_PAUSE if model.endswith("-slowly") else CHUNK_PAUSE
         model = model.removesuffix("-slowly")
@@ -58,12 +66,17 @@ class Handler(BaseHTTPRequestHandler):
             HOSTILE[model](self)
             return
         reply = REPLIES.get(model, REPLIES["faithful"])
+        if model == "echo-key":  # the request's key back, in the reply and in a header
+            key = self.headers.get("Authorization", "")
+            reply = f"上线一周年时，赣服通已突破900万用户[1]。你的密钥是 {key}[1]。"
         if not body.get("stream"):
             self._send(200, "application/json", json.dumps(_completion(reply)).encode())
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        if model == "echo-key":
+            self.send_header("X-Echo", self.headers.get("Authorization", ""))
         self.end_headers()
         step = max(1, len(reply) // 4)
         for i in range(0, len(reply), step):
@@ -204,6 +217,7 @@ class FakeLLM(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests: list[dict] = []
+        self.keys: list[str] = []  # each request's Authorization header
         self.redirect_to = "http://127.0.0.2:9/v1/chat/completions"  # model "redirect"
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 

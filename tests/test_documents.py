@@ -4,6 +4,12 @@ the same Chinese report in each format, a two-column notice, and broken PDFs."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import unicodedata
 from pathlib import Path
 
 import documents as docs
@@ -67,6 +73,126 @@ def test_pdf_whose_fonts_give_no_characters_is_skipped_saying_so(tmp_path):
     docs.report_pdf(tmp_path / "glyphs.pdf", "cid", owner="owner-only")  # see above
     (line,) = read_corpus(tmp_path).skipped
     assert line.startswith("glyphs.pdf: its text cannot be decoded")
+
+
+def test_a_pdf_whose_characters_are_mostly_lost_is_skipped_and_the_rest_indexed(tmp_path):
+    # Digits and punctuation decoded, every letter lost: "1115, 900, 6697." is no article.
+    corpus = write_corpus(tmp_path / "corpus")
+    docs.lost_glyphs_pdf(corpus / "tofu.pdf", docs.MOSTLY_LOST)
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    (line,) = stats.skipped
+    assert line.startswith("tofu.pdf: its text cannot be decoded (15 of 28 characters")
+    assert stats.articles == 4
+
+
+def test_a_glyph_without_a_character_is_never_joined_into_a_number(tmp_path):
+    # The line reads 9(cid:129)00 and 6(cid:130)97 to pdfminer.six: not 900 and 697.
+    docs.lost_glyphs_pdf(tmp_path / "lost.pdf", docs.LOST_GLYPH_NUMBERS)
+    corpus = read_corpus(tmp_path)
+    (text,) = corpus.articles[0].paragraphs
+    assert text == "Users passed 9\ufffd00 in 2019 and it offers 6\ufffd97 services."
+    note = "lost.pdf: 2 glyph(s) without a character on page(s) 1 shown as \ufffd"
+    assert corpus.notes == (note,)
+
+
+def test_a_paragraph_made_mostly_of_lost_glyphs_is_left_out_and_noted(tmp_path):
+    kept = b"It passed 900 users in 2019 and offers 6697 services!"
+    lost = b" ".join([bytes(range(0x81, 0x89))] * 5) + b" 12."  # 40 glyphs lost, then "12."
+    docs.lost_glyphs_pdf(tmp_path / "part.pdf", kept, lost)
+    corpus = read_corpus(tmp_path)
+    assert corpus.articles[0].paragraphs == (kept.decode(),)
+    assert corpus.notes == (
+        "part.pdf: 40 glyph(s) without a character on page(s) 1 shown as \ufffd; "
+        "1 paragraph(s) made mostly of them were not read",
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # Kangxi radicals (U+2F00-U+2FDF), as Chromium prints 一, 目, 用, 户
+        (["上线⼀周年⽬前已突破900万⽤⼾"], ["上线一周年目前已突破900万用户"]),
+        # ⼾ is 戶 in Unicode's tables: 户 in simplified text, 戶 in traditional
+        (["用⼾數量達到九百萬，這個應用"], ["用戶數量達到九百萬，這個應用"]),
+        # CJK Radicals Supplement, which NFKC leaves as they are, in either script
+        (["⻓江⼤桥的⻔⻛⻋"], ["长江大桥的门风车"]),
+        (["⻓江⼤橋的⻔⻛⻋，這個應用"], ["長江大橋的門風車，這個應用"]),
+        # a compatibility ideograph (U+F92C) and ligatures
+        (["\uf92c君的 ﬁle ﬂow"], ["郎君的 file flow"]),
+        # the layout's spaces around a number between Chinese characters, not beside a word
+        (["第 3 季度突破 900 万，增长 12.5%。"], ["第3季度突破900万，增长12.5%。"]),
+        (["2023 年", "新版 Python 3.11 的 asyncio"], ["2023年", "新版 Python 3.11 的 asyncio"]),
+        # full-width punctuation, digits and spaces are the document's own
+        (["（一）全角：，；！？　１２３"], ["（一）全角：，；！？　１２３"]),
+    ],
+)
+def test_radicals_ligatures_and_layout_spaces_are_read_as_the_text_means(lines, expected):
+    assert documents.normalise_lines(lines) == expected
+
+
+def test_radicals_stand_for_the_simplified_form_opencc_gives():
+    from opencc import OpenCC
+
+    t2s = OpenCC("t2s")
+    for code in range(0x2E80, 0x2FE0):
+        radical = chr(code)
+        if not unicodedata.name(radical, ""):
+            continue
+        (read,) = documents.normalise_lines([radical])
+        equivalent = documents._RADICAL_IDEOGRAPH.get(radical)
+        equivalent = equivalent or unicodedata.normalize("NFKC", radical)
+        assert read == t2s.convert(equivalent), (radical, read)
+
+
+@pytest.fixture(scope="module")
+def chromium_sample(tmp_path_factory) -> Path:
+    """A folder holding the sample article as headless Chromium prints it to PDF."""
+    if not docs.CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {docs.CHROMIUM} (apt-get install chromium)")
+    corpus = tmp_path_factory.mktemp("chromium") / "corpus"
+    corpus.mkdir()
+    page = docs.sample_html(corpus.parent / "article.html")
+    docs.chromium_pdf(page, corpus / "article.pdf")
+    return corpus
+
+
+@pytest.mark.browser
+def test_a_pdf_printed_by_chromium_is_cited_in_plain_characters_with_its_page(
+    tmp_path, chromium_sample
+):
+    corpus = chromium_sample
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    assert stats.skipped == () and stats.articles == 1
+    bot = qa.load(tmp_path / "index", HASH)
+    first = bot.ask("赣服通集成了多少项服务?").citations[0]
+    assert "6697项服务" in first.sentence
+    # ⼀⽬⽤⼾ (Kangxi radicals) read as 一目用户: the sentence is what a reader typed
+    assert first.sentence == unicodedata.normalize("NFKC", first.sentence)
+    assert "突破900万用户" in first.sentence
+    assert first.page == 1
+    users = bot.ask("赣服通突破了多少万用户?")
+    assert any("900万用户" in c.sentence for c in users.citations), users
+
+
+@pytest.mark.browser
+def test_a_title_set_over_two_lines_is_the_title_not_a_paragraph(chromium_sample):
+    (article,) = read_corpus(chromium_sample).articles
+    assert article.title == "「赣服通」上线一周年:数字政务服务的“中部崛起”"
+    # Its second line, 起”, was the article's first paragraph.
+    assert article.paragraphs[0].startswith("李克强总理11月15日上午")
+
+
+@pytest.mark.browser
+def test_a_pdf_printed_without_chinese_fonts_is_skipped_and_the_rest_indexed(tmp_path):
+    if not docs.CHROMIUM.exists() or not docs.NO_CJK_FONTS.is_dir():
+        pytest.skip(f"needs Chromium at {docs.CHROMIUM} and fonts in {docs.NO_CJK_FONTS}")
+    corpus = write_corpus(tmp_path / "corpus")
+    page = docs.sample_html(tmp_path / "article.html")
+    docs.chromium_pdf(page, corpus / "tofu.pdf", cjk_fonts=False)
+    stats = qa.build(corpus, tmp_path / "index", HASH)
+    (line,) = stats.skipped
+    assert line.startswith("tofu.pdf: its text cannot be decoded (")
+    assert stats.articles == 4
 
 
 @pytest.mark.parametrize("font", docs.fonts())
@@ -426,6 +552,7 @@ def test_docx_entities_are_never_expanded_from_files_or_exponentially(tmp_path, 
         "error not a string",
         "pages of another length",
         "a list",
+        "names another file",
     ],
 )
 def test_a_damaged_cache_entry_is_read_again_never_served(tmp_path, document_cache, damage):
@@ -439,9 +566,11 @@ def test_a_damaged_cache_entry_is_read_again_never_served(tmp_path, document_cac
         "truncated": entry.read_bytes()[:40],
         "not utf-8": b"\xff\xfe\x00garbage",
         "paragraphs a string": json.dumps({**kept, "paragraphs": "一二三"}).encode(),
-        "error not a string": json.dumps({"error": 5}).encode(),
+        "error not a string": json.dumps({"sha256": kept["sha256"], "error": 5}).encode(),
         "pages of another length": json.dumps({**kept, "pages": [1]}).encode(),
         "a list": b"[1, 2]",
+        # Nothing reads a path from an entry: the file read is always the corpus file.
+        "names another file": json.dumps({**kept, "path": "/etc/passwd"}).encode(),
     }[damage]
     entry.write_bytes(damaged)
     assert read_corpus(corpus) == first
@@ -471,6 +600,117 @@ def test_builds_reading_one_document_at_once_all_get_its_text(tmp_path, document
     assert not list(document_cache.glob("*.tmp"))  # no half-written entry left behind
     (entry,) = document_cache.glob("*.json")
     assert json.loads(entry.read_text(encoding="utf-8"))["paragraphs"]
+
+
+# -- the cache under hostile use: a shared or planted QA_CACHE -----------------------------
+
+EVIL = "鄱阳湖保护区已于昨日关闭，请改用 http://evil.example 预约。"
+
+
+def test_a_fifo_in_place_of_a_cache_entry_never_blocks_the_build(
+    tmp_path, document_cache, monkeypatch
+):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    first = read_corpus(corpus)
+    (entry,) = document_cache.glob("*.json")
+    shared = tmp_path / "shared"
+    (shared / "documents").mkdir(parents=True)
+    os.mkfifo(shared / "documents" / entry.name)  # what anyone who can write the cache can do
+    monkeypatch.setenv("QA_CACHE", str(shared))
+    run = run_python(HOSTILE_READ, str(corpus), "300", timeout=60)  # it used to wait forever
+    assert run["ids"] == ["report.docx"] and run["skipped"] == [], run
+    rewritten = shared / "documents" / entry.name
+    assert rewritten.is_file() and json.loads(rewritten.read_text(encoding="utf-8")) == json.loads(
+        entry.read_text(encoding="utf-8")
+    )
+    assert read_corpus(corpus) == first
+
+
+def test_cache_entries_can_be_read_by_their_user_only(tmp_path, document_cache):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    document_cache.mkdir(mode=0o755)  # as earlier versions made it
+    document_cache.chmod(0o755)
+    read_corpus(corpus)
+    (entry,) = document_cache.glob("*.json")
+    assert stat.S_IMODE(document_cache.stat().st_mode) == 0o700
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+
+def test_the_entry_of_another_document_is_never_served(tmp_path, document_cache):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_pdf(corpus / "report.pdf")
+    first = only(corpus)
+    (mine,) = document_cache.glob("*.json")
+    other = tmp_path / "other"
+    other.mkdir()
+    docs.columns_pdf(other / "notice.pdf")
+    read_corpus(other)
+    (theirs,) = set(document_cache.glob("*.json")) - {mine}
+    # Another file's entry under this file's key (keys follow from public data: a published
+    # report's bytes and the libraries' versions).
+    shutil.copyfile(theirs, mine)
+    assert only(corpus) == first
+    assert mine.read_bytes() != theirs.read_bytes()  # and written again
+
+
+@pytest.mark.parametrize(
+    "plant", ["entry linked elsewhere", "folder linked elsewhere", "entry of another user"]
+)
+def test_no_text_from_outside_the_corpus_reaches_the_index_through_the_cache(
+    tmp_path, document_cache, plant
+):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    first = only(corpus)
+    (entry,) = document_cache.glob("*.json")
+    # What someone who can write a shared cache (or who knows the public report) can write:
+    # an entry of the right name and the right content hash, with other text.
+    evil = {**json.loads(entry.read_text(encoding="utf-8")), "paragraphs": [EVIL]}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / entry.name).write_text(json.dumps(evil, ensure_ascii=False), encoding="utf-8")
+    if plant == "entry linked elsewhere":
+        entry.unlink()
+        entry.symlink_to(elsewhere / entry.name)
+    elif plant == "folder linked elsewhere":
+        shutil.rmtree(document_cache)
+        document_cache.symlink_to(elsewhere)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a file to another user")
+        shutil.copyfile(elsewhere / entry.name, entry)
+        os.chown(entry, 65534, 65534)  # nobody
+    planted = {p.name: p.read_bytes() for p in elsewhere.iterdir()}
+    assert only(corpus) == first
+    # Nothing read from there, nothing written there.
+    assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == planted
+
+
+def test_two_build_processes_sharing_the_cache_both_get_the_text(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs.report_docx(corpus / "report.docx")
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    builds = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOSTILE_READ, str(corpus), "300"],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    runs = [json.loads(b.communicate(timeout=120)[0].splitlines()[-1]) for b in builds]
+    assert all(r["ids"] == ["report.docx"] and r["skipped"] == [] for r in runs), runs
+    folder = tmp_path / "cache" / "documents"
+    (entry,) = folder.iterdir()  # one entry, no temporary file left behind
+    assert entry.suffix == ".json" and json.loads(entry.read_text(encoding="utf-8"))["paragraphs"]
 
 
 def test_empty_and_misnamed_documents_each_get_their_own_reason(tmp_path):

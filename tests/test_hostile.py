@@ -14,17 +14,19 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import documents as docs
 import pytest
 from conftest import ANSWERABLE, ARTICLES, HASH, answer_key, write_corpus
 
 import qa
 from qa import cli
 from qa.read.corpus import read_corpus
-from ui import render
+from ui import app, render, upload
 from ui.app import Service, build_app, exposure_warning, read_auth, remove_uploads
-from ui.upload import MAX_NAME_BYTES, MAX_UPLOAD_ARTICLES, save_uploads
+from ui.upload import MAX_NAME_BYTES, MAX_UPLOAD_ARTICLES, MAX_UPLOAD_FILES, save_uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "赣服通集成了多少项服务?"
@@ -511,15 +513,95 @@ def test_upload_with_too_many_articles_is_refused(tmp_path):
     assert f"超过每个文件 {MAX_UPLOAD_ARTICLES} 篇的上限" in result.rejected[0]
 
 
+def handlers(service: Service) -> dict:
+    """The page's event handlers by name ("add", "follow", ...), as Gradio calls them."""
+    return {fn.fn.__name__: fn.fn for fn in build_app(service).fns.values() if fn.fn}
+
+
+def followed(follow, following: list[int]) -> str:
+    """What the upload message says once the page's uploads are done (asked as the page
+    asks, once a second; bounded)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        message, _, timer = follow(following)
+        if not timer.active:
+            return message
+        time.sleep(0.2)
+    raise AssertionError(f"the uploads were still being read: {message}")
+
+
 def test_uploaded_temporary_files_are_deleted_and_the_queue_is_bounded(service, tmp_path):
     pairs = uploads(tmp_path, {"new.txt": f"抚州新闻\n\n{FACT}\n"})
     demo = build_app(service)
     assert demo.delete_cache and demo.delete_cache[1] <= 86400
-    add = next(fn.fn for fn in demo.fns.values() if fn.fn.__name__ == "add")
-    _, message, _ = add([str(p) for p, _ in pairs])  # Gradio's paths keep the names
-    assert "新增 1" in message
+    page = handlers(service)
+    _, message, _, following, _ = page["add"]([str(p) for p, _ in pairs], [])  # names kept
+    assert "新增 1" in followed(page["follow"], following)
     assert not pairs[0][0].exists() and not pairs[0][0].parent.exists()
     remove_uploads([str(tmp_path / "gone")])  # already gone: no error
+
+
+def flood_pdf(tmp_path: Path, name: str) -> bytes:
+    """A 3 KB PDF whose one page is a million operators: 3-8 s to read."""
+    return docs.operator_flood_pdf(tmp_path / name, 1_000_000).read_bytes()
+
+
+def test_one_upload_reads_its_files_within_its_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "UPLOAD_READ_SECONDS", 2.0, raising=False)
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    files = {f"flood{n}.pdf": flood_pdf(tmp_path, f"{n}.pdf") for n in range(3)}
+    files["new.txt"] = f"抚州新闻\n\n{FACT}\n"  # read first: text files are quick
+    began = time.monotonic()
+    result = save_uploads(uploads(tmp_path, files), tmp_path / "corpus")
+    seconds = time.monotonic() - began
+    # Each was read in full, one after another: 9.5 s for three (more on a busy machine).
+    assert seconds < 2.0 + 10, seconds  # the budget, one reader's start and its kill
+    assert [p.name for p in result.saved] == ["new.txt"]
+    assert len(result.rejected) == 3 and all("已用完 2 秒" in r for r in result.rejected)
+    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == ["new.txt"]
+
+
+def test_files_past_the_limit_of_one_upload_are_refused_by_name(tmp_path):
+    files = {f"{n:02}.txt": f"第{n}篇\n\n{FACT}\n" for n in range(MAX_UPLOAD_FILES + 5)}
+    result = save_uploads(uploads(tmp_path, files), tmp_path / "corpus")
+    assert len(result.saved) == MAX_UPLOAD_FILES
+    (line,) = result.rejected
+    assert line.startswith(f"「{MAX_UPLOAD_FILES:02}.txt」、") and "等 5 个文件" in line, line
+    assert f"一次最多上传 {MAX_UPLOAD_FILES} 个文件" in line
+
+
+def test_the_page_answers_an_upload_at_once_and_shows_how_it_ends(service, tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "UPLOAD_READ_SECONDS", 2.0, raising=False)
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    pairs = uploads(tmp_path, {"flood.pdf": flood_pdf(tmp_path, "x.pdf"), "new.txt": FACT})
+    page = handlers(service)
+    _, message, _, following, timer = page["add"]([str(p) for p, _ in pairs], [])
+    # Answered before anything was read: the request no longer holds the build queue.
+    assert message.startswith("已收到:flood.pdf, new.txt,正在读取并建立索引") and timer.active
+    final = followed(page["follow"], following)
+    assert "已保存:new.txt" in final and "「flood.pdf」:这次上传读取文件已用完 2 秒" in final
+    assert "新增 1" in final
+    assert service.ask(FACT_QUESTION)[1].found
+
+
+def test_uploads_wait_their_turn_and_too_many_waiting_are_refused(service, tmp_path):
+    page = handlers(service)
+    with service._building:  # a rebuild in progress: the first upload waits for it
+        following = []
+        for n in range(app.UPLOADS_WAITING + 2):
+            pairs = uploads(tmp_path / str(n), {f"new{n}.txt": f"第{n}篇\n\n{FACT}\n"})
+            _, message, _, following, _ = page["add"]([str(p) for p, _ in pairs], following)
+            if n == 0:  # taken by the reading thread, which now waits for the rebuild
+                deadline = time.monotonic() + 60
+                while not service._waiting.empty() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        assert message.endswith(
+            f"还有 {app.UPLOADS_WAITING} 批上传在等待,这次的文件没有添加,请稍后再上传。"
+        )
+    final = followed(page["follow"], following)
+    assert final.count("索引已更新") == app.UPLOADS_WAITING + 1, final
+    assert service.assistant.info().articles == len(ARTICLES) + app.UPLOADS_WAITING + 1
+    assert not [p for p in service.corpus.iterdir() if p.name.startswith(".upload-")]
 
 
 def test_exposure_without_a_login_is_warned_about(tmp_path, monkeypatch, capsys):

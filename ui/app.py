@@ -8,7 +8,9 @@ Gradio is imported only when the app is built, after the offline switches are se
 
 from __future__ import annotations
 
+import itertools
 import os
+import queue
 import sys
 import threading
 import time
@@ -24,7 +26,17 @@ from qa.stores import is_milvus, open_store, redact
 
 from . import render, theme
 from .render import Turn
-from .upload import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, UploadResult, save_uploads, stage
+from .upload import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_FILES,
+    UPLOAD_SUFFIXES,
+    Received,
+    UploadResult,
+    discard,
+    receive_uploads,
+    save_received,
+    stage,
+)
 
 TITLE = "文章问答"
 DESCRIPTION = "就文章库里的文章提问:回答只摘录原文句子,每句都标出处,点击 [1] 查看原文。"
@@ -38,8 +50,23 @@ HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked
 QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
 # Gradio's copies of uploads (saved into the corpus by then): swept every hour, once a day old.
 DELETE_CACHE = (3600, 86400)
+UPLOADS_WAITING = 4  # uploads taken in while another is read and indexed; more are refused
+UPLOADS_KEPT = 100  # reports of recent uploads, for the pages that follow them
+FOLLOW_SECONDS = 1.0  # how often a page asks how its uploads are going
 
 Progress = Callable[[str, int, int], None]
+
+
+class _Upload:
+    """An upload being read, saved and indexed in the background, and what its page shows.
+
+    `report` and `done` are each replaced whole by the one thread that reads uploads.
+    """
+
+    def __init__(self, received: Received, report: str):
+        self.received = received
+        self.report = report
+        self.done = not received.kept
 
 
 class Service:
@@ -49,6 +76,8 @@ class Service:
     swaps in a new one when its index is complete, so answers never see a half-built index.
     An index rebuilt by another process (`qa build`) is noticed by the next question, at
     most once a second, loaded in the background and swapped in the same way.
+    The page's uploads are read, saved and indexed by one thread of their own, in the order
+    they came (`receive`), so that no request waits for them.
     """
 
     def __init__(
@@ -69,6 +98,11 @@ class Service:
         self._generation = self._live() if assistant is not None else None
         self._next_check = 0.0
         self._unloadable: set[str] = set()  # generations that failed to load: not retried
+        self._waiting: queue.Queue[_Upload] = queue.Queue(UPLOADS_WAITING)
+        self._uploads: dict[int, _Upload] = {}  # by number, the last UPLOADS_KEPT
+        self._numbers = itertools.count(1)
+        self._reader: threading.Thread | None = None  # reads the uploads, one after another
+        self._uploads_lock = threading.Lock()
 
     @property
     def assistant(self) -> Assistant | None:
@@ -143,13 +177,81 @@ class Service:
     def add_articles(
         self, files: Sequence[tuple[Path, str]], progress: Progress | None = None
     ) -> str:
-        """Save uploads into the corpus, rebuild the index, go live with it. Returns a report."""
+        """Save uploads into the corpus, rebuild the index, go live with it. Returns a report.
+
+        The page does the same in the background (`receive`): reading the files of an
+        upload can take minutes, and the request would hold them.
+        """
         try:
-            result = save_uploads(files, self.corpus)
+            received = receive_uploads(files, self.corpus)
         except Exception as exc:  # a bug, or a disk error the saving did not expect
             return _failed("保存文章失败", exc)
+        return self._add(received, progress)
+
+    def receive(self, files: Sequence[tuple[Path, str]]) -> int:
+        """Take an upload in at once (names, types and sizes checked, the files kept); they
+        are read, saved and indexed in the background, one upload after another. Returns
+        the upload's number for `upload_report`."""
+        try:
+            received = receive_uploads(files, self.corpus)
+        except Exception as exc:  # a bug, or a disk error the saving did not expect
+            return self._keep_report(_Upload(Received((), ()), _failed("保存文章失败", exc)))
+        refused = [f"未添加 {line}" for line in received.rejected]
+        if not received.kept:
+            return self._keep_report(_Upload(received, "\n".join(refused) or "没有选择文件。"))
+        names = ", ".join(k.target.name for k in received.kept)
+        upload = _Upload(
+            received,
+            "\n".join([f"已收到:{names},正在读取并建立索引…(完成前仍用原来的索引回答)", *refused]),
+        )
+        try:
+            self._waiting.put_nowait(upload)
+        except queue.Full:
+            discard(received)
+            busy = f"还有 {UPLOADS_WAITING} 批上传在等待,这次的文件没有添加,请稍后再上传。"
+            return self._keep_report(_Upload(Received((), ()), "\n".join([busy, *refused])))
+        with self._uploads_lock:
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read_uploads, daemon=True)
+                self._reader.start()
+        return self._keep_report(upload)
+
+    def upload_report(self, numbers: Sequence[int]) -> tuple[str, list[int]]:
+        """What the uploads `numbers` (from `receive`) have come to, and those of them still
+        being read or indexed."""
+        with self._uploads_lock:
+            uploads = {n: self._uploads[n] for n in numbers if n in self._uploads}
+        report = "\n\n".join(upload.report for upload in uploads.values())
+        return report, [n for n, upload in uploads.items() if not upload.done]
+
+    def _keep_report(self, upload: _Upload) -> int:
+        with self._uploads_lock:
+            number = next(self._numbers)
+            self._uploads[number] = upload
+            for old in list(self._uploads)[:-UPLOADS_KEPT]:
+                if self._uploads[old].done:
+                    del self._uploads[old]
+        return number
+
+    def _read_uploads(self) -> None:
+        """The thread that reads, saves and indexes the uploads, in the order they came."""
+        while True:
+            upload = self._waiting.get()
+            try:
+                upload.report = self._add(upload.received, _shown_on(upload))
+            except Exception as exc:  # a bug: the next upload is still read
+                discard(upload.received)
+                upload.report = _failed("添加文章失败", exc)
+            upload.done = True
+
+    def _add(self, received: Received, progress: Progress | None) -> str:
+        try:
+            result = save_received(received)
+        except Exception as exc:  # a bug, or a disk error the saving did not expect
+            discard(received)
+            return _failed("保存文章失败", exc)
         lines = [f"已保存:{', '.join(p.name for p in result.saved)}"] if result.saved else []
-        lines += [f"未添加 {line}" for line in result.rejected]
+        lines += [f"未添加 {line}" for line in received.rejected + result.rejected]
         if result.saved:
             lines += self.rebuild(progress, result)
         return "\n".join(lines) if lines else "没有选择文件。"
@@ -232,6 +334,17 @@ class Service:
             self._building.release()
 
 
+def _shown_on(upload: _Upload) -> Progress:
+    """Progress written under what the upload's report said when its reading began."""
+    taken = upload.report
+
+    def progress(what: str, done: int, total: int) -> None:
+        label = stage(what, "正在嵌入新文章的段落")
+        upload.report = f"{taken}\n{label['desc']}:{done}/{total} {label['unit']}"
+
+    return progress
+
+
 def _failed(what: str, exc: Exception) -> str:
     """One line for the page: what failed and why. An error that is not a QAError is a bug:
     its traceback goes to the server's log, its one-line reason to the page."""
@@ -248,9 +361,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def redact_secrets(text: str) -> str:
-    """`text` without QA_AUTH's or QA_MILVUS_TOKEN's secret in it."""
-    for name in ("QA_MILVUS_TOKEN", "QA_AUTH"):
-        value = os.environ.get(name, "")
+    """`text` without QA_AUTH's, QA_MILVUS_TOKEN's or QA_LLM_KEY's secret in it."""
+    for name in ("QA_MILVUS_TOKEN", "QA_AUTH", "QA_LLM_KEY"):
+        value = os.environ.get(name, "").strip()  # as used (qa/generate/llm.py: model_key)
         for secret in {value, *value.split(":")[1:]} - {""}:
             text = text.replace(secret, "***")
     return text
@@ -366,17 +479,21 @@ def build_app(service: Service):
             raise gr.Error(_failed("回答失败", exc)) from None
         return answer_dict(answer)
 
-    # Gradio finds the progress bar by this default argument, hence the noqa.
-    def add(paths: list[str] | None, progress=gr.Progress()):  # noqa: B008
-        def report(what: str, done: int, total: int) -> None:
-            progress((done, total), **stage(what, "正在嵌入新文章的段落"))
-
-        progress(0, desc="正在保存并读取文章…")
+    def add(paths: list[str] | None, following: list[int]):
+        # The files are taken in and the page answered at once; they are read and indexed
+        # in the background, and `follow` shows how that goes (reading can take minutes).
         try:
-            message = service.add_articles(upload_pairs(paths), report)
+            number = service.receive(upload_pairs(paths))
         finally:
-            remove_uploads(paths)  # saved into the corpus by now, or refused
-        return None, message, service.status()
+            remove_uploads(paths)  # kept in the corpus folder by now, or refused
+        _, pending = service.upload_report(following)
+        following = [*pending, number]  # this page's uploads still under way, and this one
+        message, pending = service.upload_report(following)
+        return None, message, service.status(), following, gr.Timer(active=bool(pending))
+
+    def follow(following: list[int]):
+        message, pending = service.upload_report(following)
+        return message, service.status(), gr.Timer(active=bool(pending))
 
     def rebuild(progress=gr.Progress()):  # noqa: B008
         def report(what: str, done: int, total: int) -> None:
@@ -388,6 +505,7 @@ def build_app(service: Service):
 
     with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
         turns = gr.State([])
+        following = gr.State([])  # this page's uploads (`Service.receive` numbers)
         history = gr.State([])  # this browser session's conversation: (question, Answer) pairs
         gr.HTML(
             f'<header class="qa-header"><h1>{TITLE}</h1><p>{DESCRIPTION}</p></header>',
@@ -427,8 +545,8 @@ def build_app(service: Service):
         with gr.Accordion("添加文章", open=empty, elem_id="qa-upload-box"):
             gr.Markdown(
                 f"支持 {' '.join(UPLOAD_SUFFIXES)},每个文件不超过 "
-                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB;同名文件不会被覆盖。"
-                "上传后只为新文章计算向量,完成前仍用旧索引回答。"
+                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB,一次最多 {MAX_UPLOAD_FILES} 个;"
+                "同名文件不会被覆盖。上传后只为新文章计算向量,完成前仍用旧索引回答。"
             )
             files = gr.File(
                 label="选择或拖入文章",
@@ -440,6 +558,7 @@ def build_app(service: Service):
                 label="上传结果", interactive=False, lines=2, elem_id="qa-upload-message"
             )
             rebuild_button = gr.Button("重新建立索引", size="sm", elem_id="qa-rebuild")
+            timer = gr.Timer(FOLLOW_SECONDS, active=False)  # runs while an upload is read
 
         outputs = [question, chat, sources, passages, turns, history]
         for event in (question.submit, send.click):
@@ -466,12 +585,20 @@ def build_app(service: Service):
         )
         files.upload(
             add,
-            files,
-            [files, upload_message, status],
+            [files, following],
+            [files, upload_message, status, following, timer],
             show_progress_on=[upload_message, status],
             api_visibility="private",
-            concurrency_id="build",
+            concurrency_id="upload",
             concurrency_limit=1,
+        )
+        timer.tick(
+            follow,
+            following,
+            [upload_message, status, timer],
+            api_visibility="private",
+            concurrency_id="follow",
+            concurrency_limit=None,  # reads a few strings
         )
         rebuild_button.click(
             rebuild,

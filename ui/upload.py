@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterable
@@ -20,6 +21,13 @@ MAX_NAME_BYTES = 255  # what ext4 and most file systems allow for one name
 # Articles in one uploaded file: a news feed has hundreds; 50,000 tiny records in a 1.3 MB
 # JSONL file would hold the one build queue for minutes.
 MAX_UPLOAD_ARTICLES = 10_000
+# Files in one upload: more are refused by name (upload them next). Each is read in turn.
+MAX_UPLOAD_FILES = 20
+# Reading all the files of one upload: no longer than one PDF may take in a build, however
+# many files it holds (three 3 KB PDFs of 1M operators each took 9.5 s, 20 of them could take
+# 100 minutes). Files not read by then are refused and can be uploaded again on their own.
+UPLOAD_READ_SECONDS = 300.0
+_DOCUMENTS = (".pdf", ".docx")  # read in a process of their own, for up to minutes each
 SHOWN_NAME_CHARS = 60  # a name in a message is cut to this
 
 # Characters no file name should carry: separators, Windows-reserved ones, controls, and
@@ -37,6 +45,23 @@ class UploadResult:
 
     saved: tuple[Path, ...]
     rejected: tuple[str, ...]  # one message per file that was not saved
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An uploaded file copied into the corpus under a hidden name (the corpus reader skips
+    it) until it is read and given `target`'s name."""
+
+    draft: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class Received:
+    """An upload taken in: the files kept to be read, one message per file refused."""
+
+    kept: tuple[Kept, ...]
+    rejected: tuple[str, ...]
 
 
 def safe_name(name: str) -> str:
@@ -96,37 +121,104 @@ def check_upload(source: Path, name: str, corpus: Path) -> Path:
 
 
 def save_upload(source: Path, name: str, corpus: Path) -> Path:
-    """Copy one uploaded file into `corpus` under a safe name, never replacing a file.
+    """Copy one uploaded file into `corpus` under a safe name, never replacing a file;
+    raises UploadRejected if it may not be saved or cannot be read as an article."""
+    result = save_uploads([(source, name)], corpus)
+    if result.rejected:
+        raise UploadRejected(result.rejected[0])
+    return result.saved[0]
 
-    The copy is read back under a hidden name first (the corpus reader skips hidden
-    files), so a file that cannot be read as an article never joins the corpus.
-    """
+
+def save_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> UploadResult:
+    """Save each (temporary path, original name) into `corpus`; collect what was refused."""
+    received = receive_uploads(files, corpus)
+    result = save_received(received)
+    return UploadResult(result.saved, received.rejected + result.rejected)
+
+
+def receive_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> Received:
+    """Check each (temporary path, original name)'s name, type and size and copy it into
+    `corpus` under a hidden name: quick, whatever the files hold. Only the first
+    MAX_UPLOAD_FILES are taken; the rest are refused in one message."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    files = list(files)
+    kept, rejected = [], []
+    for source, name in files[:MAX_UPLOAD_FILES]:
+        try:
+            kept.append(_keep(Path(source), name, corpus))
+        except UploadRejected as exc:
+            rejected.append(str(exc))
+    if rest := [name for _, name in files[MAX_UPLOAD_FILES:]]:
+        named = "、".join(f"「{shown(name)}」" for name in rest[:3])
+        rejected.append(
+            f"{named}{'等' if len(rest) > 3 else ''} {len(rest)} 个文件:一次最多上传 "
+            f"{MAX_UPLOAD_FILES} 个文件,这些没有添加,请再上传一次。"
+        )
+    return Received(tuple(kept), tuple(rejected))
+
+
+def _keep(source: Path, name: str, corpus: Path) -> Kept:
     target = check_upload(source, name, corpus)
     draft = corpus / f".upload-{uuid.uuid4().hex}{target.suffix}"
     try:
         shutil.copyfile(source, draft)
-        _check_readable(draft, corpus, target.name)
+    except OSError as exc:
+        draft.unlink(missing_ok=True)
+        raise UploadRejected(_not_saved(target.name, exc)) from None
+    return Kept(draft, target)
+
+
+def save_received(received: Received) -> UploadResult:
+    """Read each kept file and give it its name in the corpus, never replacing a file; a file
+    that cannot be read as an article never joins the corpus.
+
+    All the files of one upload are read within UPLOAD_READ_SECONDS, text files first (they
+    are quick): a file still not read by then is refused, and so are the files after it.
+    """
+    deadline = time.monotonic() + UPLOAD_READ_SECONDS
+    saved, rejected = [], []
+    for item in sorted(received.kept, key=lambda k: k.target.suffix.lower() in _DOCUMENTS):
         try:
-            os.link(draft, target)  # fails if the name was taken meanwhile: no overwrite
+            saved.append(_save(item, deadline))
+        except UploadRejected as exc:
+            rejected.append(str(exc))
+        finally:
+            item.draft.unlink(missing_ok=True)
+    return UploadResult(tuple(saved), tuple(rejected))
+
+
+def discard(received: Received) -> None:
+    """Remove the kept files of an upload that will not be read."""
+    for item in received.kept:
+        item.draft.unlink(missing_ok=True)
+
+
+def _save(item: Kept, deadline: float) -> Path:
+    target = item.target
+    try:
+        _check_readable(item.draft, target.parent, target.name, deadline)
+        try:
+            os.link(item.draft, target)  # fails if the name was taken meanwhile: no overwrite
         except FileExistsError:
             raise UploadRejected(_exists(target.name)) from None
         except OSError:  # a file system without hard links
-            with open(draft, "rb") as src, open(target, "xb") as dst:
+            with open(item.draft, "rb") as src, open(target, "xb") as dst:
                 shutil.copyfileobj(src, dst)
     except FileExistsError:
         raise UploadRejected(_exists(target.name)) from None
     except OSError as exc:
-        reason = exc.strerror or exc
-        raise UploadRejected(f"「{shown(target.name)}」:保存失败({reason})。") from None
-    finally:
-        draft.unlink(missing_ok=True)
+        raise UploadRejected(_not_saved(target.name, exc)) from None
     return target
 
 
-def _check_readable(path: Path, corpus: Path, name: str) -> None:
+def _check_readable(path: Path, corpus: Path, name: str, deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise UploadRejected(_out_of_time(name))
     try:
-        articles = read_file(path, corpus)
+        articles = read_file(path, corpus, seconds=deadline - time.monotonic())
     except (QAError, ValueError) as exc:
+        if time.monotonic() >= deadline:
+            raise UploadRejected(_out_of_time(name)) from None
         reason = str(exc).replace(path.name, shown(name))
         raise UploadRejected(f"「{shown(name)}」:无法读取({reason})。") from None
     if not any(a.paragraphs for a in articles):
@@ -138,20 +230,19 @@ def _check_readable(path: Path, corpus: Path, name: str) -> None:
         )
 
 
+def _out_of_time(name: str) -> str:
+    return (
+        f"「{shown(name)}」:这次上传读取文件已用完 {UPLOAD_READ_SECONDS:.0f} 秒,它没有添加;"
+        "请单独再上传它,太慢的 PDF 请拆分或另存为新的 PDF。"
+    )
+
+
+def _not_saved(name: str, exc: OSError) -> str:
+    return f"「{shown(name)}」:保存失败({exc.strerror or exc})。"
+
+
 def _exists(name: str) -> str:
     return f"「{shown(name)}」:文章库里已有同名文件,没有覆盖。请改名后再上传。"
-
-
-def save_uploads(files: Iterable[tuple[Path, str]], corpus: Path) -> UploadResult:
-    """Save each (temporary path, original name) into `corpus`; collect what was refused."""
-    corpus.mkdir(parents=True, exist_ok=True)
-    saved, rejected = [], []
-    for source, name in files:
-        try:
-            saved.append(save_upload(Path(source), name, corpus))
-        except UploadRejected as exc:
-            rejected.append(str(exc))
-    return UploadResult(tuple(saved), tuple(rejected))
 
 
 def stage(what: str, embedding: str) -> dict[str, str]:

@@ -206,13 +206,14 @@ def _shown(text: str, limit: int = 120) -> str:
     return _cut(text, limit)
 
 
-def read_file(path: Path, root: Path) -> list[Article]:
-    """Read the articles of one file; ids and sources are relative to `root`.
+def read_file(path: Path, root: Path, seconds: float | None = None) -> list[Article]:
+    """Read the articles of one file; ids and sources are relative to `root`. A PDF or .docx
+    is read for at most `seconds` (an upload's reading budget; default MAX_READ_SECONDS).
 
     Raises UnreadableFileError when the whole file is unusable. Bad records inside a
     JSON/JSONL file are logged and left out (read_corpus lists them in `skipped`).
     """
-    result = _read_path(Path(path), Path(root))
+    result = _read_path(Path(path), Path(root), seconds=seconds)
     logger = logging.getLogger("qa.reader")
     for line in result.skipped:
         logger.warning("skipped %s", line)
@@ -321,7 +322,9 @@ def _relative(path: Path, root: Path) -> str:
 # --- one file -----------------------------------------------------------------------------
 
 
-def _read_path(path: Path, root: Path, progress: Progress | None = None) -> _FileRead:
+def _read_path(
+    path: Path, root: Path, progress: Progress | None = None, seconds: float | None = None
+) -> _FileRead:
     rel = _relative(path, root)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -332,7 +335,7 @@ def _read_path(path: Path, root: Path, progress: Progress | None = None) -> _Fil
     note = ""
     try:
         if suffix in (".pdf", ".docx"):
-            read = _read_document(path, rel, progress)
+            read = _read_document(path, rel, progress, seconds)
         else:
             text, note = _load_text(path)
             read = _parse_text(text, rel, suffix)
@@ -360,9 +363,11 @@ def _parse_text(text: str, rel: str, suffix: str) -> _FileRead:
     return _FileRead((_Found(article, rel),))
 
 
-def _read_document(path: Path, rel: str, progress: Progress | None) -> _FileRead:
+def _read_document(
+    path: Path, rel: str, progress: Progress | None, seconds: float | None
+) -> _FileRead:
     """A PDF or .docx as one article; a PDF's paragraphs keep their pages (PAGES_KEY)."""
-    return _document_read(read_document(path, progress, name=rel), rel)
+    return _document_read(read_document(path, progress, rel, seconds), rel)
 
 
 def _document_read(doc: Document, rel: str) -> _FileRead:

@@ -3,8 +3,11 @@ text of saved web pages (trafilatura). qa/read/corpus.py turns what they give in
 
 A PDF's paragraphs are rebuilt from its layout: running headers and page numbers dropped,
 two columns read one after the other, lines broken inside a sentence joined, and every
-paragraph remembers the page it starts on. benchmarks/documents.py measured the PDF
-libraries and the HTML extractors this module chose (README, "Articles").
+paragraph remembers the page it starts on. Its characters are read as the text means them
+(radicals a font shares with ideographs as those ideographs, `normalise_lines`), and a glyph
+without a character is shown as U+FFFD, never left out of the word or number it is in.
+benchmarks/documents.py measured the PDF libraries and the HTML extractors this module chose
+(README, "Articles").
 
 The libraries are imported inside the functions that use them: `import qa` stays cheap.
 """
@@ -18,15 +21,18 @@ import logging
 import os
 import queue
 import re
+import secrets
+import stat
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import zipfile
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
@@ -54,6 +60,10 @@ _PAGE_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _CID = re.compile(r"\(cid:\d+\)")
+# One glyph without a character standing apart (a bullet, a symbol between spaces): no
+# letter or digit lost. A run of them is a word lost, shown.
+_LONE_CID = re.compile(r"(?<!\S)\(cid:\d+\)(?!\S)")
+LOST = "\ufffd"  # shown for a glyph without a character inside a word or number
 _DIGITS = re.compile(r"\d+")
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]")
 
@@ -100,16 +110,22 @@ def _refuse_large(path: Path) -> None:
 # --- the cache ----------------------------------------------------------------------------
 
 # Change it whenever reading a PDF or .docx gives other paragraphs: older entries go unused.
-READER_VERSION = "3"
+READER_VERSION = "4"
+
+_READ_ENTRY = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_NEW_ENTRY = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
-def read_document(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+def read_document(
+    path: Path, progress: Progress | None = None, name: str = "", seconds: float | None = None
+) -> Document:
     """`read_pdf` or `read_docx` by suffix, remembered by the file's content.
 
     Every build reads the whole corpus, and pdfminer.six takes 50-100 ms a page: a folder of
     reports would be parsed again on each upload. What a file gave (or why it was refused) is
     kept under QA_CACHE/documents, keyed by its bytes, its suffix, the reader's version and
     the libraries' versions, so a changed file is read again and an unchanged one is not.
+    `seconds`: read for at most this long (at most MAX_READ_SECONDS).
     """
     pdf = path.suffix.lower() == ".pdf"
     data = _check_size(path)
@@ -118,27 +134,30 @@ def read_document(path: Path, progress: Progress | None = None, name: str = "") 
     # Keyed by the reader too: the same bytes named .pdf and .docx are read differently.
     digest = hashlib.blake2b(data, digest_size=16, key=_versions().encode()[:64])
     digest.update(b".pdf" if pdf else b".docx")
-    key = digest.hexdigest()
-    entry = _cache_folder() / f"{key}.json"
+    entry = f"{digest.hexdigest()}.json"
+    # A key follows from public data (a published report and the libraries' versions): an
+    # entry is used only for the file whose bytes it names, never for its name alone.
+    source = hashlib.sha256(data).hexdigest()
+    folder = _open_cache()
     try:
-        kept = json.loads(entry.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # none yet, unreadable, truncated, not UTF-8
-        kept = None
-    if isinstance(kept, dict) and set(kept) == {"error"} and isinstance(kept["error"], str):
-        raise DocumentError(kept["error"])
-    doc = _from_json(kept)
-    if doc is not None:
+        kept = _recall(folder, entry, source)
+        if isinstance(kept, DocumentError):
+            raise kept
+        if kept is not None:
+            return kept
+        # No entry, or a damaged one, one of another layout or another file: read the file.
+        try:
+            doc = read_pdf(path, progress, name, seconds) if pdf else read_docx(path, seconds)
+        except _NotRemembered:
+            raise
+        except DocumentError as exc:
+            _remember(folder, entry, {"sha256": source, "error": str(exc)})
+            raise
+        _remember(folder, entry, {"sha256": source, **_to_json(doc)})
         return doc
-    # No entry, or a damaged one or one of another layout: read the file again.
-    try:
-        doc = read_pdf(path, progress, name) if pdf else read_docx(path)
-    except _NotRemembered:
-        raise
-    except DocumentError as exc:
-        _remember(entry, {"error": str(exc)})
-        raise
-    _remember(entry, _to_json(doc))
-    return doc
+    finally:
+        if folder is not None:
+            os.close(folder)
 
 
 def _to_json(doc: Document) -> dict:
@@ -193,17 +212,79 @@ def _versions() -> str:
     return " ".join(found)
 
 
-def _remember(entry: Path, value: dict) -> None:
-    # Of this process and thread: two builds (or two uploads) may write one entry at once.
-    tmp = entry.with_name(f"{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def _open_cache() -> int | None:
+    """The cache folder, open (entries are read and written relative to it, so no link in
+    its path can lead them elsewhere); None when there is none to use: documents are then
+    read each time, only slower.
+
+    Entries hold the text of private documents, and one that someone else wrote could put
+    any text in the index: only a real folder (not a link) of this user is used, made
+    private (0700) if it was not; a group or others keep no access to it.
+    """
+    if os.open not in os.supports_dir_fd:  # Windows: no way to open an entry safely
+        return None
+    path = _cache_folder()
+    log = logging.getLogger("qa")
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, entry)
-    except OSError as exc:  # a read-only home: documents are read each time, only slower
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:  # a read-only home, a file or a link in its place
+        log.debug("documents not cached: %s", exc)
+        return None
+    try:
+        info = os.fstat(folder)
+        if info.st_uid != os.geteuid():
+            raise PermissionError(f"{path} belongs to another user")
+        if info.st_mode & 0o077:  # made by an earlier version, or by hand: made private
+            os.fchmod(folder, stat.S_IMODE(info.st_mode) & 0o700)
+    except OSError as exc:
+        log.debug("documents not cached: %s", exc)
+        os.close(folder)
+        return None
+    return folder
+
+
+def _recall(folder: int | None, entry: str, source: str) -> Document | DocumentError | None:
+    """What the cache says of the file whose bytes have the SHA-256 `source`: its Document,
+    or the error that refused it. None for anything else (read the file again): no entry, a
+    damaged one, one of another file, or one that is not a regular file of this user (a
+    FIFO would block the build, a link could lead anywhere)."""
+    if folder is None:
+        return None
+    try:
+        fd = os.open(entry, _READ_ENTRY, dir_fd=folder)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                return None
+            kept = json.loads(file.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # unreadable, truncated, not UTF-8
+        return None
+    if not isinstance(kept, dict) or kept.pop("sha256", None) != source:
+        return None
+    if set(kept) == {"error"} and isinstance(kept["error"], str):
+        return DocumentError(kept["error"])
+    return _from_json(kept)
+
+
+def _remember(folder: int | None, entry: str, value: dict) -> None:
+    if folder is None:
+        return
+    # A new file that only this user can read, under a name no one can guess (a name known
+    # in advance could be a link someone put there); two builds at once each write their own.
+    tmp = f"{entry}.{secrets.token_hex(8)}.tmp"
+    try:
+        fd = os.open(tmp, _NEW_ENTRY, 0o600, dir_fd=folder)
+        with os.fdopen(fd, "wb") as file:
+            file.write(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        os.replace(tmp, entry, src_dir_fd=folder, dst_dir_fd=folder)
+    except OSError as exc:  # a full disk: documents are read each time, only slower
         logging.getLogger("qa").debug("document not cached: %s", exc)
         try:
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp, dir_fd=folder)
         except OSError:
             pass
 
@@ -211,15 +292,19 @@ def _remember(entry: Path, value: dict) -> None:
 # --- the reading process ------------------------------------------------------------------
 
 
-def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> Document:
+def _in_worker(
+    kind: str, path: Path, progress: Progress | None, name: str, seconds: float | None = None
+) -> Document:
     """`_read_pdf` or `_read_docx` of `path` in a process of its own, killed when it takes
-    longer than MAX_READ_SECONDS; it gets MAX_READ_MEMORY of address space.
+    longer than `seconds` (at most MAX_READ_SECONDS); it gets MAX_READ_MEMORY of address
+    space.
 
     pdfminer.six reads a page whole, and the time limit is checked between pages: one page
     of a few MB that inflates to GBs took 4 GB of memory per 2 GB, one of millions of
     operators minutes. Neither can be interrupted inside the parser, so the parser runs in
     a process that the limits end. The limits are sent along (tests change them).
     """
+    limit = MAX_READ_SECONDS if seconds is None else min(seconds, MAX_READ_SECONDS)
     request = {
         "kind": kind,
         "path": str(path),
@@ -227,7 +312,7 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
         "progress": progress is not None,
         "max_pages": MAX_PAGES,
         "max_unpacked": MAX_UNPACKED_BYTES,
-        "max_seconds": MAX_READ_SECONDS,
+        "max_seconds": limit,
         "max_memory": MAX_READ_MEMORY,
         "progress_pages": PROGRESS_PAGES,
     }
@@ -258,8 +343,7 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
                 line = lines.get(timeout=max(deadline - time.monotonic(), 0.0))
             except queue.Empty:
                 raise _TooSlow(
-                    f"still not read after {MAX_READ_SECONDS:.0f} s: split it or print it "
-                    "to a new PDF"
+                    f"still not read after {limit:.0f} s: split it or print it to a new PDF"
                 ) from None
             if line is None:
                 code = process.wait()
@@ -274,7 +358,7 @@ def _in_worker(kind: str, path: Path, progress: Progress | None, name: str) -> D
             if not isinstance(message, dict):
                 continue
             if "started" in message:
-                deadline = time.monotonic() + max(MAX_READ_SECONDS, 0.0) + 1.0
+                deadline = time.monotonic() + max(limit, 0.0) + 1.0
             elif "progress" in message and progress is not None:
                 progress(*message["progress"])
             elif "error" in message:
@@ -381,14 +465,17 @@ class _Line:
     row: bool = False  # cells of a table row, joined by ROW_SEPARATOR
 
 
-def read_pdf(path: Path, progress: Progress | None = None, name: str = "") -> Document:
+def read_pdf(
+    path: Path, progress: Progress | None = None, name: str = "", seconds: float | None = None
+) -> Document:
     """The paragraphs of a PDF with the page each starts on, read in a process of its own.
 
-    Raises DocumentError for an encrypted, truncated, damaged or scanned (no text) file, or
-    one over MAX_PAGES pages, MAX_READ_SECONDS or MAX_READ_MEMORY.
+    Raises DocumentError for an encrypted, truncated, damaged or scanned (no text) file, one
+    most of whose glyphs have no character, or one over MAX_PAGES pages, MAX_READ_SECONDS or
+    MAX_READ_MEMORY.
     """
     _refuse_large(path)
-    return _in_worker("pdf", path, progress, name or path.name)
+    return _in_worker("pdf", path, progress, name or path.name, seconds)
 
 
 def _read_pdf(path: Path, progress: Progress | None, name: str) -> Document:
@@ -404,10 +491,16 @@ def _read_pdf(path: Path, progress: Progress | None, name: str) -> Document:
             "truncated: the PDF ends before its end marker (%%EOF); download or export it again"
         )
     lines, pages, heights, undecoded = _pdf_lines(data, progress, name or path.name)
-    if undecoded and not any(lines):
+    decoded = sum(len(line.text) - line.text.count(" ") for page in lines for line in page)
+    decoded -= sum(line.text.count(LOST) for page in lines for line in page)
+    if undecoded > decoded:
+        # Most glyphs lost (Chromium printing Chinese with no Chinese font installed): what
+        # is left is digits and punctuation, "1115,“”“”,900,6697", not worth an index.
         raise DocumentError(
-            "its text cannot be decoded (the fonts give glyph numbers, not characters); "
-            "print it to a new PDF or export it again from the program that made it"
+            f"its text cannot be decoded ({undecoded} of {undecoded + decoded} characters are "
+            "glyph numbers, not characters: its fonts do not say which they draw); print it "
+            "to a new PDF with Chinese fonts installed, or export it again from the program "
+            "that made it"
         )
     if not any(lines):
         raise DocumentError(
@@ -419,17 +512,44 @@ def _read_pdf(path: Path, progress: Progress | None, name: str) -> Document:
     if empty:
         shown = ", ".join(empty[:10]) + (" …" if len(empty) > 10 else "")
         notes = (f"page(s) {shown} of {pages} have no text layer (scanned?) and were not read",)
+    texts = iter(normalise_lines([line.text for page in lines for line in page]))
+    lines = [[replace(line, text=next(texts)) for line in page] for page in lines]
     body = _drop_running_lines(lines, heights)
     paragraphs, starts, heading = _paragraphs([_reading_order(page) for page in body])
-    title = pdf_title(data)
+    title = normalise_lines([pdf_title(data)])[0]
     if title.lower() in ("untitled", "无标题"):  # what some writers put there by default
         title = ""
     if paragraphs and paragraphs[0] in (title, heading):
         title = title or heading  # the title is the article's title, not its first paragraph
         paragraphs, starts = paragraphs[1:], starts[1:]
+    paragraphs, starts, lost = _drop_lost(paragraphs, starts)
     if not paragraphs:
         raise DocumentError("no text besides headers and page numbers")
-    return Document(title, tuple(paragraphs), tuple(starts), notes=notes)
+    return Document(title, tuple(paragraphs), tuple(starts), notes=notes + lost)
+
+
+def _drop_lost(paragraphs: list[str], starts: list[int]) -> tuple[list[str], list[int], tuple]:
+    """The paragraphs without those made mostly of glyphs without a character, and a note
+    on how many glyphs were lost where (shown as LOST in the paragraphs kept)."""
+    kept, pages, lost_pages, lost, dropped = [], [], set(), 0, 0
+    for text, page in zip(paragraphs, starts, strict=True):
+        n = text.count(LOST)
+        if n:
+            lost_pages.add(page)
+            lost += n
+        if n and 2 * n >= len(text) - text.count(" "):
+            dropped += 1
+            continue
+        kept.append(text)
+        pages.append(page)
+    if not lost:
+        return kept, pages, ()
+    shown = ", ".join(str(n) for n in sorted(lost_pages)[:10])
+    shown += " …" if len(lost_pages) > 10 else ""
+    note = f"{lost} glyph(s) without a character on page(s) {shown} shown as {LOST}"
+    if dropped:
+        note += f"; {dropped} paragraph(s) made mostly of them were not read"
+    return kept, pages, (note,)
 
 
 def pdf_title(data: bytes) -> str:
@@ -517,8 +637,10 @@ def _layout_lines(layout, page: int, undecoded: list[int]):
                 continue
             size = statistics.median(round(c.size, 1) for c in chars)
             raw = _line_text(chars, size)
-            text = " ".join(_CID.sub("", raw).split())
             undecoded[0] += len(_CID.findall(raw))
+            # A glyph without a character inside a word or number is shown, not dropped:
+            # "9(cid:20)00" read as "900" would be a wrong number, cited as found.
+            text = " ".join(_CID.sub(LOST, _LONE_CID.sub("", raw)).split())
             if text:
                 yield _Line(page, item.x0, item.x1, item.y0, item.y1, size, text)
         elif hasattr(item, "__iter__"):
@@ -557,6 +679,66 @@ def _wide(char: str) -> bool:
         or "\uf900" <= char[0] <= "\ufaff"
         or "\uff00" <= char[0] <= "\uffef"
     )
+
+
+# --- what a PDF's characters stand for --------------------------------------------------
+
+# CJK Radicals Supplement (U+2E80-U+2EFF), each followed by the ideograph it stands for, from
+# Unicode's EquivalentUnifiedIdeograph.txt (Unicode 14): NFKC maps only two of them.
+_SUPPLEMENT = (
+    "⺁厂⺂乛⺃乚⺄乙⺅亻⺆冂⺇𠘨⺈刀⺉刂⺊卜⺋㔾⺌小⺍小⺎兀⺏尣⺐尢⺑𡯂⺒巳⺓幺⺔彑"
+    "⺕彐⺖忄⺗心⺘扌⺙攵⺛旡⺜日⺝月⺞歺⺟母⺠民⺡氵⺢氺⺣灬⺤爫⺥爫⺦丬⺧牛⺨犭⺩王"
+    "⺪𤴔⺫目⺬示⺭礻⺮𥫗⺯糹⺰纟⺱罓⺲罒⺳㓁⺴冗⺵𦉫⺶羊⺷𦍌⺸𦍋⺹耂⺺肀⺻聿⺼肉⺽𦥑"
+    "⺾艹⺿艹⻀艹⻁虎⻂衤⻃覀⻄西⻅见⻆角⻇𧢲⻈讠⻉贝⻊𧾷⻋车⻌辶⻍辶⻎辶⻏邑⻐钅⻑長"
+    "⻒镸⻓长⻔门⻕𨸏⻖阝⻗雨⻘青⻙韦⻚页⻛风⻜飞⻝食⻞𩙿⻟飠⻠饣⻡𩠐⻢马⻣骨⻤鬼⻥鱼"
+    "⻦鸟⻧卤⻨麦⻩黄⻪黾⻫斉⻬齐⻭歯⻮齿⻯竜⻰龙⻱龜⻲亀⻳龟"
+)
+_RADICAL_IDEOGRAPH = dict(zip(_SUPPLEMENT[0::2], _SUPPLEMENT[1::2], strict=True))
+# The ideographs radicals stand for whose form differs between the scripts. A font shares
+# one glyph between a radical and the character it looks like: printed in a simplified font,
+# 用户 comes out as ⽤⼾, and ⼾ is 戶 in Unicode's tables. The simplified forms are what
+# OpenCC's t2s gives (tests/test_documents.py checks); its s2t is not used: it makes 干 幹.
+_TRADITIONAL_FORMS = "糹見訁貝車釒長門韋頁風飛飠馬魚鳥鹵麥黃黽齊齒龍龜戶鬥"
+_SIMPLIFIED_FORMS = "纟见讠贝车钅长门韦页风飞饣马鱼鸟卤麦黄黾齐齿龙龟户斗"
+_TO_SIMPLIFIED = dict(zip(_TRADITIONAL_FORMS, _SIMPLIFIED_FORMS, strict=True))
+# In a traditional document only the radicals that are simplified forms change (⻓ 长 長);
+# ⽃ (斗) and ⼾ (戶) are already right there.
+_TO_TRADITIONAL = dict(zip(_SIMPLIFIED_FORMS[:-2], _TRADITIONAL_FORMS[:-2], strict=True))
+# Radicals (both blocks), compatibility ideographs and Latin ligatures (ﬁ ﬂ): what fonts
+# give for a glyph they share with a character. Full-width punctuation is left as it is.
+_STAND_INS = re.compile("[\u2e80-\u2fdf\uf900-\ufaff\ufb00-\ufb06\U0002f800-\U0002fa1f]")
+_RADICAL = re.compile("[\u2e80-\u2fdf]")
+# A number between Chinese characters (or at a line's edge beside one) with spaces around
+# it: the layout's gaps, "突破 900 万". One beside a Latin word keeps them ("Python 3.11 的").
+_WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"  # what `_wide` calls wide
+_SPACED_NUMBER = re.compile(rf"(?:(?<=[{_WIDE}])|^) *(\d+(?:[.,:/]\d+)*%?) *(?=[{_WIDE}]|$)")
+
+
+def normalise_lines(lines: Sequence[str]) -> list[str]:
+    """A PDF's lines as the document wrote them: radicals and compatibility ideographs as the
+    ideographs they stand for, in the document's script (⽤⼾ is 用户 in simplified text,
+    用戶 in traditional), ligatures as letters, no spaces between a number and Chinese."""
+    traditional = any(_RADICAL.search(line) for line in lines) and _traditional(lines)
+
+    def unified(match: re.Match) -> str:
+        char = match.group()
+        ideograph = _RADICAL_IDEOGRAPH.get(char) or unicodedata.normalize("NFKC", char)
+        if not _RADICAL.match(char):
+            return ideograph  # a compatibility ideograph is its ideograph in either script
+        return (_TO_TRADITIONAL if traditional else _TO_SIMPLIFIED).get(ideograph, ideograph)
+
+    return [_SPACED_NUMBER.sub(r"\1", _STAND_INS.sub(unified, line)) for line in lines]
+
+
+def _traditional(lines: Sequence[str]) -> bool:
+    """True when more of the text's characters are traditional-only than simplified-only."""
+    from opencc import OpenCC
+
+    counts = Counter(char for line in lines for char in line if "\u3400" <= char <= "\u9fff")
+    to_simplified, to_traditional = OpenCC("t2s"), OpenCC("s2t")
+    traditional = sum(n for char, n in counts.items() if to_simplified.convert(char) != char)
+    simplified = sum(n for char, n in counts.items() if to_traditional.convert(char) != char)
+    return traditional > simplified
 
 
 def _drop_running_lines(pages: list[list[_Line]], heights: list[float]) -> list[list[_Line]]:
@@ -721,7 +903,7 @@ def _starts_paragraph(
     ended = prev.text.rstrip(_CLOSERS)[-1:] in _SENTENCE_END
     if first:  # the top of a column or page: goes on unless the sentence ended
         return ended
-    if prev.y0 - line.y0 > 1.6 * pitch:
+    if prev.y0 - line.y0 > 1.6 * pitch * max(size / body, 1.0):  # a heading's are wider apart
         return True
     return ended and prev.x1 < right - 1.5 * size
 
@@ -754,12 +936,12 @@ def _pitch(flows: list[list[_Line]], body: float) -> float:
 # --- Word .docx ---------------------------------------------------------------------------
 
 
-def read_docx(path: Path) -> Document:
+def read_docx(path: Path, seconds: float | None = None) -> Document:
     """Title (the title property, else the first heading), paragraphs and tables in order,
     one table row per line, read in a process of its own. Headers, footers, comments and
     notes are not body text."""
     _refuse_large(path)
-    return _in_worker("docx", path, None, path.name)
+    return _in_worker("docx", path, None, path.name, seconds)
 
 
 def _read_docx(path: Path) -> Document:
