@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from .assistant import MAX_QUESTION_CHARS
 from .types import Answer
 from .verify import MARKER, Source, verify
 
@@ -24,7 +25,6 @@ TURNS_IN_PROMPT = 3  # earlier turns the model sees
 SOURCES = 6  # cited sentences first, then the next best ones
 PARAGRAPH_CHARS = 600  # of each source's paragraph, around the sentence
 MAX_REPLY_CHARS = 4000  # a longer stream is cut: an answer, not an essay
-MAX_QUESTION_CHARS = 1000  # of each question in the prompt, as qa/assistant.py cuts them
 
 SYSTEM = (
     "你是一个严谨的问答助手。只根据下面编号的原文回答用户的问题,用中文,简洁。"
