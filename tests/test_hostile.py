@@ -515,7 +515,7 @@ def test_uploaded_temporary_files_are_deleted_and_the_queue_is_bounded(service, 
     pairs = uploads(tmp_path, {"new.txt": f"抚州新闻\n\n{FACT}\n"})
     demo = build_app(service)
     assert demo.delete_cache and demo.delete_cache[1] <= 86400
-    add = next(fn.fn for fn in demo.fns.values() if fn.fn.__name__ == "add")
+    add = next(fn.fn for fn in demo.fns.values() if fn.name == "add")
     _, message, _ = add([str(p) for p, _ in pairs])  # Gradio's paths keep the names
     assert "新增 1" in message
     assert not pairs[0][0].exists() and not pairs[0][0].parent.exists()

@@ -14,11 +14,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import qa
-from qa import Answer, Assistant, QAError, Settings
+from qa import Answer, Assistant, EmptyQuestionError, QAError, Settings
+from qa.assistant import MAX_QUESTION_CHARS, check_question, cut_question
 from qa.conversation import Conversation
 from qa.stores import is_milvus, open_store, redact
 
@@ -33,6 +34,11 @@ SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
 ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
 RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
 HISTORY_KEPT = 10  # earlier turns a browser session keeps for follow-up questions
+# Turns a page keeps (older ones drop off with a line saying so): as many as the sources panel
+# shows, so every [n] on the page still reaches its source. A tab kept every turn, and sent
+# them all again with every update of a streaming reply.
+TURNS_KEPT = render.TURNS_SHOWN
+WAIT = "请等上一个回答完成,问题还在输入框里,稍后再按 Enter。"
 STREAM_EVERY = 0.1  # seconds between updates of a reply while the model writes it
 HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
 QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
@@ -110,12 +116,9 @@ class Service:
         if bot is None:
             raise QAError(NO_INDEX)
         chat = Conversation(bot)
-        # A client's history is whatever it sent: only a list of strings counts, and the
-        # earlier questions are searched again, never sent to the model (qa/llm.py).
-        earlier = earlier if isinstance(earlier, list | tuple) else []
-        for q in list(earlier)[-HISTORY_REPLAYED:]:
-            if isinstance(q, str) and q.strip():
-                chat.remember(q)
+        # The earlier questions are searched again, never sent to the model (qa/llm.py).
+        for q in replayed(earlier):
+            chat.remember(q)
         return bot, chat.ask(question)
 
     def turn(
@@ -232,6 +235,74 @@ class Service:
             self._building.release()
 
 
+def replayed(earlier: object) -> list[str]:
+    """The questions of the API's `history` that are asked again: of its last HISTORY_REPLAYED
+    items, the strings with words in them, each cut to MAX_QUESTION_CHARS.
+
+    A client's history is whatever it sent (thousands of items, objects, 10 MB strings): the
+    rest is ignored, unread.
+    """
+    if not isinstance(earlier, list | tuple):
+        return []
+    out = []
+    for item in earlier[-HISTORY_REPLAYED:]:
+        try:
+            out.append(check_question(item))
+        except EmptyQuestionError:
+            pass  # not a question: nothing to take a subject from
+    return out
+
+
+_SESSIONS = threading.Lock()  # held only to read or change a few fields of a Session
+
+
+@dataclass
+class Session:
+    """One browser tab's conversation. Gradio keeps it (a gr.State) and hands the same object to
+    every handler of the tab, which change it in place: a reply still being written checks
+    `generation` before it writes, so 新对话 pressed meanwhile wins."""
+
+    turns: list[Turn] = field(default_factory=list)  # the last TURNS_KEPT, as shown
+    history: list[tuple[str, Answer]] = field(default_factory=list)  # the last HISTORY_KEPT
+    asked: int = 0  # questions answered in this conversation: the next turn's number - 1
+    generation: int = 0  # 新对话 starts the next one
+    answering: bool = False  # a reply of this conversation is being written
+
+    def start(self) -> int | None:
+        """Take a question: the generation it belongs to, or None while a reply is written."""
+        with _SESSIONS:
+            if self.answering:
+                return None
+            self.answering = True
+            return self.generation
+
+    def finish(self, generation: int) -> None:
+        with _SESSIONS:
+            if generation == self.generation:
+                self.answering = False
+
+    def add(self, generation: int, turn: Turn, answer: Answer) -> bool:
+        """Keep an answered turn; False (and nothing kept) if 新对话 came first."""
+        with _SESSIONS:
+            if generation != self.generation:
+                return False
+            self.turns = [*self.turns, turn][-TURNS_KEPT:]
+            self.history = [*self.history, (answer.question, answer)][-HISTORY_KEPT:]
+            self.asked += 1
+            return True
+
+    def reset(self) -> None:
+        """新对话: forget the turns; a reply still being written is dropped."""
+        with _SESSIONS:
+            self.turns, self.history, self.asked = [], [], 0
+            self.generation += 1
+            self.answering = False
+
+    def chat(self) -> list[dict]:
+        """The Chatbot value: the kept turns, after a line on the ones dropped."""
+        return render.chat_messages(self.turns, dropped=self.asked - len(self.turns))
+
+
 def _failed(what: str, exc: Exception) -> str:
     """One line for the page: what failed and why. An error that is not a QAError is a bug:
     its traceback goes to the server's log, its one-line reason to the page."""
@@ -307,50 +378,66 @@ def build_app(service: Service):
     """The Gradio Blocks for `service` (not launched)."""
     import gradio as gr
 
-    def respond(question: str, turns: list[Turn], history: list):
-        # A generator: a generated reply is shown as it streams, then replaced by the
-        # verified answer (without a model the first item is the answer).
-        question = (question or "").strip()
-        skip = (gr.skip(),) * 6
+    skip = (gr.skip(),) * 4
+
+    def respond(question: str, session: Session):
+        # A generator: the question is taken (the box cleared, once), a generated reply is shown
+        # as it streams, then replaced by the verified answer (without a model the first item
+        # is the answer). The box's max_length holds only in a browser: cut here.
+        question = cut_question(question or "")
         if not question:
             yield skip
             return
-        # Once a reply has streamed, a failure must take its unverified text off the page.
-        streamed = False
+        generation = session.start()
+        if generation is None:  # one reply at a time: the text typed stays in the box
+            gr.Warning(WAIT, title="提示")
+            yield skip
+            return
+        try:
+            yield from answer(question, session, generation)
+        finally:
+            session.finish(generation)
+
+    def answer(question: str, session: Session, generation: int):
+        earlier = session.chat()  # sent in full once; Gradio sends a stream's updates as diffs
+        asked = {"role": "user", "content": render.user_html(question)}
+        yield "", [*earlier, asked], gr.skip(), gr.skip()
         shown_at = 0.0
         try:
-            for item in service.stream_turn(question, len(turns) + 1, history):
+            for item in service.stream_turn(question, session.asked + 1, session.history):
+                if generation != session.generation:
+                    return  # 新对话 was pressed: its empty page stays
                 if isinstance(item, str):
-                    streamed = True
-                    # A reply written a character at a time re-sends the chat at most 10
-                    # times a second, not once per character.
+                    # A reply written a character at a time is shown at most 10 times a
+                    # second, not once per character; only what the box holds now is kept.
                     if time.monotonic() - shown_at < STREAM_EVERY:
                         continue
                     shown_at = time.monotonic()
-                    partial = render.chat_messages(turns) + render.pending_messages(question, item)
-                    yield "", partial, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    partial = earlier + render.pending_messages(question, item)
+                    yield gr.skip(), partial, gr.skip(), gr.skip()
                     continue
-                turn, answer, terms = item
+                turn, reply, terms = item
         except Exception as exc:
+            if generation != session.generation:
+                return
             if isinstance(exc, QAError):
                 gr.Warning(str(exc), title="提示")
             else:  # a bug: one line on the page, the traceback in the log
                 gr.Warning(_failed("回答失败", exc), title="提示")
-            if streamed:
-                chat_now = render.chat_messages(turns)
-                yield question, chat_now, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            else:
-                yield skip
+            # Off the page, streamed text and all; the question back in the box, to ask again.
+            yield question, earlier, gr.skip(), gr.skip()
             return
-        turns = [*turns, turn]
-        yield (
-            "",
-            render.chat_messages(turns),
-            render.panel_html(turns),
-            render.passages_html(answer, terms),
-            turns,
-            [*history, (answer.question, answer)][-HISTORY_KEPT:],
-        )
+        if session.add(generation, turn, reply):
+            yield (
+                gr.skip(),
+                session.chat(),
+                render.panel_html(session.turns),
+                render.passages_html(reply, terms),
+            )
+
+    def new_conversation(session: Session):
+        session.reset()
+        return [], render.panel_html([]), render.passages_html(None, []), ""
 
     def ask(question: str, history: list[str] | None = None) -> dict:
         """Answer a question from the articles: text with [n] markers, citations, passages.
@@ -387,8 +474,7 @@ def build_app(service: Service):
         return message, service.status()
 
     with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
-        turns = gr.State([])
-        history = gr.State([])  # this browser session's conversation: (question, Answer) pairs
+        session = gr.State(Session())  # copied for each tab
         gr.HTML(
             f'<header class="qa-header"><h1>{TITLE}</h1><p>{DESCRIPTION}</p></header>',
             elem_id="qa-header",
@@ -415,7 +501,7 @@ def build_app(service: Service):
                         container=False,
                         scale=5,
                         autofocus=True,
-                        max_length=1000,
+                        max_length=MAX_QUESTION_CHARS,
                     )
                     send = gr.Button("提问", variant="primary", scale=1, min_width=80)
                     new_chat = gr.Button("新对话", scale=1, min_width=80, elem_id="qa-new-chat")
@@ -441,28 +527,34 @@ def build_app(service: Service):
             )
             rebuild_button = gr.Button("重新建立索引", size="sm", elem_id="qa-rebuild")
 
-        outputs = [question, chat, sources, passages, turns, history]
-        for event in (question.submit, send.click):
-            event(
-                respond,
-                [question, turns, history],
-                outputs,
-                api_visibility="private",
-                concurrency_id="ask",
-                concurrency_limit=ASK_CONCURRENCY,
-                show_progress="minimal",
-            )
-        chat.clear(
-            lambda: ([], [], render.panel_html([]), render.passages_html(None, [])),
-            None,
-            [turns, history, sources, passages],
+        # "multiple": a question sent while a reply is written reaches respond, which says to
+        # wait ("once" dropped it without a word, and 提问 raced the Enter key).
+        asking = gr.on(
+            [question.submit, send.click],
+            respond,
+            [question, session],
+            [question, chat, sources, passages],
             api_visibility="private",
+            concurrency_id="ask",
+            concurrency_limit=ASK_CONCURRENCY,
+            show_progress="minimal",
+            trigger_mode="multiple",
+        )
+        # 新对话 stops the reply being written (the model stops too); should it still write,
+        # Session.generation keeps it off the new conversation.
+        chat.clear(
+            lambda s: new_conversation(s)[1:3],
+            session,
+            [sources, passages],
+            api_visibility="private",
+            cancels=[asking],
         )
         new_chat.click(
-            lambda: ([], [], [], render.panel_html([]), render.passages_html(None, []), ""),
-            None,
-            [chat, turns, history, sources, passages, question],
+            new_conversation,
+            session,
+            [chat, sources, passages, question],
             api_visibility="private",
+            cancels=[asking],
         )
         files.upload(
             add,
