@@ -57,15 +57,20 @@ class Page:
             warnings.simplefilter("always")
             result = fn.fn(*(self._value(b) for b in fn.inputs))
             updates = result if inspect.isgenerator(result) else iter([result])
+            update = None
             for update in updates:
-                update = update if len(fn.outputs) > 1 else (update,)
-                for block, value in zip(fn.outputs, update, strict=True):
-                    if not is_prop_update(value):  # gr.skip() leaves the value as it is
-                        self.values[block._id] = value
-                self.warnings += [str(w.message) for w in caught]
-                caught.clear()
+                self._write(fn, update)
                 yield
             self.warnings += [str(w.message) for w in caught]
+        if inspect.isgenerator(result) and update is not None:
+            # Gradio sends a generator's last update again when it ends (handle_streaming_diffs)
+            self._write(fn, update)
+
+    def _write(self, fn, update) -> None:
+        update = update if len(fn.outputs) > 1 else (update,)
+        for block, value in zip(fn.outputs, update, strict=True):
+            if not is_prop_update(value):  # gr.skip() leaves the value as it is
+                self.values[block._id] = value
 
     def submit(self, question: str) -> None:
         self.type(question)

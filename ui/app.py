@@ -398,6 +398,11 @@ def build_app(service: Service):
         finally:
             session.finish(generation)
 
+    def as_now(session: Session):
+        # A reply that finds 新对话 was pressed meanwhile writes the chat as it is now, last:
+        # Gradio sends a reply's last update again when it ends (the old turns came back).
+        return gr.skip(), session.chat(), gr.skip(), gr.skip()
+
     def answer(question: str, session: Session, generation: int):
         earlier = session.chat()  # sent in full once; Gradio sends a stream's updates as diffs
         asked = {"role": "user", "content": render.user_html(question)}
@@ -406,7 +411,8 @@ def build_app(service: Service):
         try:
             for item in service.stream_turn(question, session.asked + 1, session.history):
                 if generation != session.generation:
-                    return  # 新对话 was pressed: its empty page stays
+                    yield as_now(session)
+                    return
                 if isinstance(item, str):
                     # A reply written a character at a time is shown at most 10 times a
                     # second, not once per character; only what the box holds now is kept.
@@ -419,6 +425,7 @@ def build_app(service: Service):
                 turn, reply, terms = item
         except Exception as exc:
             if generation != session.generation:
+                yield as_now(session)
                 return
             if isinstance(exc, QAError):
                 gr.Warning(str(exc), title="提示")
@@ -427,13 +434,15 @@ def build_app(service: Service):
             # Off the page, streamed text and all; the question back in the box, to ask again.
             yield question, earlier, gr.skip(), gr.skip()
             return
-        if session.add(generation, turn, reply):
-            yield (
-                gr.skip(),
-                session.chat(),
-                render.panel_html(session.turns),
-                render.passages_html(reply, terms),
-            )
+        if not session.add(generation, turn, reply):
+            yield as_now(session)
+            return
+        yield (
+            gr.skip(),
+            session.chat(),
+            render.panel_html(session.turns),
+            render.passages_html(reply, terms),
+        )
 
     def new_conversation(session: Session):
         session.reset()
@@ -529,7 +538,7 @@ def build_app(service: Service):
 
         # "multiple": a question sent while a reply is written reaches respond, which says to
         # wait ("once" dropped it without a word, and 提问 raced the Enter key).
-        asking = gr.on(
+        gr.on(
             [question.submit, send.click],
             respond,
             [question, session],
@@ -540,21 +549,20 @@ def build_app(service: Service):
             show_progress="minimal",
             trigger_mode="multiple",
         )
-        # 新对话 stops the reply being written (the model stops too); should it still write,
-        # Session.generation keeps it off the new conversation.
+        # A reply still being written when 新对话 is pressed writes nothing more: it checks
+        # Session.generation. Not cancels=[asking]: Gradio closes the reply's generator only
+        # between two of its steps, and 新对话 then waited for it, up to a minute.
         chat.clear(
             lambda s: new_conversation(s)[1:3],
             session,
             [sources, passages],
             api_visibility="private",
-            cancels=[asking],
         )
         new_chat.click(
             new_conversation,
             session,
             [chat, sources, passages, question],
             api_visibility="private",
-            cancels=[asking],
         )
         files.upload(
             add,
