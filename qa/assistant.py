@@ -316,12 +316,11 @@ def cut_question(question: str) -> str:
 
 def check_question(question: str) -> str:
     """`cut_question`, or EmptyQuestionError for anything but a string with words in it."""
-    question = cut_question(question) if isinstance(question, str) else ""
-    if not _HAS_TEXT.search(question):
+    if not isinstance(question, str) or not _HAS_TEXT.search(question):
         raise EmptyQuestionError(
             "The question is empty: type a question in words, e.g. 赣服通集成了多少项服务?"
         )
-    return question
+    return cut_question(question)
 
 
 def _chosen_model(settings: Settings | None) -> str | None:

@@ -42,6 +42,9 @@ WAIT = "请等上一个回答完成,问题还在输入框里,稍后再按 Enter�
 STREAM_EVERY = 0.1  # seconds between updates of a reply while the model writes it
 HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
 QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
+# Browser tabs whose conversation the server keeps; beyond it, the tab used longest ago starts
+# over. A tab holds up to ~0.2 MB (TURNS_KEPT turns); Gradio's default of 10,000 tabs was 2 GB.
+SESSIONS_KEPT = 1000
 # Gradio's copies of uploads (saved into the corpus by then): swept every hour, once a day old.
 DELETE_CACHE = (3600, 86400)
 
@@ -598,6 +601,7 @@ def launch_kwargs() -> dict:
         "pwa": False,
         "enable_monitoring": False,
         "max_file_size": MAX_UPLOAD_BYTES,
+        "state_session_capacity": SESSIONS_KEPT,
     }
 
 
