@@ -387,7 +387,7 @@ def build_app(service: Service):
         # A generator: the question is taken (the box cleared, once), a generated reply is shown
         # as it streams, then replaced by the verified answer (without a model the first item
         # is the answer). The box's max_length holds only in a browser: cut here.
-        question = cut_question(question or "")
+        question = cut_question(question) if isinstance(question, str) else ""
         if not question:
             yield skip
             return
@@ -418,7 +418,8 @@ def build_app(service: Service):
                     return
                 if isinstance(item, str):
                     # A reply written a character at a time is shown at most 10 times a
-                    # second, not once per character; only what the box holds now is kept.
+                    # second, not once per character. The box is left alone: the next
+                    # question may be being typed into it.
                     if time.monotonic() - shown_at < STREAM_EVERY:
                         continue
                     shown_at = time.monotonic()
