@@ -37,7 +37,9 @@ from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
 if TYPE_CHECKING:
     from .conversation import Conversation
 
-MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
+# Longer input is cut: a question, not a document. The one limit of a question's length:
+# the app's box, its API, a conversation and the model's prompt take it from here.
+MAX_QUESTION_CHARS = 1000
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
 _HAS_TEXT = re.compile(r"\w")
 
@@ -62,7 +64,7 @@ class Assistant:
 
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
-        question = _check_question(question)
+        question = check_question(question)
         hits, _, _ = self._search(self._in_corpus_script(question), 2 * k)
         return [self._passage(hit) for hit in self._distinct(hits, k)]
 
@@ -77,7 +79,7 @@ class Assistant:
         passages and the abstention are the question's own.
         """
         began = time.perf_counter()
-        question = _check_question(question)
+        question = check_question(question)
         query = self._in_corpus_script(question)
         hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
         passages = tuple(self._passage(h) for h in self._distinct(hits, 10))
@@ -119,7 +121,7 @@ class Assistant:
     def candidate_sentences(self, question: str) -> tuple[list[Sentence], list[dict[str, float]]]:
         """The sentences an answer to `question` is chosen from, with the signals each is
         scored by (names as in answer.WEIGHTS): what benchmarks/fit_sentence_weights.py fits."""
-        query = self._in_corpus_script(_check_question(question))
+        query = self._in_corpus_script(check_question(question))
         hits, terms, _ = self._search(query, 20)
         sentences = self._sentences(hits[: self.settings.answer_passages])
         return sentences, self.picker.features(query, terms, sentences, tag_all=True)
@@ -127,7 +129,7 @@ class Assistant:
     def best_match(self, question: str) -> tuple[float, str]:
         """The confidence of the question's best passage, as `ask` computes it (compare with
         `settings.min_confidence`), and that passage's article title; (0.0, "") for none."""
-        query = self._in_corpus_script(_check_question(question))
+        query = self._in_corpus_script(check_question(question))
         hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
         if not hits:
             return 0.0, ""
@@ -304,14 +306,21 @@ def _neighbours(paragraph: str, start: int, end: int) -> tuple[Span | None, Span
     return (before[-1] if before else None), (after[0] if after else None)
 
 
-def _check_question(question: str) -> str:
+def cut_question(question: str) -> str:
+    """`question` as it is asked: stripped and cut to MAX_QUESTION_CHARS first, before anything
+    reads it (jieba took 2 GB for a 10-million-character one)."""
+    question = question.strip()[:MAX_QUESTION_CHARS]
+    # A lone surrogate (JSON "\ud800" decodes to one) would crash tokenizers and models.
+    return question.encode("utf-8", "replace").decode("utf-8").strip()
+
+
+def check_question(question: str) -> str:
+    """`cut_question`, or EmptyQuestionError for anything but a string with words in it."""
     if not isinstance(question, str) or not _HAS_TEXT.search(question):
         raise EmptyQuestionError(
             "The question is empty: type a question in words, e.g. 赣服通集成了多少项服务?"
         )
-    # A lone surrogate (JSON "\ud800" decodes to one) would crash tokenizers and models.
-    question = question.encode("utf-8", "replace").decode("utf-8")
-    return question.strip()[:MAX_QUESTION_CHARS]
+    return cut_question(question)
 
 
 def _chosen_model(settings: Settings | None) -> str | None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from .assistant import MAX_QUESTION_CHARS
 from .types import Answer
 from .verify import MARKER, Source, verify
 
@@ -27,7 +28,6 @@ TURNS_IN_PROMPT = 3  # earlier turns the model sees
 SOURCES = 6  # cited sentences first, then the next best ones
 PARAGRAPH_CHARS = 600  # of each source's paragraph, around the sentence
 MAX_REPLY_CHARS = 4000  # a longer stream is cut: an answer, not an essay
-MAX_QUESTION_CHARS = 1000  # of each question in the prompt, as qa/assistant.py cuts them
 
 SYSTEM = (
     "你是一个严谨的问答助手。只根据用户消息里的原文回答最后的问题,用中文,简洁。"
