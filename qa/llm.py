@@ -116,10 +116,18 @@ class _Hidden(logging.Filter):
         return True
 
 
+# The loggers of the HTTP libraries, made here if they do not exist yet: httpcore creates
+# its own only when a connection first needs them, after the filter is put in place.
+HTTP_LOGGERS = (
+    "httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+    "httpcore.proxy", "httpcore.socks", "openai", "openai._base_client",
+)  # fmt: skip
+
+
 def _hide_in_logs(key: str) -> None:
     """A _Hidden filter on every logger of httpx, httpcore and openai (a filter applies to
     the records of its own logger only, not of its children)."""
-    for name in list(logging.Logger.manager.loggerDict):
+    for name in {*HTTP_LOGGERS, *logging.Logger.manager.loggerDict}:
         if name.split(".")[0] in ("httpx", "httpcore", "openai"):
             logger = logging.getLogger(name)
             if not any(isinstance(f, _Hidden) and f.key == key for f in logger.filters):
