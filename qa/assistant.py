@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Mapping
 from functools import cached_property
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .answer.background import BACKGROUND
+from .answer.question import check_question
 from .answer.sentences import (
     CONFIDENCE,
     NOT_FOUND,
@@ -25,7 +25,7 @@ from .answer.sentences import (
     share,
 )
 from .config import Settings
-from .errors import EmptyQuestionError, IndexMismatchError
+from .errors import IndexMismatchError
 from .index.embed import Embedder, backend_of, make_embedder
 from .index.retrieve import Retriever, Scored
 from .index.script import match_script
@@ -37,9 +37,7 @@ from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
 if TYPE_CHECKING:
     from .answer.conversation import Conversation
 
-MAX_QUESTION_CHARS = 1000  # longer input is cut: a question, not a document
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
-_HAS_TEXT = re.compile(r"\w")
 
 
 class Assistant:
@@ -62,7 +60,7 @@ class Assistant:
 
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
-        question = _check_question(question)
+        question = check_question(question)
         hits, _, _ = self._search(self._in_corpus_script(question), 2 * k)
         return [self._passage(hit) for hit in self._distinct(hits, k)]
 
@@ -77,7 +75,7 @@ class Assistant:
         passages and the abstention are the question's own.
         """
         began = time.perf_counter()
-        question = _check_question(question)
+        question = check_question(question)
         query = self._in_corpus_script(question)
         hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
         passages = tuple(self._passage(h) for h in self._distinct(hits, 10))
@@ -119,7 +117,7 @@ class Assistant:
     def candidate_sentences(self, question: str) -> tuple[list[Sentence], list[dict[str, float]]]:
         """The sentences an answer to `question` is chosen from, with the signals each is
         scored by (names as in answer.WEIGHTS): what benchmarks/fit_sentence_weights.py fits."""
-        query = self._in_corpus_script(_check_question(question))
+        query = self._in_corpus_script(check_question(question))
         hits, terms, _ = self._search(query, 20)
         sentences = self._sentences(hits[: self.settings.answer_passages])
         return sentences, self.picker.features(query, terms, sentences, tag_all=True)
@@ -127,7 +125,7 @@ class Assistant:
     def best_match(self, question: str) -> tuple[float, str]:
         """The confidence of the question's best passage, as `ask` computes it (compare with
         `settings.min_confidence`), and that passage's article title; (0.0, "") for none."""
-        query = self._in_corpus_script(_check_question(question))
+        query = self._in_corpus_script(check_question(question))
         hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
         if not hits:
             return 0.0, ""
@@ -302,16 +300,6 @@ def _neighbours(paragraph: str, start: int, end: int) -> tuple[Span | None, Span
     before = [s for s in spans if s.end <= start]
     after = [s for s in spans if s.start >= end]
     return (before[-1] if before else None), (after[0] if after else None)
-
-
-def _check_question(question: str) -> str:
-    if not isinstance(question, str) or not _HAS_TEXT.search(question):
-        raise EmptyQuestionError(
-            "The question is empty: type a question in words, e.g. 赣服通集成了多少项服务?"
-        )
-    # A lone surrogate (JSON "\ud800" decodes to one) would crash tokenizers and models.
-    question = question.encode("utf-8", "replace").decode("utf-8")
-    return question.strip()[:MAX_QUESTION_CHARS]
 
 
 def _chosen_model(settings: Settings | None) -> str | None:

@@ -111,7 +111,7 @@ def _add_llm(p: argparse.ArgumentParser) -> None:
 def _say(text: str = "") -> None:
     """print, without terminal control: answers hold article text (titles, file names) and
     model replies, and neither may move the cursor, recolour or write the clipboard."""
-    from .llm import printable
+    from .generate.llm import printable
 
     print(printable(text))
 
@@ -119,7 +119,7 @@ def _say(text: str = "") -> None:
 def _say_json(data, indent: int | None = None) -> None:
     """print as JSON; what could control a terminal written \\uXXXX (JSON leaves C1 and
     bidi characters as they are), so the text itself is kept."""
-    from .llm import TERMINAL_CONTROL
+    from .generate.llm import TERMINAL_CONTROL
 
     text = json.dumps(data, ensure_ascii=False, indent=indent)
     print(TERMINAL_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text))

@@ -6,6 +6,7 @@ import pytest
 
 import qa
 from qa.answer.conversation import Conversation, bare_subject, longest_common, subject_of
+from qa.answer.question import MAX_QUESTION_CHARS
 
 
 def test_a_plain_answer_searched_what_was_asked(bot):
@@ -90,3 +91,13 @@ def test_the_pronoun_word_is_replaced_not_the_same_character_inside_another_word
 
 def test_a_name_with_an_inner_dot_is_one_subject():
     assert longest_common("大卫·佩特鲁齐踢什么位置?", "大卫·佩特鲁齐") == "大卫·佩特鲁齐"
+
+
+def test_a_huge_question_is_cut_before_the_conversation_reads_it(bot):
+    # The whole of it went through jieba and longest_common: 12 s and 2 GB, echoed back whole.
+    chat = bot.chat()
+    chat.ask("赣服通集成了多少项服务?")
+    answer = chat.ask("它有多少用户?" + "很" * 10_000_000)
+    assert answer.searched.startswith("赣服通有多少用户?")  # 它 made it longer: cut again
+    assert len(answer.question) == len(answer.searched) == MAX_QUESTION_CHARS
+    assert len(chat.turns[-1][0]) == MAX_QUESTION_CHARS

@@ -355,7 +355,7 @@ def test_the_apis_history_is_searched_again_never_generated(bot, server, built_i
 def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
     bot, built_index, monkeypatch
 ):
-    from ui.app import Service, build_app
+    from ui.app import Service, Session, build_app
 
     service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
 
@@ -364,9 +364,9 @@ def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
         raise RuntimeError("verification crashed")
 
     monkeypatch.setattr(service, "stream_turn", broken)
-    respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
-    shown = list(respond(QUESTION, [], []))
-    assert "停止运营" in str(shown[0][1])
+    respond = next(f.fn for f in build_app(service).fns.values() if f.name == "respond")
+    shown = list(respond(QUESTION, Session()))
+    assert "停止运营" in str(shown[1][1])  # shown[0] takes the question
     assert "停止运营" not in str(shown[-1][1]) and shown[-1][1] == []
     assert shown[-1][0] == QUESTION  # the question stays in the box, to ask again
 
@@ -385,7 +385,7 @@ def test_a_bad_model_address_is_one_line_and_never_used(bot, url):
 def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
     bot, built_index, monkeypatch
 ):
-    from ui.app import Service, build_app
+    from ui.app import Service, Session, build_app
 
     service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
 
@@ -397,8 +397,8 @@ def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
         raise qa.QAError("stop here")
 
     monkeypatch.setattr(service, "stream_turn", drip)
-    respond = next(f.fn for f in build_app(service).fns.values() if f.fn.__name__ == "respond")
-    shown = list(respond(QUESTION, [], []))
+    respond = next(f.fn for f in build_app(service).fns.values() if f.name == "respond")
+    shown = list(respond(QUESTION, Session()))
     assert 2 <= len(shown) < 300  # the first piece and the clean-up at least; never 3,000
 
 

@@ -16,12 +16,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import qa
-from qa import Answer, Assistant, QAError, Settings
+from qa import Answer, Assistant, EmptyQuestionError, QAError, Settings
 from qa.answer.conversation import Conversation
+from qa.answer.question import MAX_QUESTION_CHARS, check_question, cut_question
 from qa.stores import is_milvus, open_store, redact
 
 from . import render, theme
@@ -45,9 +46,17 @@ SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
 ASK_CONCURRENCY = 4  # questions answered at once; each takes ~0.1 s of CPU
 RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
 HISTORY_KEPT = 10  # earlier turns a browser session keeps for follow-up questions
+# Turns a page keeps (older ones drop off with a line saying so): as many as the sources panel
+# shows, so every [n] on the page still reaches its source. A tab kept every turn, and sent
+# them all again with every update of a streaming reply.
+TURNS_KEPT = render.TURNS_SHOWN
+WAIT = "请等上一个回答完成,问题还在输入框里,稍后再按 Enter。"
 STREAM_EVERY = 0.1  # seconds between updates of a reply while the model writes it
 HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
 QUEUE_MAX = 64  # requests waiting in Gradio's queue; more are refused at once ("queue full")
+# Browser tabs whose conversation the server keeps; beyond it, the tab used longest ago starts
+# over. A tab holds up to ~0.2 MB (TURNS_KEPT turns); Gradio's default of 10,000 tabs was 2 GB.
+SESSIONS_KEPT = 1000
 # Gradio's copies of uploads (saved into the corpus by then): swept every hour, once a day old.
 DELETE_CACHE = (3600, 86400)
 UPLOADS_WAITING = 4  # uploads taken in while another is read and indexed; more are refused
@@ -144,12 +153,9 @@ class Service:
         if bot is None:
             raise QAError(NO_INDEX)
         chat = Conversation(bot)
-        # A client's history is whatever it sent: only a list of strings counts, and the
-        # earlier questions are searched again, never sent to the model (qa/generate/llm.py).
-        earlier = earlier if isinstance(earlier, list | tuple) else []
-        for q in list(earlier)[-HISTORY_REPLAYED:]:
-            if isinstance(q, str) and q.strip():
-                chat.remember(q)
+        # The earlier questions are searched again, never sent to the model (qa/generate/llm.py).
+        for q in replayed(earlier):
+            chat.remember(q)
         return bot, chat.ask(question)
 
     def turn(
@@ -345,6 +351,74 @@ def _shown_on(upload: _Upload) -> Progress:
     return progress
 
 
+def replayed(earlier: object) -> list[str]:
+    """The questions of the API's `history` that are asked again: of its last HISTORY_REPLAYED
+    items, the strings with words in them, each cut to MAX_QUESTION_CHARS.
+
+    A client's history is whatever it sent (thousands of items, objects, 10 MB strings): the
+    rest is ignored, unread.
+    """
+    if not isinstance(earlier, list | tuple):
+        return []
+    out = []
+    for item in earlier[-HISTORY_REPLAYED:]:
+        try:
+            out.append(check_question(item))
+        except EmptyQuestionError:
+            pass  # not a question: nothing to take a subject from
+    return out
+
+
+_SESSIONS = threading.Lock()  # held only to read or change a few fields of a Session
+
+
+@dataclass
+class Session:
+    """One browser tab's conversation. Gradio keeps it (a gr.State) and hands the same object to
+    every handler of the tab, which change it in place: a reply still being written checks
+    `generation` before it writes, so 新对话 pressed meanwhile wins."""
+
+    turns: list[Turn] = field(default_factory=list)  # the last TURNS_KEPT, as shown
+    history: list[tuple[str, Answer]] = field(default_factory=list)  # the last HISTORY_KEPT
+    asked: int = 0  # questions answered in this conversation: the next turn's number - 1
+    generation: int = 0  # 新对话 starts the next one
+    answering: bool = False  # a reply of this conversation is being written
+
+    def start(self) -> int | None:
+        """Take a question: the generation it belongs to, or None while a reply is written."""
+        with _SESSIONS:
+            if self.answering:
+                return None
+            self.answering = True
+            return self.generation
+
+    def finish(self, generation: int) -> None:
+        with _SESSIONS:
+            if generation == self.generation:
+                self.answering = False
+
+    def add(self, generation: int, turn: Turn, answer: Answer) -> bool:
+        """Keep an answered turn; False (and nothing kept) if 新对话 came first."""
+        with _SESSIONS:
+            if generation != self.generation:
+                return False
+            self.turns = [*self.turns, turn][-TURNS_KEPT:]
+            self.history = [*self.history, (answer.question, answer)][-HISTORY_KEPT:]
+            self.asked += 1
+            return True
+
+    def reset(self) -> None:
+        """新对话: forget the turns; a reply still being written is dropped."""
+        with _SESSIONS:
+            self.turns, self.history, self.asked = [], [], 0
+            self.generation += 1
+            self.answering = False
+
+    def chat(self) -> list[dict]:
+        """The Chatbot value: the kept turns, after a line on the ones dropped."""
+        return render.chat_messages(self.turns, dropped=self.asked - len(self.turns))
+
+
 def _failed(what: str, exc: Exception) -> str:
     """One line for the page: what failed and why. An error that is not a QAError is a bug:
     its traceback goes to the server's log, its one-line reason to the page."""
@@ -420,50 +494,76 @@ def build_app(service: Service):
     """The Gradio Blocks for `service` (not launched)."""
     import gradio as gr
 
-    def respond(question: str, turns: list[Turn], history: list):
-        # A generator: a generated reply is shown as it streams, then replaced by the
-        # verified answer (without a model the first item is the answer).
-        question = (question or "").strip()
-        skip = (gr.skip(),) * 6
+    skip = (gr.skip(),) * 4
+
+    def respond(question: str, session: Session):
+        # A generator: the question is taken (the box cleared, once), a generated reply is shown
+        # as it streams, then replaced by the verified answer (without a model the first item
+        # is the answer). The box's max_length holds only in a browser: cut here.
+        question = cut_question(question) if isinstance(question, str) else ""
         if not question:
             yield skip
             return
-        # Once a reply has streamed, a failure must take its unverified text off the page.
-        streamed = False
+        generation = session.start()
+        if generation is None:  # one reply at a time: the text typed stays in the box
+            gr.Warning(WAIT, title="提示")
+            yield skip
+            return
+        try:
+            yield from answer(question, session, generation)
+        finally:
+            session.finish(generation)
+
+    def as_now(session: Session):
+        # A reply that finds 新对话 was pressed meanwhile writes the chat as it is now, last:
+        # Gradio sends a reply's last update again when it ends (the old turns came back).
+        return gr.skip(), session.chat(), gr.skip(), gr.skip()
+
+    def answer(question: str, session: Session, generation: int):
+        earlier = session.chat()  # sent in full once; Gradio sends a stream's updates as diffs
+        asked = {"role": "user", "content": render.user_html(question)}
+        yield "", [*earlier, asked], gr.skip(), gr.skip()
         shown_at = 0.0
         try:
-            for item in service.stream_turn(question, len(turns) + 1, history):
+            for item in service.stream_turn(question, session.asked + 1, session.history):
+                if generation != session.generation:
+                    yield as_now(session)
+                    return
                 if isinstance(item, str):
-                    streamed = True
-                    # A reply written a character at a time re-sends the chat at most 10
-                    # times a second, not once per character.
+                    # A reply written a character at a time is shown at most 10 times a
+                    # second, not once per character. The box is left alone: the next
+                    # question may be being typed into it.
                     if time.monotonic() - shown_at < STREAM_EVERY:
                         continue
                     shown_at = time.monotonic()
-                    partial = render.chat_messages(turns) + render.pending_messages(question, item)
-                    yield "", partial, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    partial = earlier + render.pending_messages(question, item)
+                    yield gr.skip(), partial, gr.skip(), gr.skip()
                     continue
-                turn, answer, terms = item
+                turn, reply, terms = item
         except Exception as exc:
+            if generation != session.generation:
+                yield as_now(session)
+                return
             if isinstance(exc, QAError):
                 gr.Warning(str(exc), title="提示")
             else:  # a bug: one line on the page, the traceback in the log
                 gr.Warning(_failed("回答失败", exc), title="提示")
-            if streamed:
-                chat_now = render.chat_messages(turns)
-                yield question, chat_now, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            else:
-                yield skip
+            # Off the page, streamed text and all; the question back in the box, to ask again.
+            yield question, earlier, gr.skip(), gr.skip()
             return
-        turns = [*turns, turn]
+        if not session.add(generation, turn, reply):
+            yield as_now(session)
+            return
         yield (
-            "",
-            render.chat_messages(turns),
-            render.panel_html(turns),
-            render.passages_html(answer, terms),
-            turns,
-            [*history, (answer.question, answer)][-HISTORY_KEPT:],
+            gr.skip(),
+            session.chat(),
+            render.panel_html(session.turns),
+            render.passages_html(reply, terms),
         )
+
+    def new_conversation(session: Session):
+        session.reset()
+        return [], render.panel_html([]), render.passages_html(None, []), ""
 
     def ask(question: str, history: list[str] | None = None) -> dict:
         """Answer a question from the articles: text with [n] markers, citations, passages.
@@ -504,9 +604,8 @@ def build_app(service: Service):
         return message, service.status()
 
     with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
-        turns = gr.State([])
+        session = gr.State(Session())  # copied for each tab
         following = gr.State([])  # this page's uploads (`Service.receive` numbers)
-        history = gr.State([])  # this browser session's conversation: (question, Answer) pairs
         gr.HTML(
             f'<header class="qa-header"><h1>{TITLE}</h1><p>{DESCRIPTION}</p></header>',
             elem_id="qa-header",
@@ -533,7 +632,7 @@ def build_app(service: Service):
                         container=False,
                         scale=5,
                         autofocus=True,
-                        max_length=1000,
+                        max_length=MAX_QUESTION_CHARS,
                     )
                     send = gr.Button("提问", variant="primary", scale=1, min_width=80)
                     new_chat = gr.Button("新对话", scale=1, min_width=80, elem_id="qa-new-chat")
@@ -560,27 +659,32 @@ def build_app(service: Service):
             rebuild_button = gr.Button("重新建立索引", size="sm", elem_id="qa-rebuild")
             timer = gr.Timer(FOLLOW_SECONDS, active=False)  # runs while an upload is read
 
-        outputs = [question, chat, sources, passages, turns, history]
-        for event in (question.submit, send.click):
-            event(
-                respond,
-                [question, turns, history],
-                outputs,
-                api_visibility="private",
-                concurrency_id="ask",
-                concurrency_limit=ASK_CONCURRENCY,
-                show_progress="minimal",
-            )
+        # "multiple": a question sent while a reply is written reaches respond, which says to
+        # wait ("once" dropped it without a word, and 提问 raced the Enter key).
+        gr.on(
+            [question.submit, send.click],
+            respond,
+            [question, session],
+            [question, chat, sources, passages],
+            api_visibility="private",
+            concurrency_id="ask",
+            concurrency_limit=ASK_CONCURRENCY,
+            show_progress="minimal",
+            trigger_mode="multiple",
+        )
+        # A reply still being written when 新对话 is pressed writes nothing more: it checks
+        # Session.generation. Not cancels=[asking]: Gradio closes the reply's generator only
+        # between two of its steps, and 新对话 then waited for it, up to a minute.
         chat.clear(
-            lambda: ([], [], render.panel_html([]), render.passages_html(None, [])),
-            None,
-            [turns, history, sources, passages],
+            lambda s: new_conversation(s)[1:3],
+            session,
+            [sources, passages],
             api_visibility="private",
         )
         new_chat.click(
-            lambda: ([], [], [], render.panel_html([]), render.passages_html(None, []), ""),
-            None,
-            [chat, turns, history, sources, passages, question],
+            new_conversation,
+            session,
+            [chat, sources, passages, question],
             api_visibility="private",
         )
         files.upload(
@@ -625,6 +729,7 @@ def launch_kwargs() -> dict:
         "pwa": False,
         "enable_monitoring": False,
         "max_file_size": MAX_UPLOAD_BYTES,
+        "state_session_capacity": SESSIONS_KEPT,
     }
 
 

@@ -307,9 +307,13 @@ def user_html(question: str) -> str:
     return f'<p class="qa-question">{escape(question)}</p>'
 
 
-def chat_messages(turns: Sequence[Turn]) -> list[dict]:
-    """The Chatbot value (Gradio's messages format) for the whole conversation."""
+def chat_messages(turns: Sequence[Turn], dropped: int = 0) -> list[dict]:
+    """The Chatbot value (Gradio's messages format) for the conversation's `turns`, after a
+    line saying that `dropped` earlier ones are no longer on the page."""
     messages = []
+    if dropped:
+        line = f"较早的 {dropped} 个问题已不在页面上,这里只保留最近 {len(turns)} 个。"
+        messages.append({"role": "assistant", "content": f'<p class="qa-dropped">{line}</p>'})
     for turn in turns:
         messages.append({"role": "user", "content": user_html(turn.question)})
         messages.append({"role": "assistant", "content": turn.reply})

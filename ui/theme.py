@@ -37,6 +37,7 @@ a.qa-cite:hover { text-decoration: underline; }
 .qa-unsupported ul { margin: 2px 0 0; padding-left: 1.4em; list-style-position: inside; }
 .qa-unsupported-title { margin: 4px 0 0; }
 .qa-understood { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 0 0 4px; }
+.qa-dropped { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 0; }
 
 .qa-panel { display: flex; flex-direction: column; gap: 0.75rem; }
 .qa-panel-title {

@@ -25,6 +25,7 @@ from typing import Protocol
 from ..config import Settings
 from ..index.tokenize import Tokenizer
 from ..types import Answer
+from .question import MAX_QUESTION_CHARS, check_question, cut_question
 
 
 class Answerer(Protocol):
@@ -174,15 +175,14 @@ class Conversation:
         return answer
 
     def _extractive(self, question: str) -> tuple[Answer, Reading]:
+        question = check_question(question)  # cut before it is read, and echoed, in full
         reading = self.understand(question)
         # A follow-up often continues where the last answer was found: its paragraphs weigh in.
         prefer = {}
-        if reading.subject and reading.searched != question.strip() and self.turns:
+        if reading.subject and reading.searched != question and self.turns:
             prefer = {(c.article_id, c.paragraph): self.stay for c in self.turns[-1][1].citations}
         answer = self.assistant.ask(reading.searched, prefer=prefer)
-        answer = dataclasses.replace(
-            answer, question=question.strip() or question, searched=reading.searched
-        )
+        answer = dataclasses.replace(answer, question=question, searched=reading.searched)
         return answer, reading
 
     def _record(self, answer: Answer, reading: Reading) -> None:
@@ -200,9 +200,13 @@ class Conversation:
         return self._subject
 
     def understand(self, question: str) -> Reading:
-        """What to search for `question`, given the subject of the earlier turns."""
+        """What to search for `question`, given the subject of the earlier turns; at most
+        MAX_QUESTION_CHARS of it, like the question (a subject put into it may make it longer)."""
+        reading = self._understand(cut_question(question))
+        return dataclasses.replace(reading, searched=reading.searched[:MAX_QUESTION_CHARS])
+
+    def _understand(self, question: str) -> Reading:
         bot = self.assistant
-        question = question.strip()
         subject = self._subject
         if not subject or not self.turns:
             return Reading(question, "")

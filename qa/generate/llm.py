@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
+from ..answer.question import MAX_QUESTION_CHARS
 from ..types import Answer
 from .verify import MARKER, Source, verify
 
@@ -27,7 +28,6 @@ TURNS_IN_PROMPT = 3  # earlier turns the model sees
 SOURCES = 6  # cited sentences first, then the next best ones
 PARAGRAPH_CHARS = 600  # of each source's paragraph, around the sentence
 MAX_REPLY_CHARS = 4000  # a longer stream is cut: an answer, not an essay
-MAX_QUESTION_CHARS = 1000  # of each question in the prompt, as qa/assistant.py cuts them
 
 SYSTEM = (
     "你是一个严谨的问答助手。只根据用户消息里的原文回答最后的问题,用中文,简洁。"
@@ -107,7 +107,7 @@ class _Hidden(logging.Filter):
         self.key = key
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from .stores import redact
+        from ..stores import redact
 
         message = record.getMessage()
         clean = redact(hidden(message, self.key))
@@ -116,10 +116,18 @@ class _Hidden(logging.Filter):
         return True
 
 
+# The loggers of the HTTP libraries, made here if they do not exist yet: httpcore creates
+# its own only when a connection first needs them, after the filter is put in place.
+HTTP_LOGGERS = (
+    "httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+    "httpcore.proxy", "httpcore.socks", "openai", "openai._base_client",
+)  # fmt: skip
+
+
 def _hide_in_logs(key: str) -> None:
     """A _Hidden filter on every logger of httpx, httpcore and openai (a filter applies to
     the records of its own logger only, not of its children)."""
-    for name in list(logging.Logger.manager.loggerDict):
+    for name in {*HTTP_LOGGERS, *logging.Logger.manager.loggerDict}:
         if name.split(".")[0] in ("httpx", "httpcore", "openai"):
             logger = logging.getLogger(name)
             if not any(isinstance(f, _Hidden) and f.key == key for f in logger.filters):

@@ -94,3 +94,25 @@ def test_ask_endpoint_takes_the_history(url, llm):
     llm.requests.clear()
     refused = client.predict(question="北京烤鸭怎么做?", api_name="/ask")
     assert refused["found"] is False and llm.requests == []
+
+
+def test_while_a_reply_streams(page):
+    # Each streamed update cleared the box, a second question was dropped without a word, and
+    # the reply's end brought the turns back after 新对话 (Gradio re-sends a reply's last update).
+    ask(page, "赣服通集成了多少项服务?")
+    box = page.locator("#qa-question textarea")
+    box.fill("它有多少用户?")
+    box.press("Enter")
+    page.locator("#qa-chat .qa-streaming").first.wait_for(timeout=30_000)
+    box.fill("南昌")
+    box.press("Enter")
+    page.locator(".toast-body", has_text="请等上一个回答完成").first.wait_for(timeout=10_000)
+    page.wait_for_timeout(1_500)  # another piece of the reply is shown meanwhile
+    assert box.input_value() == "南昌"
+    page.get_by_role("button", name="新对话").click()
+    asked = "document.querySelectorAll('#qa-chat .qa-question').length"
+    page.wait_for_function(f"{asked} === 0", timeout=10_000)
+    page.wait_for_timeout(6_000)  # the model has finished the reply by now (1 s a piece)
+    assert page.evaluate(asked) == 0
+    ask(page, "它有多少用户?")  # nothing to refer back to
+    assert "按“" not in page.locator("#qa-chat").inner_text()
