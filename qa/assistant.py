@@ -55,7 +55,7 @@ class Assistant:
         self.tokenizer = Tokenizer()
         self.retriever = Retriever(index, settings.dense_weight, settings.candidates)
         self.picker = SentencePicker(
-            self.tokenizer, data.char_df, len(data.chunk_article), index.idf_of
+            self.tokenizer, data.char_df, len(data.passage_article), index.idf_of
         )
 
     # -- public API -------------------------------------------------------------------
@@ -160,7 +160,7 @@ class Assistant:
         seen: set[tuple[int, int]] = set()
         out = []
         for hit in hits:
-            passage = self.data.passage(hit.chunk)
+            passage = self.data.passage(hit.row)
             key = (passage.article_id, passage.paragraph)
             if key not in seen:
                 seen.add(key)
@@ -179,7 +179,7 @@ class Assistant:
         the corpus never mentions misses its rarest words and characters, and its best passage
         scores no higher than unrelated text.
         """
-        text = (self._chunk_text(best.chunk) + " " + self._title(best)).lower()
+        text = (self._passage_text(best.row) + " " + self._title(best)).lower()
         idf = self.index.idf_of
         words = coverage(terms, set(self.tokenizer.words(text)), idf)
         chars = share({c: self.picker.char_idf(c) for c in question_chars(question)}, set(text))
@@ -194,13 +194,11 @@ class Assistant:
         """Every sentence of the passages `hits`."""
         out = []
         for hit in hits:
-            paragraph = self._paragraph_of(hit.chunk)
+            paragraph = self._paragraph_of(hit.row)
             title = self._title(hit)
-            for s in self.data.passage(hit.chunk).sentences:
+            for s in self.data.passage(hit.row).sentences:
                 out.append(
-                    Sentence(
-                        hit.chunk, s.start, s.end, paragraph[s.start : s.end], title, hit.score
-                    )
+                    Sentence(hit.row, s.start, s.end, paragraph[s.start : s.end], title, hit.score)
                 )
         return out
 
@@ -235,7 +233,7 @@ class Assistant:
             cite = close and not more and len(cited) < self.settings.max_citations
             start, end, sentence = cand.start, cand.end, cand.text
             if cite:
-                paragraph = self._paragraph_of(cand.chunk)
+                paragraph = self._paragraph_of(cand.row)
                 before, after = _neighbours(paragraph, cand.start, cand.end)
                 if before and points_back(cand.text):
                     text = paragraph[before.start : before.end]
@@ -248,8 +246,8 @@ class Assistant:
                         end = after.end
                         seen.add(text)
                 sentence = paragraph[start:end]
-            article = self.data.article_at(cand.chunk)
-            paragraph_number = self.data.passage(cand.chunk).paragraph
+            article = self.data.article_at(cand.row)
+            paragraph_number = self.data.passage(cand.row).paragraph
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
@@ -269,21 +267,21 @@ class Assistant:
                 break
         return tuple(cited), tuple(more)
 
-    def _paragraph_of(self, chunk: int) -> str:
-        return self.data.paragraph_at(chunk)
+    def _paragraph_of(self, row: int) -> str:
+        return self.data.paragraph_at(row)
 
-    def _chunk_text(self, chunk: int) -> str:
-        return self.data.passage(chunk).text
+    def _passage_text(self, row: int) -> str:
+        return self.data.passage(row).text
 
     def _title(self, hit: Scored) -> str:
-        return self.data.article_at(hit.chunk).title
+        return self.data.article_at(hit.row).title
 
     def _place(self, hit: Scored) -> tuple[str, int]:
         d = self.data
-        return d.articles[d.chunk_article[hit.chunk]].article.id, int(d.chunk_paragraph[hit.chunk])
+        return d.articles[d.passage_article[hit.row]].article.id, int(d.passage_paragraph[hit.row])
 
     def _passage(self, hit: Scored) -> Passage:
-        article, passage = self.data.article_at(hit.chunk), self.data.passage(hit.chunk)
+        article, passage = self.data.article_at(hit.row), self.data.passage(hit.row)
         return Passage(
             article_id=article.id,
             title=article.title,

@@ -75,8 +75,9 @@ class Span:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A retrievable unit: a paragraph, or a window of a long paragraph.
+class IndexedPassage:
+    """A passage as the index holds it: a paragraph, or a window of sentences of a long one
+    (`Passage` is the same passage found by a search, with its title and score).
 
     `start`/`end` locate `text` inside paragraph `paragraph` of the article, so
     paragraph_text[start:end] == text. `sentences` are offsets into the paragraph.
@@ -95,7 +96,7 @@ class Sentence:
     """A sentence of a retrieved passage, a candidate for the answer:
     `text == paragraph_text[start:end]`."""
 
-    chunk: int  # the passage's row in the index
+    row: int  # the passage's row in the index
     start: int
     end: int
     text: str
@@ -105,7 +106,7 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its article title and retrieval score (higher is better)."""
+    """A retrieved passage with its article title and retrieval score (higher is better)."""
 
     article_id: str
     title: str
@@ -169,7 +170,7 @@ class BuildStats:
     unchanged: int
     articles: int
     paragraphs: int
-    embedded: int  # chunks whose vectors were computed in this build (the rest were reused)
+    embedded: int  # passages whose vectors were computed in this build (the rest were reused)
     seconds: float
     skipped: tuple[str, ...] = field(default=())  # files that could not be read, with the reason
     # files or records read with a change worth knowing (bytes replaced, an id renamed)
@@ -204,7 +205,7 @@ class Manifest:
     model: str
     backend: str  # what computed the vectors (see qa/index/onnx.py); vectors of another never mix
     dim: int
-    settings: dict  # what shaped the stored passages (chunk size, tokens): see build.py
+    settings: dict  # what shaped the stored passages (passage size, tokens): see build.py
     hashes: dict[str, str]  # article id -> content hash
 
 
@@ -223,7 +224,7 @@ class Plan:
     settings: dict
     articles: tuple[StoredArticle, ...]
     kept: frozenset[str]  # ids of articles whose stored passages stay
-    passages: tuple[Chunk, ...]  # of the other articles, in corpus order
+    passages: tuple[IndexedPassage, ...]  # of the other articles, in corpus order
     keys: tuple[bytes, ...]  # content key of each passage's embedded text
     vectors: object  # float32 array (passages, dim), unit length
     terms: tuple[tuple[str, ...], ...]  # keyword tokens of each passage, its title's included

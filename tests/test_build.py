@@ -67,8 +67,8 @@ def test_index_folder_has_a_manifest_with_format_model_dim_and_counts(corpus, tm
     counts = manifest["counts"]
     assert counts["articles"] == stats.articles == 4
     assert counts["paragraphs"] == stats.paragraphs
-    assert counts["chunks"] == PARAGRAPHS
-    assert counts["sentences"] >= counts["chunks"]
+    assert counts["passages"] == PARAGRAPHS
+    assert counts["sentences"] >= counts["passages"]
     assert counts["terms"] > 0
     assert (index / manifest["data"] / "articles.jsonl").is_file()
     assert (index / manifest["data"] / "vectors.npy").is_file()
@@ -310,7 +310,13 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     fresh = store.read_index(tmp_path / "fresh", term_counts=True)
     assert rebuilt.char_df == fresh.char_df
     assert [a.article for a in rebuilt.articles] == [a.article for a in fresh.articles]
-    for name in ("chunk_article", "chunk_paragraph", "chunk_start", "chunk_end", "chunk_hash"):
+    for name in (
+        "passage_article",
+        "passage_paragraph",
+        "passage_start",
+        "passage_end",
+        "passage_hash",
+    ):
         assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
     for name in ("sentence_ptr", "sentence_start", "sentence_end", "vectors"):
         assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name

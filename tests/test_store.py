@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import HASH, PARAGRAPHS, answer_key
+from conftest import HASH, OFF_TOPIC, PARAGRAPHS, answer_key
 
 import qa
 from qa.stores import folder as store
@@ -94,6 +94,37 @@ def test_index_of_another_format_version_is_refused_and_rebuilt(built_index, cor
 
     qa.build(corpus, built_index, HASH)
     assert qa.load(built_index, HASH).ask(QUESTION).found
+
+
+def as_written_before_the_rename(index: Path) -> None:
+    """Make `index` what a build wrote before passages were called passages: chunk_*.npy,
+    "chunks" among the counts, "chunk_chars" among the settings (the digest to match)."""
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for name in [n for n in manifest["files"] if n.startswith("passage_")]:
+        old = name.replace("passage_", "chunk_")
+        (live_data(index) / name).rename(live_data(index) / old)
+        for listing in (manifest["files"], manifest["checksums"], manifest["blocks"]):
+            if name in listing:
+                listing[old] = listing.pop(name)
+    manifest["counts"]["chunks"] = manifest["counts"].pop("passages")
+    manifest["settings"]["chunk_chars"] = manifest["settings"].pop("passage_chars")
+    manifest["digest"] = store.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert (live_data(index) / "chunk_article.npy").is_file()
+
+
+def test_index_written_before_the_rename_answers_and_is_rebuilt_without_embedding(
+    built_index, corpus
+):
+    before = [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)]
+    as_written_before_the_rename(built_index)
+
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)] == before
+    stats = qa.build(corpus, built_index, HASH)
+    assert (stats.embedded, stats.unchanged) == (0, stats.articles)  # every vector reused
+    assert (live_data(built_index) / "passage_article.npy").is_file()
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)] == before
 
 
 def test_loading_with_another_model_is_refused(built_index):

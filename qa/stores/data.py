@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index.bm25 import TermCounts, TermWeights
-from ..types import Article, Chunk, IndexInfo, Span, StoredArticle
+from ..types import Article, IndexedPassage, IndexInfo, Span, StoredArticle
 
 FORMAT_VERSION = 1  # of what a store keeps; an index of another format is rebuilt
 
@@ -18,25 +18,25 @@ FORMAT_VERSION = 1  # of what a store keeps; an index of another format is rebui
 class IndexData:
     """The passages of one index, as a folder build writes them and any store loads them.
 
-    Chunk i covers `paragraph_text[chunk_start[i]:chunk_end[i]]` of paragraph
-    `chunk_paragraph[i]` of article `chunk_article[i]`; its sentences are
+    Passage i covers `paragraph_text[passage_start[i]:passage_end[i]]` of paragraph
+    `passage_paragraph[i]` of article `passage_article[i]`; its sentences are
     `sentence_start/end[sentence_ptr[i]:sentence_ptr[i+1]]` (paragraph offsets).
     """
 
     model: str
     articles: Sequence[StoredArticle]  # a tuple, or an ArticleFile when loaded
-    chunk_article: np.ndarray  # int32, index into articles
-    chunk_paragraph: np.ndarray  # int32
-    chunk_start: np.ndarray  # int32
-    chunk_end: np.ndarray  # int32
-    chunk_hash: np.ndarray  # S16: hash of what was embedded, to reuse vectors
-    sentence_ptr: np.ndarray  # int64, len = chunks + 1
+    passage_article: np.ndarray  # int32, index into articles
+    passage_paragraph: np.ndarray  # int32
+    passage_start: np.ndarray  # int32
+    passage_end: np.ndarray  # int32
+    passage_hash: np.ndarray  # S16: hash of what was embedded, to reuse vectors
+    sentence_ptr: np.ndarray  # int64, len = passages + 1
     sentence_start: np.ndarray  # int32
     sentence_end: np.ndarray  # int32
-    vectors: np.ndarray  # VECTOR_DTYPE (chunks, dim), unit length
-    terms: TermCounts | None  # keyword tokens of each chunk; None when loaded for queries
-    char_df: dict[str, int]  # in how many chunks each character occurs (for sentence choice)
-    settings: dict  # build settings that change what is stored (chunk size, tokenizer)
+    vectors: np.ndarray  # VECTOR_DTYPE (passages, dim), unit length
+    terms: TermCounts | None  # keyword tokens of each passage; None when loaded for queries
+    char_df: dict[str, int]  # in how many passages each character occurs (for sentence choice)
+    settings: dict  # build settings that change what is stored (passage size, tokenizer)
     built_at: str = ""
     build_seconds: float = 0.0
     backend: str = "torch"  # what computed the vectors (see qa/index/onnx.py); a change re-embeds
@@ -57,24 +57,26 @@ class IndexData:
 
     def article_at(self, passage: int) -> Article:
         """The article that passage row `passage` belongs to."""
-        return self.articles[self.chunk_article[passage]].article
+        return self.articles[self.passage_article[passage]].article
 
     def paragraph_at(self, passage: int) -> str:
         """The whole paragraph that passage row `passage` is (a window of)."""
-        return self.article_at(passage).paragraphs[self.chunk_paragraph[passage]]
+        return self.article_at(passage).paragraphs[self.passage_paragraph[passage]]
 
-    def passage(self, i: int) -> Chunk:
+    def passage(self, i: int) -> IndexedPassage:
         """Passage row `i`: where it is in its article, its text, its sentences."""
         article = self.article_at(i)
         p, start, end = (
-            int(self.chunk_paragraph[i]),
-            int(self.chunk_start[i]),
-            int(self.chunk_end[i]),
+            int(self.passage_paragraph[i]),
+            int(self.passage_start[i]),
+            int(self.passage_end[i]),
         )
         lo, hi = self.sentence_ptr[i], self.sentence_ptr[i + 1]
         spans = self.sentence_start[lo:hi].tolist(), self.sentence_end[lo:hi].tolist()
         sentences = tuple(map(Span, *spans))
-        return Chunk(article.id, p, start, end, article.paragraphs[p][start:end], sentences)
+        return IndexedPassage(
+            article.id, p, start, end, article.paragraphs[p][start:end], sentences
+        )
 
     def info(self) -> IndexInfo:
         counts = self.counts()
@@ -85,7 +87,7 @@ class IndexData:
             built_at=self.built_at,
             articles=counts["articles"],
             paragraphs=counts["paragraphs"],
-            passages=counts["chunks"],
+            passages=counts["passages"],
         )
 
     def counts(self) -> dict[str, int]:
@@ -96,7 +98,7 @@ class IndexData:
         return {
             "articles": len(self.articles),
             "paragraphs": paragraphs,
-            "chunks": int(self.chunk_article.shape[0]),
+            "passages": int(self.passage_article.shape[0]),
             "sentences": int(self.sentence_start.shape[0]),
             "terms": len(self.vocab),
         }

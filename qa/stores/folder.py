@@ -4,7 +4,7 @@ Layout (see index/README.md):
 
     index/
       manifest.json        the commit point: format, model, counts, and which data folder is live
-      data-<stamp>/        one generation: articles.jsonl, chunks.npz-like .npy arrays, vectors
+      data-<stamp>/        one generation: articles.jsonl, passage and sentence .npy arrays, vectors
       .lock                held while a build writes
 
 A build writes a whole new data folder, then replaces manifest.json in one rename, so a
@@ -43,7 +43,7 @@ from ..errors import (
 from ..index.bm25 import BM25, TermCounts, TermWeights
 from ..index.retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
 from ..read.corpus import SUPPORTED_SUFFIXES
-from ..types import Article, Chunk, Manifest, Plan, Span, StoredArticle
+from ..types import Article, IndexedPassage, Manifest, Plan, Span, StoredArticle
 from .data import FORMAT_VERSION, IndexData
 
 log = logging.getLogger("qa")
@@ -143,16 +143,24 @@ class ArticleFile(Sequence):
 
 
 _ARRAYS = (
-    "chunk_article",
-    "chunk_paragraph",
-    "chunk_start",
-    "chunk_end",
-    "chunk_hash",
+    "passage_article",
+    "passage_paragraph",
+    "passage_start",
+    "passage_end",
+    "passage_hash",
     "sentence_ptr",
     "sentence_start",
     "sentence_end",
     "vectors",
 )
+
+
+# What an index written before passages were called passages (up to this release) named
+# its passage arrays and manifest keys: read as they are, so that index needs no rebuild.
+OLD_NAMES = {
+    f"passage_{x}.npy": f"chunk_{x}.npy" for x in ("article", "paragraph", "start", "end", "hash")
+}
+OLD_KEYS = {"chunks": "passages", "chunk_chars": "passage_chars"}
 
 
 def _fsync_write(path: Path, payload: bytes) -> None:
@@ -204,7 +212,7 @@ def _check_sampled_blocks(path: Path, digests: list[str], block_bytes: int) -> N
                 raise ValueError(f"{path.name} is not the file the build wrote")
 
 
-def _manifest_digest(manifest: dict) -> str:
+def manifest_digest(manifest: dict) -> str:
     """Hash of the manifest's own fields: a hand edit (another model, other counts) shows."""
     fields = {k: v for k, v in manifest.items() if k != "digest"}
     payload = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode()
@@ -300,7 +308,7 @@ def write_index(folder: Path, data: IndexData) -> Path:
                 if size > FULL_CHECKSUM_UP_TO
             },
         }
-        manifest["digest"] = _manifest_digest(manifest)
+        manifest["digest"] = manifest_digest(manifest)
         _fsync_write(
             folder / (MANIFEST + ".tmp"),
             json.dumps(manifest, ensure_ascii=False, indent=2).encode(),
@@ -402,7 +410,7 @@ def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> 
     """Load an index, checking it against its manifest. Never re-embeds.
 
     `ann=False` skips the approximate-search index (a build does not search);
-    `term_counts=True` also reads each chunk's keyword counts, which only a build reuses
+    `term_counts=True` also reads each passage's keyword counts, which only a build reuses
     (queries read the stored BM25 postings).
     """
     manifest = read_manifest(folder)
@@ -429,7 +437,7 @@ def _read_generation(
         for name, size in files.items():
             if (gen / name).stat().st_size != size:
                 raise ValueError(f"{name} has the wrong size")
-        if "digest" in manifest and manifest["digest"] != _manifest_digest(manifest):
+        if "digest" in manifest and manifest["digest"] != manifest_digest(manifest):
             raise ValueError("manifest.json was edited after the build")
         for name, checksum in manifest.get("checksums", {}).items():
             if _checksum(gen / name) != checksum:
@@ -438,7 +446,8 @@ def _read_generation(
         for name, digests in blocks.items():
             if name != "articles.jsonl":  # checked block by block as articles are parsed
                 _check_sampled_blocks(gen / name, digests, manifest["block_bytes"])
-        arrays = {n: _load(gen / f"{n}.npy") for n in _ARRAYS}
+        manifest = _renamed(manifest)
+        arrays = {n: _load(gen / _file_name(f"{n}.npy", files)) for n in _ARRAYS}
         vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
         terms = weights = None
         if with_counts or "bm25_weights.npy" not in files:  # older generations: derive
@@ -455,7 +464,7 @@ def _read_generation(
                 indptr=_load(gen / "bm25_indptr.npy"),
                 docs=_load(gen / "bm25_docs.npy"),
                 weights=_load(gen / "bm25_weights.npy"),
-                n_docs=len(arrays["chunk_article"]),
+                n_docs=len(arrays["passage_article"]),
             )
         ids = None
         if "article_ids.json" in files:
@@ -495,11 +504,26 @@ def _read_generation(
     return data
 
 
+def _file_name(name: str, files: dict) -> str:
+    """The name the generation stores `name` under: its own, or the one it had before."""
+    return OLD_NAMES.get(name, name) if name not in files else name
+
+
+def _renamed(manifest: dict) -> dict:
+    """The manifest with the keys of an index written before the rename under today's names."""
+    counts, settings = manifest["counts"], manifest.get("settings", {})
+    return {
+        **manifest,
+        "counts": {OLD_KEYS.get(k, k): v for k, v in counts.items()},
+        "settings": {OLD_KEYS.get(k, k): v for k, v in settings.items()},
+    }
+
+
 def _check_consistent(data: IndexData, manifest: dict) -> None:
     counts = data.counts()
     if counts != manifest["counts"]:
         raise ValueError(f"counts {counts} do not match the manifest {manifest['counts']}")
-    n = counts["chunks"]
+    n = counts["passages"]
     if data.vectors.ndim != 2 or data.vectors.shape != (n, manifest["dim"]):
         raise ValueError(
             f"vectors have shape {data.vectors.shape}, expected ({n}, {manifest['dim']})"
@@ -507,18 +531,20 @@ def _check_consistent(data: IndexData, manifest: dict) -> None:
     if data.ann is not None and (data.ann.ntotal != n or data.ann.d != manifest["dim"]):
         raise ValueError(f"{ANN_FILE} holds {data.ann.ntotal} vectors, expected {n}")
     if data.terms is not None and data.terms.matrix.shape[0] != n:
-        raise ValueError("chunk arrays disagree in length")
+        raise ValueError("passage arrays disagree in length")
     if data.weights is not None and (
         data.weights.indptr.shape[0] != len(data.vocab) + 1
         or data.weights.idf.shape[0] != len(data.vocab)
         or data.weights.docs.shape != data.weights.weights.shape
         or (data.weights.docs.size and int(data.weights.docs.max()) >= n)
     ):
-        raise ValueError("keyword postings disagree with the chunks")
+        raise ValueError("keyword postings disagree with the passages")
     if data.sentence_ptr.shape[0] != n + 1:
-        raise ValueError("chunk arrays disagree in length")
-    if n and not (0 <= data.chunk_article.min() and data.chunk_article.max() < len(data.articles)):
-        raise ValueError("chunks point at articles that do not exist")
+        raise ValueError("passage arrays disagree in length")
+    if n and not (
+        0 <= data.passage_article.min() and data.passage_article.max() < len(data.articles)
+    ):
+        raise ValueError("passages point at articles that do not exist")
 
 
 def ann_index(vectors: np.ndarray):
@@ -603,7 +629,7 @@ def _rows_by_key(previous: IndexData | None) -> dict[bytes, int]:
         return {}
     # numpy drops trailing NUL bytes of an S16 item: pad back, or one passage in 256 (its
     # hash ending in 0x00) would be re-embedded by every build.
-    return {bytes(h).ljust(16, b"\0"): i for i, h in enumerate(previous.chunk_hash)}
+    return {bytes(h).ljust(16, b"\0"): i for i, h in enumerate(previous.passage_hash)}
 
 
 def _assemble(plan: Plan, previous: IndexData | None) -> IndexData:
@@ -612,46 +638,46 @@ def _assemble(plan: Plan, previous: IndexData | None) -> IndexData:
     new_of: dict[str, list[int]] = {}
     for j, passage in enumerate(plan.passages):
         new_of.setdefault(passage.article_id, []).append(j)
-    chunks: list[Chunk] = []
+    passages: list[IndexedPassage] = []
     owners: list[int] = []
     sources: list[int] = []  # row in `previous` (>= 0) or -1 - number of a new passage
     for number, item in enumerate(plan.articles):
         if item.article.id in plan.kept:
             for row in old.of(item.article.id):
-                chunks.append(old.chunk(row, item.article))
+                passages.append(old.passage(row, item.article))
                 owners.append(number)
                 sources.append(row)
         else:
             for j in new_of.get(item.article.id, ()):
-                chunks.append(plan.passages[j])
+                passages.append(plan.passages[j])
                 owners.append(number)
                 sources.append(-1 - j)
     source = np.asarray(sources, dtype=np.int64)
     reused = source >= 0
-    vectors = np.empty((len(chunks), plan.dim), dtype=VECTOR_DTYPE)
+    vectors = np.empty((len(passages), plan.dim), dtype=VECTOR_DTYPE)
     if reused.any():
         vectors[reused] = previous.vectors[source[reused]]
     if (~reused).any():
         vectors[~reused] = np.asarray(plan.vectors)[-1 - source[~reused]]
-    hashes = [previous.chunk_hash[s] if s >= 0 else plan.keys[-1 - s] for s in sources]
-    sentence_ptr = np.zeros(len(chunks) + 1, dtype=np.int64)
-    np.cumsum([len(c.sentences) for c in chunks], out=sentence_ptr[1:])
+    hashes = [previous.passage_hash[s] if s >= 0 else plan.keys[-1 - s] for s in sources]
+    sentence_ptr = np.zeros(len(passages) + 1, dtype=np.int64)
+    np.cumsum([len(c.sentences) for c in passages], out=sentence_ptr[1:])
     return IndexData(
         model=plan.model,
         articles=plan.articles,
-        chunk_article=np.asarray(owners, dtype=np.int32),
-        chunk_paragraph=np.asarray([c.paragraph for c in chunks], dtype=np.int32),
-        chunk_start=np.asarray([c.start for c in chunks], dtype=np.int32),
-        chunk_end=np.asarray([c.end for c in chunks], dtype=np.int32),
-        chunk_hash=np.asarray(hashes, dtype="S16"),
+        passage_article=np.asarray(owners, dtype=np.int32),
+        passage_paragraph=np.asarray([c.paragraph for c in passages], dtype=np.int32),
+        passage_start=np.asarray([c.start for c in passages], dtype=np.int32),
+        passage_end=np.asarray([c.end for c in passages], dtype=np.int32),
+        passage_hash=np.asarray(hashes, dtype="S16"),
         sentence_ptr=sentence_ptr,
-        sentence_start=np.asarray([s.start for c in chunks for s in c.sentences], dtype=np.int32),
-        sentence_end=np.asarray([s.end for c in chunks for s in c.sentences], dtype=np.int32),
+        sentence_start=np.asarray([s.start for c in passages for s in c.sentences], dtype=np.int32),
+        sentence_end=np.asarray([s.end for c in passages for s in c.sentences], dtype=np.int32),
         vectors=vectors,
         ann=ann_index(vectors),
         backend=plan.backend,
         terms=_terms(plan, sources, previous),
-        char_df=_char_df(chunks, sources, previous),
+        char_df=_char_df(passages, sources, previous),
         settings=plan.settings,
         built_at=plan.built_at,
         build_seconds=time.perf_counter() - plan.started,
@@ -667,12 +693,12 @@ class _PassageRows:
 
     def __init__(self, previous: IndexData):
         self.rows: dict[str, range] = {}
-        bounds = np.searchsorted(previous.chunk_article, np.arange(len(previous.articles) + 1))
+        bounds = np.searchsorted(previous.passage_article, np.arange(len(previous.articles) + 1))
         for i, a in enumerate(previous.articles):
             self.rows[a.article.id] = range(int(bounds[i]), int(bounds[i + 1]))
-        self.paragraph = previous.chunk_paragraph.tolist()
-        self.start = previous.chunk_start.tolist()
-        self.end = previous.chunk_end.tolist()
+        self.paragraph = previous.passage_paragraph.tolist()
+        self.start = previous.passage_start.tolist()
+        self.end = previous.passage_end.tolist()
         self.ptr = previous.sentence_ptr.tolist()
         self.s_start = previous.sentence_start.tolist()
         self.s_end = previous.sentence_end.tolist()
@@ -680,30 +706,32 @@ class _PassageRows:
     def of(self, article_id: str) -> range:
         return self.rows[article_id]
 
-    def chunk(self, row: int, article: Article) -> Chunk:
+    def passage(self, row: int, article: Article) -> IndexedPassage:
         p, start, end = self.paragraph[row], self.start[row], self.end[row]
         lo, hi = self.ptr[row], self.ptr[row + 1]
         spans = tuple(map(Span, self.s_start[lo:hi], self.s_end[lo:hi]))
-        return Chunk(article.id, p, start, end, article.paragraphs[p][start:end], spans)
+        return IndexedPassage(article.id, p, start, end, article.paragraphs[p][start:end], spans)
 
 
-def _char_df(chunks: list[Chunk], sources: list[int], previous: IndexData | None) -> dict[str, int]:
+def _char_df(
+    passages: list[IndexedPassage], sources: list[int], previous: IndexData | None
+) -> dict[str, int]:
     """In how many passages each character occurs: the previous counts, updated by what changed."""
     df: Counter[str] = Counter()
     kept = {s for s in sources if s >= 0}
     if previous is None or not kept:
-        for chunk in chunks:
-            df.update(set(chunk.text))
+        for passage in passages:
+            df.update(set(passage.text))
         return dict(df)
     df.update(previous.char_df)
-    for row in range(len(previous.chunk_article)):
+    for row in range(len(previous.passage_article)):
         if row not in kept:
-            article = previous.articles[previous.chunk_article[row]].article
-            text = article.paragraphs[previous.chunk_paragraph[row]]
-            df.subtract(set(text[previous.chunk_start[row] : previous.chunk_end[row]]))
-    for chunk, s in zip(chunks, sources, strict=True):
+            article = previous.articles[previous.passage_article[row]].article
+            text = article.paragraphs[previous.passage_paragraph[row]]
+            df.subtract(set(text[previous.passage_start[row] : previous.passage_end[row]]))
+    for passage, s in zip(passages, sources, strict=True):
         if s < 0:
-            df.update(set(chunk.text))
+            df.update(set(passage.text))
     return {c: n for c, n in df.items() if n > 0}
 
 

@@ -7,10 +7,10 @@
 Three collections, named `<prefix>_chunks`, `<prefix>_paragraphs`, `<prefix>_meta` (prefix "qa"
 unless the URI says `?prefix=NAME` or QA_MILVUS_PREFIX is set):
 
-- chunks: one row per passage: where it is (article, paragraph, start, end), its sentence
-  offsets, the content key of its embedded text, its dense vector, and its keywords (the
-  project's jieba tokens of passage and title) from which Milvus's BM25 function derives
-  a sparse vector;
+- chunks (the passages; the name is kept for existing indexes): one row per passage: where
+  it is (article, paragraph, start, end), its sentence offsets, the content key of its
+  embedded text, its dense vector, and its keywords (the project's jieba tokens of passage
+  and title) from which Milvus's BM25 function derives a sparse vector;
 - paragraphs: one row per paragraph (long ones in pieces) and one head row per article
   (number -1) with its title, source, metadata, content hash and position in the corpus;
 - meta: one row, the manifest (format, model, dimension, counts, settings, build time).
@@ -56,6 +56,11 @@ PIECE_CHARS = 16000  # a paragraph is stored in pieces of this many characters (
 BATCH = 256  # rows per insert, ids per `in [...]` filter
 MAX_HITS = 16384  # the most hits Milvus returns for one search
 HEAD = -1  # paragraph number of an article's head row
+# Names stored in a user's Milvus, kept from the first release so existing indexes load: the
+# passages' collection, and the key of a passage count (manifest counts, head row records).
+PASSAGES = "chunks"
+PASSAGE_COUNT = "chunks"
+COLLECTIONS = (PASSAGES, "paragraphs", "meta")
 # How rows are laid out in the collections; an index of another layout is rebuilt.
 # 2: rows carry their article's version, and head rows name the live one.
 LAYOUT = 2
@@ -158,7 +163,7 @@ def _connect(target: Target):
         if target.lite:
             Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
         client = MilvusClient(uri=target.uri, token=target.token)
-        for name in ("chunks", "paragraphs", "meta"):
+        for name in COLLECTIONS:
             if client.has_collection(target.collection(name)):
                 # Collections are searchable only once loaded; after a restart they are not.
                 client.load_collection(target.collection(name))
@@ -240,22 +245,22 @@ def _row_key(*parts: object) -> str:
 def _create(client, target: Target, dim: int) -> None:
     from pymilvus import DataType, Function, FunctionType
 
-    chunks = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    chunks.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
-    chunks.add_field("article", DataType.VARCHAR, max_length=MAX_TEXT)
-    chunks.add_field("version", DataType.VARCHAR, max_length=64)  # live if its head names it
-    chunks.add_field("paragraph", DataType.INT64)
-    chunks.add_field("start", DataType.INT64)
-    chunks.add_field("end", DataType.INT64)
-    chunks.add_field("sentences", DataType.VARCHAR, max_length=MAX_TEXT)  # JSON [s0, e0, ...]
-    chunks.add_field("key", DataType.VARCHAR, max_length=64)  # model + text hash: vector reuse
+    passages = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    passages.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+    passages.add_field("article", DataType.VARCHAR, max_length=MAX_TEXT)
+    passages.add_field("version", DataType.VARCHAR, max_length=64)  # live if its head names it
+    passages.add_field("paragraph", DataType.INT64)
+    passages.add_field("start", DataType.INT64)
+    passages.add_field("end", DataType.INT64)
+    passages.add_field("sentences", DataType.VARCHAR, max_length=MAX_TEXT)  # JSON [s0, e0, ...]
+    passages.add_field("key", DataType.VARCHAR, max_length=64)  # model + text hash: vector reuse
     # The project's own tokens (jieba without HMM guessing, stopwords dropped:
     # qa/index/tokenize.py), title's included, space-separated: questions and passages are cut
     # by the same code, and
     # Milvus's BM25 (same k1, b and idf formula as qa/index/bm25.py) counts exactly those words.
     # Milvus's jieba analyzer would guess unknown words with HMM, cutting a name one way in
     # the passage and another in the question (in Milvus Lite it ignores "hmm": False).
-    chunks.add_field(
+    passages.add_field(
         "keywords",
         DataType.VARCHAR,
         max_length=MAX_TEXT,
@@ -264,9 +269,9 @@ def _create(client, target: Target, dim: int) -> None:
         # characters, so tokens are stored with those replaced (`_word`).
         analyzer_params={"tokenizer": "standard" if target.lite else "whitespace"},
     )
-    chunks.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    chunks.add_function(
+    passages.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+    passages.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    passages.add_function(
         Function(
             name="keywords_bm25",
             function_type=FunctionType.BM25,
@@ -291,7 +296,7 @@ def _create(client, target: Target, dim: int) -> None:
         # nested "params" a cluster also accepts, not from the flat keys pymilvus now sends.
         params={"params": bm25} if target.lite else bm25,
     )
-    _make(client, target.collection("chunks"), chunks, index)
+    _make(client, target.collection(PASSAGES), passages, index)
 
     for name, fields in (
         (
@@ -329,7 +334,7 @@ def _make(client, name: str, schema, index) -> None:
 
 
 def _drop(client, target: Target) -> None:
-    for name in ("chunks", "paragraphs", "meta"):
+    for name in COLLECTIONS:
         if client.has_collection(target.collection(name)):
             client.drop_collection(target.collection(name))
 
@@ -418,7 +423,7 @@ class MilvusStore:
                 model=m["model"],
                 backend=m.get("backend", "torch"),
                 dim=int(m["dim"]),
-                settings=m.get("settings", {}),
+                settings=_settings_read(m),
                 hashes={a: head[0] for a, head in self._heads.items()},
             )
 
@@ -428,7 +433,7 @@ class MilvusStore:
         with self._failing():
             for batch in _batches(sorted({k.hex() for k in keys})):
                 for row in self.client.query(
-                    self.target.collection("chunks"),
+                    self.target.collection(PASSAGES),
                     filter=_in("key", batch),
                     output_fields=["key", "vector"],
                 ):
@@ -447,7 +452,7 @@ class MilvusStore:
         return None
 
     def scan(self, collection: str, filter_: str, fields: list[str]) -> Iterator[dict]:
-        """Every row of `collection` ("chunks", "paragraphs", "meta") matching `filter_`."""
+        """Every row of `collection` (one of COLLECTIONS) matching `filter_`."""
         return _scan(self.client, self.target, collection, filter_, fields)
 
     @contextlib.contextmanager
@@ -469,7 +474,7 @@ class MilvusStore:
         fresh = m is None or (m["model"], m.get("backend", "torch")) != (plan.model, plan.backend)
         old = {} if fresh else self._heads
         stored = plan.articles
-        versions = {s.article.id: _version(s, plan.settings) for s in stored}
+        versions = {s.article.id: _version(s, _settings_stored(plan.settings)) for s in stored}
         new_ids = set(versions)
         if len(new_ids) != len(stored):
             raise QAError("Two articles share one id; the Milvus index needs ids to be unique.")
@@ -478,11 +483,11 @@ class MilvusStore:
         positions = {s.article.id: n for n, s in enumerate(stored)}
 
         # Every row is made and checked before anything is written or dropped.
-        chunk_counts = Counter(c.article_id for c in plan.passages)
-        records = {s.article.id: _record(s, chunk_counts[s.article.id]) for s in write}
+        passage_counts = Counter(p.article_id for p in plan.passages)
+        records = {s.article.id: _record(s, passage_counts[s.article.id]) for s in write}
         for i in plan.kept:
             records[i] = old[i][3]
-            chunk_counts[i] = json.loads(records[i]).get("chunks", 0)
+            passage_counts[i] = json.loads(records[i]).get(PASSAGE_COUNT, 0)
         # Unchanged articles keep their rows; only a moved head row is rewritten.
         heads = [
             _head_row(s, positions[i], versions[i], records[i])
@@ -517,7 +522,7 @@ class MilvusStore:
             _create(client, target, plan.dim)
         # New versions first: no head names them yet, so loads do not see them.
         for batch in _batches(rows):
-            client.upsert(target.collection("chunks"), batch)
+            client.upsert(target.collection(PASSAGES), batch)
         for batch in _batches(texts):
             client.upsert(target.collection("paragraphs"), batch)
         # The switch: each head row names its article's new version.
@@ -525,12 +530,12 @@ class MilvusStore:
             client.upsert(target.collection("paragraphs"), batch)
         # Then what no head names any more: removed articles, old versions of rewritten ones.
         for ids in _batches(gone):
-            for name in ("chunks", "paragraphs"):
+            for name in (PASSAGES, "paragraphs"):
                 client.delete(target.collection(name), filter=_in("article", ids))
         for batch in _batches(write):
             ids = [s.article.id for s in batch]
             live = [versions[i] for i in ids]
-            for name in ("chunks", "paragraphs"):
+            for name in (PASSAGES, "paragraphs"):
                 client.delete(
                     target.collection(name),
                     filter=f"{_in('article', ids)} and not ({_in('version', live)})",
@@ -544,9 +549,9 @@ class MilvusStore:
             "counts": {
                 "articles": len(stored),
                 "paragraphs": sum(len(s.article.paragraphs) for s in stored),
-                "chunks": sum(chunk_counts[s.article.id] for s in stored),
+                PASSAGE_COUNT: sum(passage_counts[s.article.id] for s in stored),
             },
-            "settings": plan.settings,
+            "settings": _settings_stored(plan.settings),
             "built_at": plan.built_at,
             "build_seconds": round(time.perf_counter() - plan.started, 3),
         }
@@ -554,13 +559,27 @@ class MilvusStore:
             target.collection("meta"),
             [{"pk": "manifest", "manifest": json.dumps(manifest), "unused": [0.0, 0.0]}],
         )
-        for name in ("chunks", "paragraphs", "meta"):
+        for name in COLLECTIONS:
             client.flush(target.collection(name))
 
 
 def _version(item: StoredArticle, shape: dict) -> str:
-    """Names one article's rows as one build wrote them: its id, content and chunking."""
+    """Names one article's rows as one build wrote them: its id, content and splitting."""
     return _row_key(item.article.id, item.hash, json.dumps(shape, sort_keys=True))
+
+
+def _settings_stored(settings: dict) -> dict:
+    """The build settings as a Milvus index stores them, and hashes them into row versions:
+    under their first names, so the rows of an existing index keep their versions."""
+    return {"chunk_chars" if k == "passage_chars" else k: v for k, v in settings.items()}
+
+
+def _settings_read(manifest: dict) -> dict:
+    """The build settings a stored manifest holds, under today's names."""
+    return {
+        "passage_chars" if k == "chunk_chars" else k: v
+        for k, v in manifest.get("settings", {}).items()
+    }
 
 
 def _check_fits(row: dict) -> None:
@@ -575,12 +594,13 @@ def _check_fits(row: dict) -> None:
             )
 
 
-def _record(item: StoredArticle, chunks: int) -> str:
+def _record(item: StoredArticle, passages: int) -> str:
     """What a head row says of its article besides the text: title, source, metadata, and
     how many paragraphs and passages its version has (a load checks both)."""
     a = item.article
     return json.dumps(
-        {**a.record(), "paragraphs": len(a.paragraphs), "chunks": chunks}, ensure_ascii=False
+        {**a.record(), "paragraphs": len(a.paragraphs), PASSAGE_COUNT: passages},
+        ensure_ascii=False,
     )
 
 
@@ -651,7 +671,7 @@ class MilvusIndex:
         )
         self.manifest = manifest
         self.stale = 0  # passage rows no head names (counted by `_read`)
-        self._chunks = target.collection("chunks")
+        self._passages = target.collection(PASSAGES)
         try:
             self.data = self._read()
             self.unrelated = unrelated_similarity(len(self.pks), self._vectors_at)
@@ -703,7 +723,7 @@ class MilvusIndex:
             _scan(
                 c,
                 t,
-                "chunks",
+                PASSAGES,
                 'pk != ""',
                 ["pk", "article", "version", "paragraph", "start", "end", "sentences", "key"]
                 + ["keywords"],
@@ -716,10 +736,10 @@ class MilvusIndex:
         rows.sort(key=lambda r: (number[r["article"]], r["paragraph"], r["start"]))
         found = Counter(r["article"] for r in rows)
         for article, record in zip(articles, records, strict=True):
-            if found[article.article.id] != record["chunks"]:
+            if found[article.article.id] != record[PASSAGE_COUNT]:
                 raise ValueError(
                     f"{article.article.id[:80]!r} has {found[article.article.id]} passages, "
-                    f"its head row says {record['chunks']}"
+                    f"its head row says {record[PASSAGE_COUNT]}"
                 )
         self.rows = {r["pk"]: i for i, r in enumerate(rows)}
         self.pks = [r["pk"] for r in rows]
@@ -737,11 +757,11 @@ class MilvusIndex:
             model=m["model"],
             backend=m.get("backend", "torch"),
             articles=tuple(articles),
-            chunk_article=np.asarray([number[r["article"]] for r in rows], dtype=np.int32),
-            chunk_paragraph=np.asarray([r["paragraph"] for r in rows], dtype=np.int32),
-            chunk_start=np.asarray([r["start"] for r in rows], dtype=np.int32),
-            chunk_end=np.asarray([r["end"] for r in rows], dtype=np.int32),
-            chunk_hash=np.asarray([bytes.fromhex(r["key"]) for r in rows], dtype="S16"),
+            passage_article=np.asarray([number[r["article"]] for r in rows], dtype=np.int32),
+            passage_paragraph=np.asarray([r["paragraph"] for r in rows], dtype=np.int32),
+            passage_start=np.asarray([r["start"] for r in rows], dtype=np.int32),
+            passage_end=np.asarray([r["end"] for r in rows], dtype=np.int32),
+            passage_hash=np.asarray([bytes.fromhex(r["key"]) for r in rows], dtype="S16"),
             sentence_ptr=sentence_ptr,
             sentence_start=flat[:, 0].copy(),
             sentence_end=flat[:, 1].copy(),
@@ -749,7 +769,7 @@ class MilvusIndex:
             vectors=np.broadcast_to(np.zeros(m["dim"], dtype=np.float32), (len(rows), m["dim"])),
             terms=terms,
             char_df=dict(char_df),
-            settings=m.get("settings", {}),
+            settings=_settings_read(m),
             built_at=m.get("built_at", ""),
             build_seconds=float(m.get("build_seconds", 0.0)),
         )
@@ -761,7 +781,7 @@ class MilvusIndex:
         found: dict[str, list[float]] = {}
         for batch in _batches(pks):
             for row in self.client.get(
-                self._chunks,
+                self._passages,
                 ids=batch,
                 output_fields=["vector"],
                 consistency_level="Strong",
@@ -803,7 +823,7 @@ class MilvusIndex:
             else {"metric_type": "IP", "params": {"ef": max(2 * want, 64)}}
         )
         dense_hits = client.search(
-            self._chunks,
+            self._passages,
             data=[q.tolist()],
             anns_field="vector",
             limit=min(want + extra, MAX_HITS),
@@ -817,7 +837,7 @@ class MilvusIndex:
             # More than `want`, so most dense candidates get their keyword score too; one
             # below all of these counts 0 (the folder index knows its exact, tiny score).
             sparse_hits = client.search(
-                self._chunks,
+                self._passages,
                 data=[text],
                 anns_field="sparse",
                 limit=min(min(4 * want, n) + extra, MAX_HITS),
@@ -831,7 +851,7 @@ class MilvusIndex:
         }
         missing = [pk for pk in pool_pks if pk not in vectors]
         for batch in _batches(missing):
-            for row in client.get(self._chunks, ids=batch, output_fields=["vector"]):
+            for row in client.get(self._passages, ids=batch, output_fields=["vector"]):
                 vectors[row["pk"]] = row["vector"]
         pool_pks = [pk for pk in pool_pks if pk in vectors]  # rows deleted since the load
         pool_pks.sort(key=rows.__getitem__)  # passage order, as the folder index breaks ties
