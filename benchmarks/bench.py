@@ -261,10 +261,8 @@ def bench_build(
     ref = reference["vectors"]
     # The build's vectors in the reference's order, to compare them (same texts, same order).
     by_text = {}
-    for i in range(len(data.passage_article)):
-        a = data.articles[data.passage_article[i]].article
-        text = a.paragraphs[data.split_passages[i]][data.passage_start[i] : data.passage_end[i]]
-        by_text[text] = data.vectors[i].astype(np.float32)
+    for i in range(len(data.passages)):
+        by_text[data.passages.passage(i).text] = data.vectors[i].astype(np.float32)
     mine = np.stack([by_text[t] for t in reference["texts_list"]])
     cos = np.einsum("ij,ij->i", mine, ref)
     chars = embedder.chars
@@ -272,7 +270,7 @@ def bench_build(
         "backend": backend,
         "runtime": runtime,
         "probe_fidelity": fidelity,
-        "chunks": int(len(data.passage_article)),
+        "chunks": len(data.passages),
         "embedded": stats.embedded,
         "chars": chars,
         "seconds": seconds,
@@ -370,7 +368,7 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
             np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
         )
     return {
-        "chunks": int(len(index.data.passage_article)),
+        "chunks": len(index.passages),
         "search_kind": kind,
         "load_s": load_s,
         "rss_index_mb": loaded - base,
@@ -447,10 +445,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     data = read_index(real_index, ann=False)
     vectors = {}
-    for i in range(len(data.passage_article)):
-        a = data.articles[data.passage_article[i]].article
-        text = a.paragraphs[data.split_passages[i]][data.passage_start[i] : data.passage_end[i]]
-        vectors[norm_text(text)] = data.vectors[i].astype(np.float32)
+    for i in range(len(data.passages)):
+        vectors[norm_text(data.passages.passage(i).text)] = data.vectors[i].astype(np.float32)
 
     from qa.index.embed import backend_of, make_embedder
 

@@ -47,16 +47,16 @@ class Assistant:
 
     def __init__(self, index: Index, settings: Settings, embedder: Embedder | None = None):
         self.index = index
-        self.data = data = index.data
+        self.passages = passages = index.passages
         self.settings = settings
         # Questions are embedded the way the index's vectors were, whatever the settings say.
         # Made here, not lazily: two first questions at once must share one model.
-        self.embedder = embedder or make_embedder(data.model, settings.batch_size, data.backend)
+        self.embedder = embedder or make_embedder(
+            passages.model, settings.batch_size, passages.backend
+        )
         self.tokenizer = Tokenizer()
         self.retriever = Retriever(index, settings.dense_weight, settings.candidates)
-        self.picker = SentencePicker(
-            self.tokenizer, data.char_df, len(data.passage_article), index.idf_of
-        )
+        self.picker = SentencePicker(self.tokenizer, passages.char_df, len(passages), index.idf_of)
 
     # -- public API -------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class Assistant:
 
     def info(self) -> IndexInfo:
         """What the index holds and how it was made: model, build time, counts."""
-        return self.data.info()
+        return self.passages.info()
 
     # -- internals --------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ class Assistant:
 
     def _in_corpus_script(self, question: str) -> str:
         """The question in the articles' script (simplified or traditional), char by char."""
-        return match_script(question, self.data.char_df)
+        return match_script(question, self.passages.char_df)
 
     def _search(self, question: str, k: int) -> tuple[list[Scored], list[str], np.ndarray]:
         """The best `k` hits, the question's words (without character grams) and its vector."""
@@ -160,7 +160,7 @@ class Assistant:
         seen: set[tuple[int, int]] = set()
         out = []
         for hit in hits:
-            passage = self.data.passage(hit.row)
+            passage = self.passages.passage(hit.row)
             key = (passage.article_id, passage.paragraph)
             if key not in seen:
                 seen.add(key)
@@ -196,7 +196,7 @@ class Assistant:
         for hit in hits:
             paragraph = self._paragraph_of(hit.row)
             title = self._title(hit)
-            for s in self.data.passage(hit.row).sentences:
+            for s in self.passages.passage(hit.row).sentences:
                 out.append(
                     Sentence(hit.row, s.start, s.end, paragraph[s.start : s.end], title, hit.score)
                 )
@@ -246,8 +246,8 @@ class Assistant:
                         end = after.end
                         seen.add(text)
                 sentence = paragraph[start:end]
-            article = self.data.article_at(cand.row)
-            paragraph_number = self.data.passage(cand.row).paragraph
+            article = self.passages.article_at(cand.row)
+            paragraph_number = self.passages.passage(cand.row).paragraph
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
@@ -268,20 +268,20 @@ class Assistant:
         return tuple(cited), tuple(more)
 
     def _paragraph_of(self, row: int) -> str:
-        return self.data.paragraph_at(row)
+        return self.passages.paragraph_at(row)
 
     def _passage_text(self, row: int) -> str:
-        return self.data.passage(row).text
+        return self.passages.passage(row).text
 
     def _title(self, hit: Scored) -> str:
-        return self.data.article_at(hit.row).title
+        return self.passages.article_at(hit.row).title
 
     def _place(self, hit: Scored) -> tuple[str, int]:
-        d = self.data
-        return d.articles[d.passage_article[hit.row]].article.id, int(d.passage_paragraph[hit.row])
+        """(article id, paragraph) of the hit's passage."""
+        return self.passages.article_at(hit.row).id, int(self.passages.paragraph[hit.row])
 
     def _passage(self, hit: Scored) -> Passage:
-        article, passage = self.data.article_at(hit.row), self.data.passage(hit.row)
+        article, passage = self.passages.article_at(hit.row), self.passages.passage(hit.row)
         return Passage(
             article_id=article.id,
             title=article.title,
@@ -331,14 +331,14 @@ def load(
     silently wrong answer.
     """
     opened = open_store(index).open()  # a folder, or milvus://... (qa/stores/)
-    data = opened.data
-    if embedder is not None and backend_of(embedder) != data.backend:
+    built = opened.passages
+    if embedder is not None and backend_of(embedder) != built.backend:
         embedder = None  # a reuse hint only: questions are embedded the index's way
     expected = model or (embedder.name if embedder is not None else _chosen_model(settings))
-    if expected and expected != data.model:
+    if expected and expected != built.model:
         raise IndexMismatchError(
-            f"The index at {index} was built with the model {data.model!r}, not {expected!r}; "
-            f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
+            f"The index at {index} was built with the model {built.model!r}, not {expected!r}; "
+            f"run `qa build --model {expected}` to rebuild it, or ask with --model {built.model}."
         )
-    settings = dataclasses.replace(settings or Settings(), model=data.model)
+    settings = dataclasses.replace(settings or Settings(), model=built.model)
     return Assistant(opened, settings, embedder)

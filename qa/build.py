@@ -26,7 +26,15 @@ from .index.split import split_passages
 from .index.tokenize import Tokenizer
 from .read.corpus import SUPPORTED_SUFFIXES, Corpus, read_corpus
 from .stores import Store, open_store
-from .types import Article, BuildStats, IndexedPassage, Manifest, Plan, StoredArticle
+from .types import (
+    Article,
+    BuildStats,
+    IndexedPassage,
+    Manifest,
+    Plan,
+    StoredArticle,
+    StoredSettings,
+)
 
 log = logging.getLogger("qa")
 
@@ -51,9 +59,9 @@ def article_hash(article: Article) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
-def stored_settings(settings: Settings) -> dict:
+def stored_settings(settings: Settings) -> StoredSettings:
     """The settings that shape what is stored: a change means re-splitting, not just reuse."""
-    return {"passage_chars": settings.passage_chars, "tokens": TOKENS}
+    return StoredSettings(settings.passage_chars, TOKENS)
 
 
 def build(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -199,13 +203,33 @@ class StoredArticle:
 
 
 @dataclass(frozen=True)
+class StoredSettings:
+    """The build settings that shape what a store holds: with another value a build splits
+    and tokenizes every article again (vectors of unchanged text are still reused)."""
+
+    passage_chars: int  # the longest passage (Settings.passage_chars)
+    tokens: str  # the recipe of keyword tokens and passage splitting (qa/build.py: TOKENS)
+
+    def record(self) -> dict:
+        """As a manifest stores them (JSON)."""
+        return {"passage_chars": self.passage_chars, "tokens": self.tokens}
+
+    @staticmethod
+    def from_record(record: dict) -> StoredSettings:
+        """The settings a manifest stored; "chunk_chars" is what indexes written before
+        passages were called passages name `passage_chars`."""
+        chars = record.get("passage_chars", record.get("chunk_chars", 0))
+        return StoredSettings(int(chars), str(record.get("tokens", "")))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a store says of the index it holds: what a build diffs the corpus against."""
 
     model: str
     backend: str  # what computed the vectors (see qa/index/onnx.py); vectors of another never mix
     dim: int
-    settings: dict  # what shaped the stored passages (passage size, tokens): see build.py
+    settings: StoredSettings
     hashes: dict[str, str]  # article id -> content hash
 
 
@@ -221,12 +245,12 @@ class Plan:
     model: str
     backend: str
     dim: int
-    settings: dict
+    settings: StoredSettings
     articles: tuple[StoredArticle, ...]
     kept: frozenset[str]  # ids of articles whose stored passages stay
     passages: tuple[IndexedPassage, ...]  # of the other articles, in corpus order
     keys: tuple[bytes, ...]  # content key of each passage's embedded text
-    vectors: object  # float32 array (passages, dim), unit length
+    vectors: np.ndarray  # float32 (passages, dim), unit length
     terms: tuple[tuple[str, ...], ...]  # keyword tokens of each passage, its title's included
     built_at: str
     started: float  # time.perf_counter() when the build began

@@ -295,7 +295,7 @@ def test_second_build_while_one_holds_the_lock_is_refused(built_index, corpus):
 def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     built_index, corpus, tmp_path
 ):
-    # Unchanged articles keep their chunks, tokens and character counts from the previous
+    # Unchanged articles keep their passages, tokens and character counts from the previous
     # index; the result must not depend on that shortcut.
     path = corpus / "metro.md"
     path.write_text(path.read_text(encoding="utf-8").replace("24座", "30座"), encoding="utf-8")
@@ -308,16 +308,11 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
 
     rebuilt = store.read_index(built_index, term_counts=True)
     fresh = store.read_index(tmp_path / "fresh", term_counts=True)
-    assert rebuilt.char_df == fresh.char_df
-    assert [a.article for a in rebuilt.articles] == [a.article for a in fresh.articles]
-    for name in (
-        "passage_article",
-        "passage_paragraph",
-        "passage_start",
-        "passage_end",
-        "passage_hash",
-    ):
-        assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
-    for name in ("sentence_ptr", "sentence_start", "sentence_end", "vectors"):
-        assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
+    assert rebuilt.passages.char_df == fresh.passages.char_df
+    assert [a.article for a in rebuilt.passages.articles] == [
+        a.article for a in fresh.passages.articles
+    ]
+    assert rebuilt.arrays().keys() == fresh.arrays().keys()
+    for name, array in rebuilt.arrays().items():  # places, sentences, content keys, vectors
+        assert array.tolist() == fresh.arrays()[name].tolist(), name
     assert answers(built_index) == answers(tmp_path / "fresh")

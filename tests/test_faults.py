@@ -195,7 +195,7 @@ def test_build_killed_after_its_commit_leaves_the_new_index(built_index, corpus,
     assert leftovers(built_index) == [old]  # the old generation, no longer live
     bot = qa.load(built_index, HASH)
     assert bot.ask(NEW_QUESTION).found
-    assert "porcelain.txt" not in {a.article.id for a in bot.data.articles}
+    assert "porcelain.txt" not in {a.article.id for a in bot.passages.articles}
     stats = qa.build(corpus, built_index, HASH)
     assert (stats.added, stats.removed, stats.embedded) == (0, 0, 0)
     assert leftovers(built_index) == []
@@ -205,7 +205,7 @@ def test_build_killed_after_its_commit_leaves_the_new_index(built_index, corpus,
 
 
 def article_ids(index: Path) -> list[str]:
-    return [a.article.id for a in qa.load(index, HASH).data.articles]
+    return [a.article.id for a in qa.load(index, HASH).passages.articles]
 
 
 def test_second_build_process_stops_with_a_clear_message_and_nothing_is_mixed(

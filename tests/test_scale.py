@@ -27,7 +27,7 @@ def test_vectors_are_stored_in_half_precision(built_index):
 
 def test_small_index_searches_exactly_without_a_stored_graph(built_index):
     assert not (live_data(built_index) / store.ANN_FILE).exists()
-    assert qa.load(built_index, HASH).data.ann is None
+    assert qa.load(built_index, HASH).index.data.ann is None
 
 
 def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
@@ -40,7 +40,7 @@ def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
 
     assert (live_data(large) / store.ANN_FILE).is_file()
     bot = qa.load(large, HASH)
-    assert bot.data.ann is not None and bot.data.ann.ntotal == PARAGRAPHS
+    assert bot.index.data.ann is not None and bot.index.data.ann.ntotal == PARAGRAPHS
     for question in ANSWERABLE:
         assert [p.article_id for p in bot.search(question, 3)] == [
             p.article_id for p in exact.search(question, 3)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..index.retrieve import Candidates
 from ..types import Article, Manifest, Plan
-from .data import IndexData
+from .data import Passages
 from .folder import FolderStore
 from .milvus import MilvusStore, redact
 
@@ -31,7 +31,7 @@ MILVUS = ("milvus://", "milvus+http://", "milvus+https://")
 class Index(Protocol):
     """A loaded index: what the assistant asks of any store."""
 
-    data: IndexData  # the passages' places, sentences and articles, in memory
+    passages: Passages  # the passages' places, sentences and articles, in memory
     unrelated: float  # mean similarity of random passage pairs (retrieve.py: fuse)
 
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> Candidates:
@@ -77,4 +77,4 @@ def open_store(location: str | Path | Store) -> Store:
     return location
 
 
-__all__ = ["Index", "IndexData", "Store", "is_milvus", "open_store", "redact"]
+__all__ = ["Index", "Passages", "Store", "is_milvus", "open_store", "redact"]

@@ -17,6 +17,7 @@ what a load opens: exact or 8-bit-scan dense search (FAISS) and BM25 postings, i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import itertools
@@ -27,7 +28,9 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,8 +46,11 @@ from ..errors import (
 from ..index.bm25 import BM25, TermCounts, TermWeights
 from ..index.retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
 from ..read.corpus import SUPPORTED_SUFFIXES
-from ..types import Article, IndexedPassage, Manifest, Plan, Span, StoredArticle
-from .data import FORMAT_VERSION, IndexData
+from ..types import Article, IndexedPassage, Manifest, Plan, Span, StoredArticle, StoredSettings
+from .data import FORMAT_VERSION, Passages
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger("qa")
 
@@ -73,6 +79,48 @@ RESCORE = 5
 FULL_CHECKSUM_UP_TO = 8 << 20
 BLOCK_BYTES = 1 << 18
 SAMPLED_BLOCKS = 16
+
+
+@dataclass(frozen=True)
+class FolderData:
+    """One generation of an index folder: the passages answering reads, and what only this
+    store keeps beside them (vectors, content keys, keyword counts, the 8-bit codes)."""
+
+    passages: Passages
+    keys: np.ndarray  # S16 per passage: content key of its embedded text, to reuse vectors
+    vectors: np.ndarray  # VECTOR_DTYPE (passages, dim), unit length
+    terms: TermCounts | None  # keyword counts per passage, what a build reuses; None: not read
+    weights: TermWeights | None  # BM25 postings as stored, what queries read; None: derive
+    ann: faiss.Index | None  # 8-bit codes of `vectors` (large indexes), else None: exact
+    settings: StoredSettings
+    build_seconds: float = 0.0
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return self.terms.vocab if self.terms is not None else self.weights.vocab
+
+    def keyword_weights(self) -> TermWeights:
+        """The BM25 postings: as stored, or derived from the term counts."""
+        return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
+
+    def counts(self) -> dict[str, int]:
+        """As the manifest records them."""
+        return {**self.passages.counts(), "terms": len(self.vocab)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-passage and per-sentence arrays, by the name of their file."""
+        p = self.passages
+        return {
+            "passage_article": p.article,
+            "passage_paragraph": p.paragraph,
+            "passage_start": p.start,
+            "passage_end": p.end,
+            "passage_hash": self.keys,
+            "sentence_ptr": p.sentence_ptr,
+            "sentence_start": p.sentence_start,
+            "sentence_end": p.sentence_end,
+            "vectors": self.vectors.astype(VECTOR_DTYPE, copy=False),
+        }
 
 
 class ArticleFile(Sequence):
@@ -142,25 +190,17 @@ class ArticleFile(Sequence):
             self._checked.add(b)  # a set add is atomic: threads may only check twice
 
 
-_ARRAYS = (
-    "passage_article",
-    "passage_paragraph",
-    "passage_start",
-    "passage_end",
-    "passage_hash",
-    "sentence_ptr",
-    "sentence_start",
-    "sentence_end",
-    "vectors",
+ARRAY_FILES = tuple(
+    f"{name}.npy"
+    for name in ("passage_article", "passage_paragraph", "passage_start", "passage_end")
+    + ("passage_hash", "sentence_ptr", "sentence_start", "sentence_end", "vectors")
 )
-
-
 # What an index written before passages were called passages (up to this release) named
 # its passage arrays and manifest keys: read as they are, so that index needs no rebuild.
 OLD_NAMES = {
     f"passage_{x}.npy": f"chunk_{x}.npy" for x in ("article", "paragraph", "start", "end", "hash")
 }
-OLD_KEYS = {"chunks": "passages", "chunk_chars": "passage_chars"}
+OLD_COUNTS = {"chunks": "passages"}
 
 
 def _fsync_write(path: Path, payload: bytes) -> None:
@@ -232,7 +272,7 @@ def _cannot_write(folder: Path, exc: OSError) -> IndexWriteError:
     )
 
 
-def write_index(folder: Path, data: IndexData) -> Path:
+def write_index(folder: Path, data: FolderData) -> Path:
     """Write `data` as a new generation and make it the live one. Caller holds the lock.
 
     Raises IndexWriteError (the previous index untouched) when the disk is full or the
@@ -244,10 +284,11 @@ def write_index(folder: Path, data: IndexData) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        ids = [stored.article.id for stored in data.articles]
+        articles = data.passages.articles
+        ids = [stored.article.id for stored in articles]
         _fsync_write(tmp / "article_ids.json", json.dumps(ids, ensure_ascii=False).encode())
         with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
-            for stored in data.articles:
+            for stored in articles:
                 a = stored.article
                 record = {
                     "id": a.id,
@@ -258,10 +299,7 @@ def write_index(folder: Path, data: IndexData) -> Path:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        for name in _ARRAYS:
-            array = getattr(data, name)
-            if name == "vectors":
-                array = array.astype(VECTOR_DTYPE, copy=False)
+        for name, array in data.arrays().items():
             _save_npy(tmp / f"{name}.npy", array)
         if data.ann is not None:
             import faiss
@@ -279,18 +317,19 @@ def write_index(folder: Path, data: IndexData) -> Path:
         _fsync_write(
             tmp / "vocab.json", json.dumps(list(data.terms.vocab), ensure_ascii=False).encode()
         )
-        _fsync_write(tmp / "chars.json", json.dumps(data.char_df, ensure_ascii=False).encode())
+        char_df = data.passages.char_df
+        _fsync_write(tmp / "chars.json", json.dumps(char_df, ensure_ascii=False).encode())
         _fsync_dir(tmp)
         os.rename(tmp, gen)
         sizes = {p.name: p.stat().st_size for p in sorted(gen.iterdir())}
         manifest = {
             "format": FORMAT_VERSION,
-            "model": data.model,
-            "backend": data.backend,
-            "dim": data.dim,
+            "model": data.passages.model,
+            "backend": data.passages.backend,
+            "dim": data.passages.dim,
             "counts": data.counts(),
-            "settings": data.settings,
-            "built_at": data.built_at,
+            "settings": data.settings.record(),
+            "built_at": data.passages.built_at,
             "build_seconds": round(data.build_seconds, 3),
             "data": gen.name,
             "files": sizes,
@@ -406,7 +445,7 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> IndexData:
+def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> FolderData:
     """Load an index, checking it against its manifest. Never re-embeds.
 
     `ann=False` skips the approximate-search index (a build does not search);
@@ -430,7 +469,7 @@ def _load(path: Path) -> np.ndarray:
 
 def _read_generation(
     folder: Path, manifest: dict, with_ann: bool = True, with_counts: bool = False
-) -> IndexData:
+) -> FolderData:
     try:
         gen = folder / manifest["data"]
         files = manifest["files"]
@@ -447,7 +486,7 @@ def _read_generation(
             if name != "articles.jsonl":  # checked block by block as articles are parsed
                 _check_sampled_blocks(gen / name, digests, manifest["block_bytes"])
         manifest = _renamed(manifest)
-        arrays = {n: _load(gen / _file_name(f"{n}.npy", files)) for n in _ARRAYS}
+        arrays = {n: _load(gen / _file_name(n, files)) for n in ARRAY_FILES}
         vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
         terms = weights = None
         if with_counts or "bm25_weights.npy" not in files:  # older generations: derive
@@ -464,7 +503,7 @@ def _read_generation(
                 indptr=_load(gen / "bm25_indptr.npy"),
                 docs=_load(gen / "bm25_docs.npy"),
                 weights=_load(gen / "bm25_weights.npy"),
-                n_docs=len(arrays["passage_article"]),
+                n_docs=len(arrays["passage_article.npy"]),
             )
         ids = None
         if "article_ids.json" in files:
@@ -482,18 +521,30 @@ def _read_generation(
             import faiss
 
             ann = faiss.read_index(str(gen / ANN_FILE))
-        data = IndexData(
+        passages = Passages(
             model=manifest["model"],
             backend=manifest.get("backend", "torch"),
-            ann=ann,
+            dim=int(manifest["dim"]),
             articles=articles,
+            article=arrays["passage_article.npy"],
+            paragraph=arrays["passage_paragraph.npy"],
+            start=arrays["passage_start.npy"],
+            end=arrays["passage_end.npy"],
+            sentence_ptr=arrays["sentence_ptr.npy"],
+            sentence_start=arrays["sentence_start.npy"],
+            sentence_end=arrays["sentence_end.npy"],
+            char_df=json.loads((gen / "chars.json").read_text(encoding="utf-8")),
+            built_at=manifest.get("built_at", ""),
+        )
+        data = FolderData(
+            passages=passages,
+            keys=arrays["passage_hash.npy"],
+            vectors=arrays["vectors.npy"],
             terms=terms,
             weights=weights,
-            char_df=json.loads((gen / "chars.json").read_text(encoding="utf-8")),
-            settings=manifest.get("settings", {}),
-            built_at=manifest.get("built_at", ""),
+            ann=ann,
+            settings=StoredSettings.from_record(manifest.get("settings", {})),
             build_seconds=float(manifest.get("build_seconds", 0.0)),
-            **arrays,
         )
         _check_consistent(data, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -510,16 +561,13 @@ def _file_name(name: str, files: dict) -> str:
 
 
 def _renamed(manifest: dict) -> dict:
-    """The manifest with the keys of an index written before the rename under today's names."""
-    counts, settings = manifest["counts"], manifest.get("settings", {})
-    return {
-        **manifest,
-        "counts": {OLD_KEYS.get(k, k): v for k, v in counts.items()},
-        "settings": {OLD_KEYS.get(k, k): v for k, v in settings.items()},
-    }
+    """The manifest with the counts of an index written before the rename under their names
+    now (its settings are read by StoredSettings.from_record)."""
+    counts = {OLD_COUNTS.get(k, k): v for k, v in manifest["counts"].items()}
+    return {**manifest, "counts": counts}
 
 
-def _check_consistent(data: IndexData, manifest: dict) -> None:
+def _check_consistent(data: FolderData, manifest: dict) -> None:
     counts = data.counts()
     if counts != manifest["counts"]:
         raise ValueError(f"counts {counts} do not match the manifest {manifest['counts']}")
@@ -539,15 +587,14 @@ def _check_consistent(data: IndexData, manifest: dict) -> None:
         or (data.weights.docs.size and int(data.weights.docs.max()) >= n)
     ):
         raise ValueError("keyword postings disagree with the passages")
-    if data.sentence_ptr.shape[0] != n + 1:
+    p = data.passages
+    if p.sentence_ptr.shape[0] != n + 1 or data.keys.shape[0] != n:
         raise ValueError("passage arrays disagree in length")
-    if n and not (
-        0 <= data.passage_article.min() and data.passage_article.max() < len(data.articles)
-    ):
+    if n and not (0 <= p.article.min() and p.article.max() < len(p.articles)):
         raise ValueError("passages point at articles that do not exist")
 
 
-def ann_index(vectors: np.ndarray):
+def ann_index(vectors: np.ndarray) -> faiss.Index | None:
     """The approximate-search index a build stores for `vectors`, or None if exact is fast.
 
     Inner product on unit vectors is cosine similarity. Each dimension is coded in 8 bits
@@ -575,7 +622,7 @@ class FolderStore:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.label = str(folder)
-        self._previous: IndexData | None = None
+        self._previous: FolderData | None = None
 
     def lock(self):
         """Hold the folder's build lock, or raise BuildLockedError at once."""
@@ -592,13 +639,15 @@ class FolderStore:
             log.warning("Rebuilding from scratch: %s", exc)
             return None
         # A build reads every article (hashes, titles): parse them once, not per passage.
-        self._previous = data = IndexData(**{**data.__dict__, "articles": tuple(data.articles)})
+        articles = tuple(data.passages.articles)
+        passages = dataclasses.replace(data.passages, articles=articles)
+        self._previous = data = dataclasses.replace(data, passages=passages)
         return Manifest(
-            model=data.model,
-            backend=data.backend,
-            dim=data.dim,
+            model=passages.model,
+            backend=passages.backend,
+            dim=passages.dim,
             settings=data.settings,
-            hashes={a.article.id: a.hash for a in data.articles},
+            hashes={a.article.id: a.hash for a in articles},
         )
 
     def vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
@@ -609,7 +658,7 @@ class FolderStore:
     def write(self, plan: Plan) -> None:
         """Write `plan` as a new generation and make it live. Caller holds `lock()`."""
         previous = self._previous
-        if previous is not None and (previous.model, previous.backend) != (
+        if previous is not None and (previous.passages.model, previous.passages.backend) != (
             plan.model,
             plan.backend,
         ):
@@ -624,17 +673,17 @@ class FolderStore:
         return live_generation(self.folder)
 
 
-def _rows_by_key(previous: IndexData | None) -> dict[bytes, int]:
+def _rows_by_key(previous: FolderData | None) -> dict[bytes, int]:
     if previous is None:
         return {}
     # numpy drops trailing NUL bytes of an S16 item: pad back, or one passage in 256 (its
     # hash ending in 0x00) would be re-embedded by every build.
-    return {bytes(h).ljust(16, b"\0"): i for i, h in enumerate(previous.passage_hash)}
+    return {bytes(h).ljust(16, b"\0"): i for i, h in enumerate(previous.keys)}
 
 
-def _assemble(plan: Plan, previous: IndexData | None) -> IndexData:
+def _assemble(plan: Plan, previous: FolderData | None) -> FolderData:
     """The whole index of `plan`: kept articles' rows copied from `previous`, then the new."""
-    old = _PassageRows(previous) if plan.kept else None
+    old = _PassageRows(previous.passages) if plan.kept else None
     new_of: dict[str, list[int]] = {}
     for j, passage in enumerate(plan.passages):
         new_of.setdefault(passage.article_id, []).append(j)
@@ -659,27 +708,32 @@ def _assemble(plan: Plan, previous: IndexData | None) -> IndexData:
         vectors[reused] = previous.vectors[source[reused]]
     if (~reused).any():
         vectors[~reused] = np.asarray(plan.vectors)[-1 - source[~reused]]
-    hashes = [previous.passage_hash[s] if s >= 0 else plan.keys[-1 - s] for s in sources]
+    keys = [previous.keys[s] if s >= 0 else plan.keys[-1 - s] for s in sources]
     sentence_ptr = np.zeros(len(passages) + 1, dtype=np.int64)
-    np.cumsum([len(c.sentences) for c in passages], out=sentence_ptr[1:])
-    return IndexData(
+    np.cumsum([len(p.sentences) for p in passages], out=sentence_ptr[1:])
+    placed = Passages(
         model=plan.model,
-        articles=plan.articles,
-        passage_article=np.asarray(owners, dtype=np.int32),
-        passage_paragraph=np.asarray([c.paragraph for c in passages], dtype=np.int32),
-        passage_start=np.asarray([c.start for c in passages], dtype=np.int32),
-        passage_end=np.asarray([c.end for c in passages], dtype=np.int32),
-        passage_hash=np.asarray(hashes, dtype="S16"),
-        sentence_ptr=sentence_ptr,
-        sentence_start=np.asarray([s.start for c in passages for s in c.sentences], dtype=np.int32),
-        sentence_end=np.asarray([s.end for c in passages for s in c.sentences], dtype=np.int32),
-        vectors=vectors,
-        ann=ann_index(vectors),
         backend=plan.backend,
-        terms=_terms(plan, sources, previous),
-        char_df=_char_df(passages, sources, previous),
-        settings=plan.settings,
+        dim=plan.dim,
+        articles=plan.articles,
+        article=np.asarray(owners, dtype=np.int32),
+        paragraph=np.asarray([p.paragraph for p in passages], dtype=np.int32),
+        start=np.asarray([p.start for p in passages], dtype=np.int32),
+        end=np.asarray([p.end for p in passages], dtype=np.int32),
+        sentence_ptr=sentence_ptr,
+        sentence_start=np.asarray([s.start for p in passages for s in p.sentences], dtype=np.int32),
+        sentence_end=np.asarray([s.end for p in passages for s in p.sentences], dtype=np.int32),
+        char_df=_char_df(passages, sources, previous.passages if previous else None),
         built_at=plan.built_at,
+    )
+    return FolderData(
+        passages=placed,
+        keys=np.asarray(keys, dtype="S16"),
+        vectors=vectors,
+        terms=_terms(plan, sources, previous),
+        weights=None,
+        ann=ann_index(vectors),
+        settings=plan.settings,
         build_seconds=time.perf_counter() - plan.started,
     )
 
@@ -691,14 +745,14 @@ class _PassageRows:
     article.
     """
 
-    def __init__(self, previous: IndexData):
+    def __init__(self, previous: Passages):
         self.rows: dict[str, range] = {}
-        bounds = np.searchsorted(previous.passage_article, np.arange(len(previous.articles) + 1))
+        bounds = np.searchsorted(previous.article, np.arange(len(previous.articles) + 1))
         for i, a in enumerate(previous.articles):
             self.rows[a.article.id] = range(int(bounds[i]), int(bounds[i + 1]))
-        self.paragraph = previous.passage_paragraph.tolist()
-        self.start = previous.passage_start.tolist()
-        self.end = previous.passage_end.tolist()
+        self.paragraph = previous.paragraph.tolist()
+        self.start = previous.start.tolist()
+        self.end = previous.end.tolist()
         self.ptr = previous.sentence_ptr.tolist()
         self.s_start = previous.sentence_start.tolist()
         self.s_end = previous.sentence_end.tolist()
@@ -714,7 +768,7 @@ class _PassageRows:
 
 
 def _char_df(
-    passages: list[IndexedPassage], sources: list[int], previous: IndexData | None
+    passages: list[IndexedPassage], sources: list[int], previous: Passages | None
 ) -> dict[str, int]:
     """In how many passages each character occurs: the previous counts, updated by what changed."""
     df: Counter[str] = Counter()
@@ -724,18 +778,17 @@ def _char_df(
             df.update(set(passage.text))
         return dict(df)
     df.update(previous.char_df)
-    for row in range(len(previous.passage_article)):
+    for row in range(len(previous)):
         if row not in kept:
-            article = previous.articles[previous.passage_article[row]].article
-            text = article.paragraphs[previous.passage_paragraph[row]]
-            df.subtract(set(text[previous.passage_start[row] : previous.passage_end[row]]))
+            text = previous.paragraph_at(row)
+            df.subtract(set(text[previous.start[row] : previous.end[row]]))
     for passage, s in zip(passages, sources, strict=True):
         if s < 0:
             df.update(set(passage.text))
     return {c: n for c, n in df.items() if n > 0}
 
 
-def _terms(plan: Plan, sources: list[int], previous: IndexData | None) -> TermCounts:
+def _terms(plan: Plan, sources: list[int], previous: FolderData | None) -> TermCounts:
     """Keyword counts of each passage: kept rows copied as they are, new ones counted."""
     if not plan.kept:
         previous = None
@@ -781,17 +834,18 @@ def _terms(plan: Plan, sources: list[int], previous: IndexData | None) -> TermCo
 class FolderIndex:
     """A loaded index folder: FAISS for dense search, BM25 postings for keywords."""
 
-    def __init__(self, data: IndexData):
+    def __init__(self, data: FolderData):
         import faiss
 
         self.data = data
+        self.passages = data.passages
         self.bm25 = BM25(data.keyword_weights())
         if data.ann is not None:
             self.faiss = data.ann
         else:
             # Inner product on unit vectors is cosine similarity; exact search is a few
             # milliseconds up to EXACT_UP_TO passages.
-            self.faiss = faiss.IndexFlatIP(data.dim)
+            self.faiss = faiss.IndexFlatIP(data.passages.dim)
             self.faiss.add(np.ascontiguousarray(data.vectors, dtype=np.float32))
         self.unrelated = unrelated_similarity(len(data.vectors), data.vectors.__getitem__)
         self._ids: dict[str, int] | None = None
@@ -829,7 +883,7 @@ class FolderIndex:
 
     def article(self, article_id: str) -> Article:
         """The article with this id (parsed from the file only now); KeyError if none."""
-        articles = self.data.articles
+        articles = self.passages.articles
         if isinstance(articles, ArticleFile):
             return articles[articles.position(article_id)].article
         if self._ids is None:

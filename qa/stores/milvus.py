@@ -46,8 +46,8 @@ from ..errors import (
 )
 from ..index.bm25 import BM25, K1, B, TermCounts
 from ..index.retrieve import VECTOR_DTYPE, Candidates, unrelated_similarity
-from ..types import Article, Manifest, Plan, StoredArticle
-from .data import FORMAT_VERSION, IndexData
+from ..types import Article, Manifest, Plan, StoredArticle, StoredSettings
+from .data import FORMAT_VERSION, Passages
 
 log = logging.getLogger("qa")
 
@@ -423,7 +423,7 @@ class MilvusStore:
                 model=m["model"],
                 backend=m.get("backend", "torch"),
                 dim=int(m["dim"]),
-                settings=_settings_read(m),
+                settings=StoredSettings.from_record(m.get("settings", {})),
                 hashes={a: head[0] for a, head in self._heads.items()},
             )
 
@@ -568,18 +568,10 @@ def _version(item: StoredArticle, shape: dict) -> str:
     return _row_key(item.article.id, item.hash, json.dumps(shape, sort_keys=True))
 
 
-def _settings_stored(settings: dict) -> dict:
+def _settings_stored(settings: StoredSettings) -> dict:
     """The build settings as a Milvus index stores them, and hashes them into row versions:
     under their first names, so the rows of an existing index keep their versions."""
-    return {"chunk_chars" if k == "passage_chars" else k: v for k, v in settings.items()}
-
-
-def _settings_read(manifest: dict) -> dict:
-    """The build settings a stored manifest holds, under today's names."""
-    return {
-        "passage_chars" if k == "chunk_chars" else k: v
-        for k, v in manifest.get("settings", {}).items()
-    }
+    return {"chunk_chars": settings.passage_chars, "tokens": settings.tokens}
 
 
 def _check_fits(row: dict) -> None:
@@ -673,7 +665,7 @@ class MilvusIndex:
         self.stale = 0  # passage rows no head names (counted by `_read`)
         self._passages = target.collection(PASSAGES)
         try:
-            self.data = self._read()
+            self.passages, terms = self._read()
             self.unrelated = unrelated_similarity(len(self.pks), self._vectors_at)
         except QAError:
             raise
@@ -685,9 +677,10 @@ class MilvusIndex:
             ) from None
         # Word rarity for the answerer (coverage, confidence): the project's own BM25
         # statistics over the stored tokens, the same numbers a folder index has.
-        self.bm25 = BM25(self.data.terms)
+        self.bm25 = BM25(terms)
 
-    def _read(self) -> IndexData:
+    def _read(self) -> tuple[Passages, TermCounts]:
+        """The passages, and the keyword counts of each (for word rarity)."""
         m, t, c = self.manifest, self.target, self.client
         heads: list[dict] = []
         # Rows of versions no head names (a build's new rows before its switch, or what a
@@ -725,8 +718,7 @@ class MilvusIndex:
                 t,
                 PASSAGES,
                 'pk != ""',
-                ["pk", "article", "version", "paragraph", "start", "end", "sentences", "key"]
-                + ["keywords"],
+                ["pk", "article", "version", "paragraph", "start", "end", "sentences", "keywords"],
             )
         )
         rows = [r for r in stored if r["version"] in live]
@@ -753,27 +745,22 @@ class MilvusIndex:
         for r in rows:
             paragraph = articles[number[r["article"]]].article.paragraphs[r["paragraph"]]
             char_df.update(set(paragraph[r["start"] : r["end"]]))
-        data = IndexData(
+        passages = Passages(
             model=m["model"],
             backend=m.get("backend", "torch"),
+            dim=int(m["dim"]),
             articles=tuple(articles),
-            passage_article=np.asarray([number[r["article"]] for r in rows], dtype=np.int32),
-            passage_paragraph=np.asarray([r["paragraph"] for r in rows], dtype=np.int32),
-            passage_start=np.asarray([r["start"] for r in rows], dtype=np.int32),
-            passage_end=np.asarray([r["end"] for r in rows], dtype=np.int32),
-            passage_hash=np.asarray([bytes.fromhex(r["key"]) for r in rows], dtype="S16"),
+            article=np.asarray([number[r["article"]] for r in rows], dtype=np.int32),
+            paragraph=np.asarray([r["paragraph"] for r in rows], dtype=np.int32),
+            start=np.asarray([r["start"] for r in rows], dtype=np.int32),
+            end=np.asarray([r["end"] for r in rows], dtype=np.int32),
             sentence_ptr=sentence_ptr,
             sentence_start=flat[:, 0].copy(),
             sentence_end=flat[:, 1].copy(),
-            # The vectors stay in Milvus: a zero-stride stand-in keeps `dim` and costs nothing.
-            vectors=np.broadcast_to(np.zeros(m["dim"], dtype=np.float32), (len(rows), m["dim"])),
-            terms=terms,
             char_df=dict(char_df),
-            settings=_settings_read(m),
             built_at=m.get("built_at", ""),
-            build_seconds=float(m.get("build_seconds", 0.0)),
         )
-        return data
+        return passages, terms
 
     def _vectors_at(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of these passage rows."""
@@ -795,7 +782,7 @@ class MilvusIndex:
 
     def article(self, article_id: str) -> Article:
         """The article with this id; KeyError if none."""
-        return self.data.articles[self._ids[article_id]].article
+        return self.passages.articles[self._ids[article_id]].article
 
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> Candidates:
         """Milvus's `k` best passages of each kind (dense, keyword), with both scores."""
