@@ -219,14 +219,14 @@ def test_build_that_dies_while_embedding_leaves_the_previous_index(built_index, 
 def test_build_that_fails_committing_leaves_the_previous_index(built_index, corpus, monkeypatch):
     before = answers(built_index)
     (corpus / "marathon.txt").unlink()
-    real = store._fsync_write
+    real = store.disk._fsync_write
 
     def disk_full_at_commit(path: Path, payload: bytes) -> None:
         if path.name == "manifest.json.tmp":  # the data folder is complete by now
             raise OSError(28, "No space left on device")
         real(path, payload)
 
-    monkeypatch.setattr(store, "_fsync_write", disk_full_at_commit)
+    monkeypatch.setattr(store.disk, "_fsync_write", disk_full_at_commit)
     with pytest.raises(OSError, match="No space"):
         qa.build(corpus, built_index, HASH)
     monkeypatch.undo()
@@ -240,10 +240,10 @@ def test_build_that_fails_committing_leaves_the_previous_index(built_index, corp
 KILL_SCRIPT = """
 import os, sys
 import qa
-from qa.stores import folder as store
+from qa.stores.folder import disk
 
 point = sys.argv[3]
-real_fsync_dir, real_fsync_write = store._fsync_dir, store._fsync_write
+real_fsync_dir, real_fsync_write = disk._fsync_dir, disk._fsync_write
 
 def fsync_dir(path):
     if point == "before-rename" and path.name.startswith(".tmp-"):
@@ -255,7 +255,7 @@ def fsync_write(path, payload):
         os._exit(9)
     real_fsync_write(path, payload)
 
-store._fsync_dir, store._fsync_write = fsync_dir, fsync_write
+disk._fsync_dir, disk._fsync_write = fsync_dir, fsync_write
 qa.build(sys.argv[1], sys.argv[2], qa.Settings(model="hash", progress=False))
 """
 

@@ -34,7 +34,7 @@ def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
     built_index, corpus, tmp_path, monkeypatch
 ):
     exact = qa.load(built_index, HASH)
-    monkeypatch.setattr(store, "EXACT_UP_TO", 0)  # every index counts as large
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)  # every index counts as large
     large = tmp_path / "large"
     qa.build(corpus, large, HASH)
 
@@ -48,7 +48,7 @@ def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
 
 
 def test_a_damaged_graph_is_refused_and_a_build_repairs_it(corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)
     index = tmp_path / "large"
     qa.build(corpus, index, HASH)
     path = live_data(index) / store.ANN_FILE

@@ -170,7 +170,7 @@ def test_load_that_races_a_build_commit_still_succeeds(built_index, corpus, monk
             qa.build(corpus, built_index, HASH)
         return manifest
 
-    monkeypatch.setattr(store, "read_manifest", manifest_then_a_build_commits)
+    monkeypatch.setattr(store.load, "read_manifest", manifest_then_a_build_commits)
     bot = qa.load(built_index, HASH)
     assert bot.ask(QUESTION).found
 
@@ -181,8 +181,8 @@ def test_load_that_races_a_build_commit_still_succeeds(built_index, corpus, monk
 @pytest.fixture
 def blocked_index(corpus, tmp_path, monkeypatch) -> Path:
     """An index whose files all count as big: small blocks, each file checked by sample."""
-    monkeypatch.setattr(store, "FULL_CHECKSUM_UP_TO", 0)
-    monkeypatch.setattr(store, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(store.disk, "FULL_CHECKSUM_UP_TO", 0)
+    monkeypatch.setattr(store.disk, "BLOCK_BYTES", 512)
     index = tmp_path / "blocked"
     qa.build(corpus, index, HASH)
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
@@ -206,6 +206,13 @@ def test_big_article_file_edited_in_place_is_never_quoted(blocked_index):
     bot = qa.load(blocked_index, HASH)
     with pytest.raises(qa.IndexCorruptError, match="qa build"):
         bot.ask(QUESTION)
+
+
+def test_index_written_with_another_block_size_is_read_by_its_own(blocked_index, monkeypatch):
+    """A release that changes BLOCK_BYTES still reads the article text of older indexes."""
+    before = qa.load(blocked_index, HASH).ask(QUESTION)
+    monkeypatch.undo()  # this process now writes 256 KB blocks; the index has 512-byte ones
+    assert answer_key(qa.load(blocked_index, HASH).ask(QUESTION)) == answer_key(before)
 
 
 def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_index):

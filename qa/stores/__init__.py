@@ -1,4 +1,4 @@
-"""Where an index lives: a folder (folder.py) or Milvus (milvus.py), behind one small seam.
+"""Where an index lives: a folder (folder/) or Milvus (milvus/), behind one small seam.
 
     store = open_store("index")               # or "milvus://./index.db", "milvus+http://..."
     store.manifest()      # what the live index holds (None: nothing), for a build to diff
@@ -7,7 +7,7 @@
     store.open()          # the live index, for questions: an Index
     store.generation()    # changes with every build; None where nothing watches for rebuilds
 
-qa/build.py is the only pipeline and knows no store; a third store is one more file here
+qa/build.py is the only pipeline and knows no store; a third store is one more module here
 and one more line in `open_store`.
 """
 

@@ -1,6 +1,6 @@
 """What answering reads of an index, whatever the store: the passages' places and sentences,
 the articles, and what the index was built with. The vectors and keyword postings stay
-with the store (qa/stores/folder.py, milvus.py), which searches them."""
+with the store (qa/stores/folder/, milvus/), which searches them."""
 
 from __future__ import annotations
 
