@@ -75,7 +75,7 @@ def build(
     """Index the articles under `corpus` into `index`, re-embedding only what changed.
 
     `index` is a folder, or a Milvus address (milvus://file.db, milvus+http://host: see
-    qa/stores/milvus.py). Raises EmptyCorpusError when there is no readable article,
+    qa/stores/milvus/). Raises EmptyCorpusError when there is no readable article,
     BuildLockedError when another build holds the index folder. A build that fails leaves
     the previous index answering (in Milvus, except a build that changes the model or
     backend: that one starts the collections over).
