@@ -195,14 +195,14 @@ class LookupEmbedder:
 
 def chunk_texts(corpus: Path, chunk_chars: int) -> list[str]:
     """The texts a build of `corpus` embeds, in build order."""
-    from qa.index.split import chunk_paragraph
+    from qa.index.split import split_passages
     from qa.read.corpus import read_corpus
 
     return [
         c.text
         for a in read_corpus(corpus).articles
         for p, text in enumerate(a.paragraphs)
-        for c in chunk_paragraph(a.id, p, text, chunk_chars)
+        for c in split_passages(a.id, p, text, chunk_chars)
     ]
 
 
@@ -261,10 +261,8 @@ def bench_build(
     ref = reference["vectors"]
     # The build's vectors in the reference's order, to compare them (same texts, same order).
     by_text = {}
-    for i in range(len(data.chunk_article)):
-        a = data.articles[data.chunk_article[i]].article
-        text = a.paragraphs[data.chunk_paragraph[i]][data.chunk_start[i] : data.chunk_end[i]]
-        by_text[text] = data.vectors[i].astype(np.float32)
+    for i in range(len(data.passages)):
+        by_text[data.passages.passage(i).text] = data.vectors[i].astype(np.float32)
     mine = np.stack([by_text[t] for t in reference["texts_list"]])
     cos = np.einsum("ij,ij->i", mine, ref)
     chars = embedder.chars
@@ -272,7 +270,7 @@ def bench_build(
         "backend": backend,
         "runtime": runtime,
         "probe_fidelity": fidelity,
-        "chunks": int(len(data.chunk_article)),
+        "chunks": len(data.passages),
         "embedded": stats.embedded,
         "chars": chars,
         "seconds": seconds,
@@ -319,9 +317,9 @@ def synthetic(records: list[dict], vectors: dict[str, np.ndarray], n: int, seed:
 
 
 def _first_chunk(text: str) -> str:
-    from qa.index.split import chunk_paragraph
+    from qa.index.split import split_passages
 
-    return chunk_paragraph("x", 0, text, 480)[0].text
+    return split_passages("x", 0, text, 480)[0].text
 
 
 # -- per-size measurements (each in a fresh process) -------------------------------------
@@ -370,7 +368,7 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
             np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
         )
     return {
-        "chunks": int(len(index.data.chunk_article)),
+        "chunks": len(index.passages),
         "search_kind": kind,
         "load_s": load_s,
         "rss_index_mb": loaded - base,
@@ -429,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
     questions = questions[:n_questions]
     real_corpus = work / f"corpus-{real}"
     write_corpus(real_corpus, records)
-    texts = chunk_texts(real_corpus, settings.chunk_chars)
+    texts = chunk_texts(real_corpus, settings.passage_chars)
     print(f"[{_elapsed(began)}] raw reference encode of {len(texts)} texts ...")
     reference = {**raw_reference(args.model, texts, settings.batch_size), "texts_list": texts}
 
@@ -447,10 +445,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     data = read_index(real_index, ann=False)
     vectors = {}
-    for i in range(len(data.chunk_article)):
-        a = data.articles[data.chunk_article[i]].article
-        text = a.paragraphs[data.chunk_paragraph[i]][data.chunk_start[i] : data.chunk_end[i]]
-        vectors[norm_text(text)] = data.vectors[i].astype(np.float32)
+    for i in range(len(data.passages)):
+        vectors[norm_text(data.passages.passage(i).text)] = data.vectors[i].astype(np.float32)
 
     from qa.index.embed import backend_of, make_embedder
 

@@ -29,12 +29,13 @@ def folder_bytes(path: Path) -> int:
 def passage_sizes(uri: str) -> dict[str, float]:
     """Mean bytes per passage of each stored field, from the rows themselves."""
     from qa.stores.milvus import MilvusStore
+    from qa.stores.milvus.schema import PASSAGES
 
     store = MilvusStore(uri)
     fields = ["pk", "article", "sentences", "key", "keywords", "vector", "sparse"]
     total: dict[str, float] = dict.fromkeys(fields, 0.0)
     n = 0
-    for row in store.scan("chunks", 'pk != ""', fields):
+    for row in store.scan(PASSAGES, 'pk != ""', fields):
         n += 1
         for f in fields:
             value = row[f]

@@ -45,16 +45,16 @@ class Assistant:
 
     def __init__(self, index: Index, settings: Settings, embedder: Embedder | None = None):
         self.index = index
-        self.data = data = index.data
+        self.passages = passages = index.passages
         self.settings = settings
         # Questions are embedded the way the index's vectors were, whatever the settings say.
         # Made here, not lazily: two first questions at once must share one model.
-        self.embedder = embedder or make_embedder(data.model, settings.batch_size, data.backend)
+        self.embedder = embedder or make_embedder(
+            passages.model, settings.batch_size, passages.backend
+        )
         self.tokenizer = Tokenizer()
         self.retriever = Retriever(index, settings.dense_weight, settings.candidates)
-        self.picker = SentencePicker(
-            self.tokenizer, data.char_df, len(data.chunk_article), index.idf_of
-        )
+        self.picker = SentencePicker(self.tokenizer, passages.char_df, len(passages), index.idf_of)
 
     # -- public API -------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ class Assistant:
 
     def info(self) -> IndexInfo:
         """What the index holds and how it was made: model, build time, counts."""
-        return self.data.info()
+        return self.passages.info()
 
     # -- internals --------------------------------------------------------------------
 
@@ -144,7 +144,7 @@ class Assistant:
 
     def _in_corpus_script(self, question: str) -> str:
         """The question in the articles' script (simplified or traditional), char by char."""
-        return match_script(question, self.data.char_df)
+        return match_script(question, self.passages.char_df)
 
     def _search(self, question: str, k: int) -> tuple[list[Scored], list[str], np.ndarray]:
         """The best `k` hits, the question's words (without character grams) and its vector."""
@@ -158,7 +158,7 @@ class Assistant:
         seen: set[tuple[int, int]] = set()
         out = []
         for hit in hits:
-            passage = self.data.passage(hit.chunk)
+            passage = self.passages.passage(hit.row)
             key = (passage.article_id, passage.paragraph)
             if key not in seen:
                 seen.add(key)
@@ -177,7 +177,7 @@ class Assistant:
         the corpus never mentions misses its rarest words and characters, and its best passage
         scores no higher than unrelated text.
         """
-        text = (self._chunk_text(best.chunk) + " " + self._title(best)).lower()
+        text = (self._passage_text(best.row) + " " + self._title(best)).lower()
         idf = self.index.idf_of
         words = coverage(terms, set(self.tokenizer.words(text)), idf)
         chars = share({c: self.picker.char_idf(c) for c in question_chars(question)}, set(text))
@@ -192,13 +192,11 @@ class Assistant:
         """Every sentence of the passages `hits`."""
         out = []
         for hit in hits:
-            paragraph = self._paragraph_of(hit.chunk)
+            paragraph = self._paragraph_of(hit.row)
             title = self._title(hit)
-            for s in self.data.passage(hit.chunk).sentences:
+            for s in self.passages.passage(hit.row).sentences:
                 out.append(
-                    Sentence(
-                        hit.chunk, s.start, s.end, paragraph[s.start : s.end], title, hit.score
-                    )
+                    Sentence(hit.row, s.start, s.end, paragraph[s.start : s.end], title, hit.score)
                 )
         return out
 
@@ -233,7 +231,7 @@ class Assistant:
             cite = close and not more and len(cited) < self.settings.max_citations
             start, end, sentence = cand.start, cand.end, cand.text
             if cite:
-                paragraph = self._paragraph_of(cand.chunk)
+                paragraph = self._paragraph_of(cand.row)
                 before, after = _neighbours(paragraph, cand.start, cand.end)
                 if before and points_back(cand.text):
                     text = paragraph[before.start : before.end]
@@ -246,8 +244,8 @@ class Assistant:
                         end = after.end
                         seen.add(text)
                 sentence = paragraph[start:end]
-            article = self.data.article_at(cand.chunk)
-            paragraph_number = self.data.passage(cand.chunk).paragraph
+            article = self.passages.article_at(cand.row)
+            paragraph_number = self.passages.passage(cand.row).paragraph
             citation = Citation(
                 article_id=article.id,
                 title=article.title,
@@ -267,21 +265,21 @@ class Assistant:
                 break
         return tuple(cited), tuple(more)
 
-    def _paragraph_of(self, chunk: int) -> str:
-        return self.data.paragraph_at(chunk)
+    def _paragraph_of(self, row: int) -> str:
+        return self.passages.paragraph_at(row)
 
-    def _chunk_text(self, chunk: int) -> str:
-        return self.data.passage(chunk).text
+    def _passage_text(self, row: int) -> str:
+        return self.passages.passage(row).text
 
     def _title(self, hit: Scored) -> str:
-        return self.data.article_at(hit.chunk).title
+        return self.passages.article_at(hit.row).title
 
     def _place(self, hit: Scored) -> tuple[str, int]:
-        d = self.data
-        return d.articles[d.chunk_article[hit.chunk]].article.id, int(d.chunk_paragraph[hit.chunk])
+        """(article id, paragraph) of the hit's passage."""
+        return self.passages.article_at(hit.row).id, int(self.passages.paragraph[hit.row])
 
     def _passage(self, hit: Scored) -> Passage:
-        article, passage = self.data.article_at(hit.chunk), self.data.passage(hit.chunk)
+        article, passage = self.passages.article_at(hit.row), self.passages.passage(hit.row)
         return Passage(
             article_id=article.id,
             title=article.title,
@@ -321,14 +319,14 @@ def load(
     silently wrong answer.
     """
     opened = open_store(index).open()  # a folder, or milvus://... (qa/stores/)
-    data = opened.data
-    if embedder is not None and backend_of(embedder) != data.backend:
+    built = opened.passages
+    if embedder is not None and backend_of(embedder) != built.backend:
         embedder = None  # a reuse hint only: questions are embedded the index's way
     expected = model or (embedder.name if embedder is not None else _chosen_model(settings))
-    if expected and expected != data.model:
+    if expected and expected != built.model:
         raise IndexMismatchError(
-            f"The index at {index} was built with the model {data.model!r}, not {expected!r}; "
-            f"run `qa build --model {expected}` to rebuild it, or ask with --model {data.model}."
+            f"The index at {index} was built with the model {built.model!r}, not {expected!r}; "
+            f"run `qa build --model {expected}` to rebuild it, or ask with --model {built.model}."
         )
-    settings = dataclasses.replace(settings or Settings(), model=data.model)
+    settings = dataclasses.replace(settings or Settings(), model=built.model)
     return Assistant(opened, settings, embedder)

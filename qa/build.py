@@ -22,11 +22,19 @@ import numpy as np
 from .config import Settings
 from .errors import EmptyCorpusError
 from .index.embed import Embedder, backend_of, make_embedder
-from .index.split import chunk_paragraph
+from .index.split import split_passages
 from .index.tokenize import Tokenizer
 from .read.corpus import SUPPORTED_SUFFIXES, Corpus, read_corpus
 from .stores import Store, open_store
-from .types import Article, BuildStats, Chunk, Manifest, Plan, StoredArticle
+from .types import (
+    Article,
+    BuildStats,
+    IndexedPassage,
+    Manifest,
+    Plan,
+    StoredArticle,
+    StoredSettings,
+)
 
 log = logging.getLogger("qa")
 
@@ -51,9 +59,9 @@ def article_hash(article: Article) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
-def stored_settings(settings: Settings) -> dict:
+def stored_settings(settings: Settings) -> StoredSettings:
     """The settings that shape what is stored: a change means re-splitting, not just reuse."""
-    return {"chunk_chars": settings.chunk_chars, "tokens": TOKENS}
+    return StoredSettings(settings.passage_chars, TOKENS)
 
 
 def build(
@@ -67,7 +75,7 @@ def build(
     """Index the articles under `corpus` into `index`, re-embedding only what changed.
 
     `index` is a folder, or a Milvus address (milvus://file.db, milvus+http://host: see
-    qa/stores/milvus.py). Raises EmptyCorpusError when there is no readable article,
+    qa/stores/milvus/). Raises EmptyCorpusError when there is no readable article,
     BuildLockedError when another build holds the index folder. A build that fails leaves
     the previous index answering (in Milvus, except a build that changes the model or
     backend: that one starts the collections over).
@@ -136,15 +144,15 @@ def _plan(
         a.article.id for a in stored if same_shape and old_hashes.get(a.article.id) == a.hash
     )
     passages = [
-        chunk
+        passage
         for item in stored
         if item.article.id not in kept
         for p, text in enumerate(item.article.paragraphs)
-        for chunk in chunk_paragraph(item.article.id, p, text, settings.chunk_chars)
+        for passage in split_passages(item.article.id, p, text, settings.passage_chars)
     ]
     if not passages and not kept:
         raise EmptyCorpusError("The articles hold no text to index.")
-    keys = [passage_key(embedder.name, c.text) for c in passages]
+    keys = [passage_key(embedder.name, p.text) for p in passages]
     # Keyword tokens are pure Python on one core; the embedder (onnxruntime, torch) spends
     # its time outside the GIL. Tokenizing while it embeds takes the tokens' time mostly off
     # the build's wall clock: 2.9 s of 1,000 CMRC contexts, here.
@@ -181,7 +189,7 @@ def _plan(
 
 
 def _vectors(
-    passages: list[Chunk],
+    passages: list[IndexedPassage],
     keys: list[bytes],
     store: Store | None,
     embedder: Embedder,
@@ -190,7 +198,7 @@ def _vectors(
 ) -> tuple[np.ndarray, int]:
     """Vectors of the passages: the store's by content key, the rest embedded in batches."""
     known = store.vectors(keys) if store is not None and keys else {}
-    text_of = dict(zip(keys, (c.text for c in passages), strict=True))
+    text_of = dict(zip(keys, (p.text for p in passages), strict=True))
     missing = [k for k in dict.fromkeys(keys) if k not in known]
     fresh = _embed([text_of[k] for k in missing], embedder, settings, progress)
     known.update(zip(missing, fresh, strict=True))
@@ -215,7 +223,7 @@ def _embed(
     return np.vstack(parts)
 
 
-def _terms(passages: list[Chunk], titles: dict[str, str]) -> tuple[tuple[str, ...], ...]:
+def _terms(passages: list[IndexedPassage], titles: dict[str, str]) -> tuple[tuple[str, ...], ...]:
     """Keyword tokens of each passage: its text's, then its article title's."""
     tokenizer = Tokenizer()
     title_terms: dict[str, list[str]] = {}

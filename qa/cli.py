@@ -12,7 +12,7 @@ from dataclasses import asdict
 from .config import DEFAULT_MODEL, Settings
 from .errors import QAError
 
-# Where --index may point instead of a folder (qa/stores/milvus.py, docs/milvus.md).
+# Where --index may point instead of a folder (qa/stores/milvus/, docs/milvus.md).
 MILVUS = "; or milvus://./file.db (Milvus Lite), milvus+http://host:19530 (token: QA_MILVUS_TOKEN)"
 
 

@@ -43,7 +43,7 @@ class Settings:
     # None: a build uses m3e-small, a load uses the index's own model.
     model: str | None = field(default_factory=_default_model)
     backend: str = field(default_factory=_default_backend)
-    chunk_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
+    passage_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
     batch_size: int = 32
     candidates: int = 50  # passages each retriever contributes before fusion
     dense_weight: float = 0.2  # share of the dense score in the hybrid fusion (README)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,9 @@ class Span:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A retrievable unit: a paragraph, or a window of a long paragraph.
+class IndexedPassage:
+    """A passage as the index holds it: a paragraph, or a window of sentences of a long one
+    (`Passage` is the same passage found by a search, with its title and score).
 
     `start`/`end` locate `text` inside paragraph `paragraph` of the article, so
     paragraph_text[start:end] == text. `sentences` are offsets into the paragraph.
@@ -95,7 +100,7 @@ class Sentence:
     """A sentence of a retrieved passage, a candidate for the answer:
     `text == paragraph_text[start:end]`."""
 
-    chunk: int  # the passage's row in the index
+    row: int  # the passage's row in the index
     start: int
     end: int
     text: str
@@ -105,7 +110,7 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrieved chunk with its article title and retrieval score (higher is better)."""
+    """A retrieved passage with its article title and retrieval score (higher is better)."""
 
     article_id: str
     title: str
@@ -169,7 +174,7 @@ class BuildStats:
     unchanged: int
     articles: int
     paragraphs: int
-    embedded: int  # chunks whose vectors were computed in this build (the rest were reused)
+    embedded: int  # passages whose vectors were computed in this build (the rest were reused)
     seconds: float
     skipped: tuple[str, ...] = field(default=())  # files that could not be read, with the reason
     # files or records read with a change worth knowing (bytes replaced, an id renamed)
@@ -198,13 +203,33 @@ class StoredArticle:
 
 
 @dataclass(frozen=True)
+class StoredSettings:
+    """The build settings that shape what a store holds: with another value a build splits
+    and tokenizes every article again (vectors of unchanged text are still reused)."""
+
+    passage_chars: int  # the longest passage (Settings.passage_chars)
+    tokens: str  # the recipe of keyword tokens and passage splitting (qa/build.py: TOKENS)
+
+    def record(self) -> dict:
+        """As a manifest stores them (JSON)."""
+        return {"passage_chars": self.passage_chars, "tokens": self.tokens}
+
+    @staticmethod
+    def from_record(record: dict) -> StoredSettings:
+        """The settings a manifest stored; "chunk_chars" is what indexes written before
+        passages were called passages name `passage_chars`."""
+        chars = record.get("passage_chars", record.get("chunk_chars", 0))
+        return StoredSettings(int(chars), str(record.get("tokens", "")))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a store says of the index it holds: what a build diffs the corpus against."""
 
     model: str
     backend: str  # what computed the vectors (see qa/index/onnx.py); vectors of another never mix
     dim: int
-    settings: dict  # what shaped the stored passages (chunk size, tokens): see build.py
+    settings: StoredSettings
     hashes: dict[str, str]  # article id -> content hash
 
 
@@ -220,12 +245,12 @@ class Plan:
     model: str
     backend: str
     dim: int
-    settings: dict
+    settings: StoredSettings
     articles: tuple[StoredArticle, ...]
     kept: frozenset[str]  # ids of articles whose stored passages stay
-    passages: tuple[Chunk, ...]  # of the other articles, in corpus order
+    passages: tuple[IndexedPassage, ...]  # of the other articles, in corpus order
     keys: tuple[bytes, ...]  # content key of each passage's embedded text
-    vectors: object  # float32 array (passages, dim), unit length
+    vectors: np.ndarray  # float32 (passages, dim), unit length
     terms: tuple[tuple[str, ...], ...]  # keyword tokens of each passage, its title's included
     built_at: str
     started: float  # time.perf_counter() when the build began

@@ -145,7 +145,7 @@ def test_sentence_pointing_back_across_a_passage_window_keeps_its_antecedent(tmp
     filler = "瓷器铺子里摆满了青花瓷和粉彩瓷，来往的客人络绎不绝。" * 3
     text = f"钱七在1866年离开家乡苏州。这一年，他在京城的琉璃厂开了一家瓷器铺子。{filler}"
     write_corpus(tmp_path / "corpus", {"qian.txt": f"钱七\n\n{text}\n"})
-    settings = qa.Settings(model="hash", progress=False, chunk_chars=20)
+    settings = qa.Settings(model="hash", progress=False, passage_chars=20)
     qa.build(tmp_path / "corpus", tmp_path / "index", settings)
     bot = qa.load(tmp_path / "index", qa.Settings(min_confidence=0.0))
 

@@ -32,8 +32,8 @@ def test_candidate_sentences_come_with_the_signals_they_are_scored_by(bot):
     assert len(sentences) == len(signals) > 0 and set(signals[0]) == set(WEIGHTS)
     assert any("6697项" in s.text for s in sentences)
     for s in sentences:
-        assert bot.data.paragraph_at(s.chunk)[s.start : s.end] == s.text
-        assert bot.data.article_at(s.chunk).title == s.title
+        assert bot.passages.paragraph_at(s.row)[s.start : s.end] == s.text
+        assert bot.passages.article_at(s.row).title == s.title
 
 
 def test_search_returns_passages_best_first_located_in_their_paragraph(bot):

@@ -67,8 +67,8 @@ def test_index_folder_has_a_manifest_with_format_model_dim_and_counts(corpus, tm
     counts = manifest["counts"]
     assert counts["articles"] == stats.articles == 4
     assert counts["paragraphs"] == stats.paragraphs
-    assert counts["chunks"] == PARAGRAPHS
-    assert counts["sentences"] >= counts["chunks"]
+    assert counts["passages"] == PARAGRAPHS
+    assert counts["sentences"] >= counts["passages"]
     assert counts["terms"] > 0
     assert (index / manifest["data"] / "articles.jsonl").is_file()
     assert (index / manifest["data"] / "vectors.npy").is_file()
@@ -219,14 +219,14 @@ def test_build_that_dies_while_embedding_leaves_the_previous_index(built_index, 
 def test_build_that_fails_committing_leaves_the_previous_index(built_index, corpus, monkeypatch):
     before = answers(built_index)
     (corpus / "marathon.txt").unlink()
-    real = store._fsync_write
+    real = store.disk._fsync_write
 
     def disk_full_at_commit(path: Path, payload: bytes) -> None:
         if path.name == "manifest.json.tmp":  # the data folder is complete by now
             raise OSError(28, "No space left on device")
         real(path, payload)
 
-    monkeypatch.setattr(store, "_fsync_write", disk_full_at_commit)
+    monkeypatch.setattr(store.disk, "_fsync_write", disk_full_at_commit)
     with pytest.raises(OSError, match="No space"):
         qa.build(corpus, built_index, HASH)
     monkeypatch.undo()
@@ -240,10 +240,10 @@ def test_build_that_fails_committing_leaves_the_previous_index(built_index, corp
 KILL_SCRIPT = """
 import os, sys
 import qa
-from qa.stores import folder as store
+from qa.stores.folder import disk
 
 point = sys.argv[3]
-real_fsync_dir, real_fsync_write = store._fsync_dir, store._fsync_write
+real_fsync_dir, real_fsync_write = disk._fsync_dir, disk._fsync_write
 
 def fsync_dir(path):
     if point == "before-rename" and path.name.startswith(".tmp-"):
@@ -255,7 +255,7 @@ def fsync_write(path, payload):
         os._exit(9)
     real_fsync_write(path, payload)
 
-store._fsync_dir, store._fsync_write = fsync_dir, fsync_write
+disk._fsync_dir, disk._fsync_write = fsync_dir, fsync_write
 qa.build(sys.argv[1], sys.argv[2], qa.Settings(model="hash", progress=False))
 """
 
@@ -295,7 +295,7 @@ def test_second_build_while_one_holds_the_lock_is_refused(built_index, corpus):
 def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     built_index, corpus, tmp_path
 ):
-    # Unchanged articles keep their chunks, tokens and character counts from the previous
+    # Unchanged articles keep their passages, tokens and character counts from the previous
     # index; the result must not depend on that shortcut.
     path = corpus / "metro.md"
     path.write_text(path.read_text(encoding="utf-8").replace("24座", "30座"), encoding="utf-8")
@@ -308,10 +308,11 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
 
     rebuilt = store.read_index(built_index, term_counts=True)
     fresh = store.read_index(tmp_path / "fresh", term_counts=True)
-    assert rebuilt.char_df == fresh.char_df
-    assert [a.article for a in rebuilt.articles] == [a.article for a in fresh.articles]
-    for name in ("chunk_article", "chunk_paragraph", "chunk_start", "chunk_end", "chunk_hash"):
-        assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
-    for name in ("sentence_ptr", "sentence_start", "sentence_end", "vectors"):
-        assert getattr(rebuilt, name).tolist() == getattr(fresh, name).tolist(), name
+    assert rebuilt.passages.char_df == fresh.passages.char_df
+    assert [a.article for a in rebuilt.passages.articles] == [
+        a.article for a in fresh.passages.articles
+    ]
+    assert rebuilt.arrays().keys() == fresh.arrays().keys()
+    for name, array in rebuilt.arrays().items():  # places, sentences, content keys, vectors
+        assert array.tolist() == fresh.arrays()[name].tolist(), name
     assert answers(built_index) == answers(tmp_path / "fresh")

@@ -49,6 +49,29 @@ def _ask_all(bot: qa.Assistant) -> dict[str, qa.Answer]:
     return {q: bot.ask(q) for q in [*ANSWERABLE, *OFF_TOPIC]}
 
 
+@pytest.mark.milvus
+def test_milvus_keeps_the_names_existing_indexes_are_stored_under(corpus, tmp_path):
+    """Collections, counts and settings keep the names the first Milvus indexes were written
+    with (rows are versioned by a hash of those settings): those indexes load, and a build
+    keeps their rows."""
+    if reason := _milvus_missing():
+        pytest.skip(reason)
+    from qa.build import TOKENS
+    from qa.stores.milvus import MilvusStore, release
+
+    uri = f"milvus://{tmp_path}/names.db"
+    qa.build(corpus, uri, HASH)
+    store = MilvusStore(uri)
+    try:
+        assert store.client.has_collection("qa_chunks")
+        (row,) = store.scan("meta", 'pk != ""', ["manifest"])
+    finally:
+        release(uri)
+    manifest = json.loads(row["manifest"])
+    assert manifest["counts"]["chunks"] == PARAGRAPHS
+    assert manifest["settings"] == {"chunk_chars": HASH.passage_chars, "tokens": TOKENS}
+
+
 def test_build_then_answer_with_citations(corpus, index):
     stats = qa.build(corpus, index, HASH)
     assert (stats.added, stats.articles, stats.paragraphs) == (4, 4, PARAGRAPHS)

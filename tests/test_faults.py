@@ -112,7 +112,7 @@ elif point == "embedding":  # new text embedded, nothing written yet
 
     HashEmbedder.encode = encode
 elif point == "writing":  # halfway through writing the new generation's vectors
-    real_save = store._save_npy
+    real_save = store.disk._save_npy
 
     def save_npy(path, array):
         if path.name == "vectors.npy":
@@ -121,15 +121,15 @@ elif point == "writing":  # halfway through writing the new generation's vectors
             stop_here()
         real_save(path, array)
 
-    store._save_npy = save_npy
+    store.disk._save_npy = save_npy
 elif point == "committed":  # manifest replaced, the old generation not yet removed
-    real_remove = store.remove_stale
+    real_remove = store.disk.remove_stale
 
     def remove_stale(folder):
         stop_here()
         real_remove(folder)
 
-    store.remove_stale = remove_stale
+    store.disk.remove_stale = remove_stale
 
 qa.build(corpus, index, qa.Settings(model="hash", progress=False))
 """
@@ -195,7 +195,7 @@ def test_build_killed_after_its_commit_leaves_the_new_index(built_index, corpus,
     assert leftovers(built_index) == [old]  # the old generation, no longer live
     bot = qa.load(built_index, HASH)
     assert bot.ask(NEW_QUESTION).found
-    assert "porcelain.txt" not in {a.article.id for a in bot.data.articles}
+    assert "porcelain.txt" not in {a.article.id for a in bot.passages.articles}
     stats = qa.build(corpus, built_index, HASH)
     assert (stats.added, stats.removed, stats.embedded) == (0, 0, 0)
     assert leftovers(built_index) == []
@@ -205,7 +205,7 @@ def test_build_killed_after_its_commit_leaves_the_new_index(built_index, corpus,
 
 
 def article_ids(index: Path) -> list[str]:
-    return [a.article.id for a in qa.load(index, HASH).data.articles]
+    return [a.article.id for a in qa.load(index, HASH).passages.articles]
 
 
 def test_second_build_process_stops_with_a_clear_message_and_nothing_is_mixed(
@@ -470,7 +470,7 @@ def disk_full_writing_arrays(monkeypatch, index: Path) -> None:
 
 
 def disk_full_at_first_fsync(monkeypatch, index: Path) -> None:
-    monkeypatch.setattr(store.os, "fsync", enospc)
+    monkeypatch.setattr(store.disk.os, "fsync", enospc)
 
 
 def read_only_folder(monkeypatch, index: Path) -> None:
@@ -482,7 +482,7 @@ def read_only_folder(monkeypatch, index: Path) -> None:
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(store, "open", guarded_open, raising=False)
+    monkeypatch.setattr(store.disk, "open", guarded_open, raising=False)
 
 
 def read_only_generation_folder(monkeypatch, index: Path) -> None:

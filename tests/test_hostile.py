@@ -105,7 +105,7 @@ print(json.dumps({
     "seconds": seconds,
     "added": stats.added,
     "skipped": stats.skipped,
-    "titles": {a.article.id: a.article.title for a in bot.data.articles},
+    "titles": {a.article.id: a.article.title for a in bot.passages.articles},
     "cited": [c.article_id for c in answer.citations],
 }))
 """
@@ -208,7 +208,7 @@ def test_json_upload_with_another_articles_id_leaves_both_apart(service: Service
     assert "新增 1,修改 0,删除 0" in message, message
     assert "0.json item 1: id 'ganfutong.txt' is also the id of another article" in message
     bot = service.assistant
-    ids = [a.article.id for a in bot.data.articles]
+    ids = [a.article.id for a in bot.passages.articles]
     assert "ganfutong.txt" in ids and "0.json/ganfutong.txt" in ids
     assert bot.paragraph("ganfutong.txt", 0) == ARTICLES["ganfutong.txt"].split("\n\n")[1]
     answer = bot.ask(QUESTION)
@@ -233,7 +233,7 @@ def test_json_records_sharing_an_id_are_each_kept_under_their_own_file(tmp_path,
     err = capsys.readouterr().err
     assert "note: 0.json item 1: id 'x' is also the id of another article" in err
     bot = qa.load(tmp_path / "i", HASH)
-    texts = {a.article.id: a.article.paragraphs[0] for a in bot.data.articles}
+    texts = {a.article.id: a.article.paragraphs[0] for a in bot.passages.articles}
     assert texts["feed.jsonl/x"] == "滕王阁始建于唐永徽四年。"
     assert texts["0.json/x"] == "滕王阁已经拆除了。"
     assert texts["0.json/feed.jsonl/x"] == "滕王阁改名了。"
@@ -265,7 +265,7 @@ def test_file_name_that_is_not_utf8_is_skipped_and_the_rest_is_indexed(corpus, t
     )
     assert "skipped: \\xd0\\xc2\\xce\\xc5: the file name is not UTF-8" in err
     bot = qa.load(tmp_path / "i", HASH)
-    assert sorted(a.article.id for a in bot.data.articles) == sorted(ARTICLES)
+    assert sorted(a.article.id for a in bot.passages.articles) == sorted(ARTICLES)
     assert bot.ask(QUESTION).found
 
 
@@ -281,7 +281,7 @@ def test_app_rebuild_with_a_name_that_is_not_utf8_reports_it(service: Service):
 def test_json_lone_surrogates_are_replaced_not_fatal(corpus, tmp_path):
     (corpus / "s.jsonl").write_text('{"id": "s\\udc80", "text": "孤立代理\\ud800项。"}\n')
     qa.build(corpus, tmp_path / "i", HASH)
-    article = qa.load(tmp_path / "i", HASH).data.articles[-1].article
+    article = qa.load(tmp_path / "i", HASH).passages.articles[-1].article
     assert (article.id, article.paragraphs) == ("s\ufffd", ("孤立代理\ufffd项。",))
 
 
@@ -310,7 +310,7 @@ def test_milvus_build_with_odd_names_and_an_overlong_id_succeeds(corpus, milvus,
     assert build_cli(corpus, milvus) == 0
     assert "long.jsonl line 1: 'id' is longer than 1000 characters" in capsys.readouterr().err
     bot = qa.load(milvus, HASH)
-    assert {a.article.id for a in bot.data.articles} == {*ARTICLES, *ODD_NAMES}
+    assert {a.article.id for a in bot.passages.articles} == {*ARTICLES, *ODD_NAMES}
     answer = bot.ask("怪名文章0号记录了多少只白鹤?")
     assert answer.citations[0].article_id == "new\nline.txt"
     # Changing and removing them deletes rows by those names: the filters must hold.
@@ -319,7 +319,7 @@ def test_milvus_build_with_odd_names_and_an_overlong_id_succeeds(corpus, milvus,
     stats = qa.build(corpus, milvus, HASH)
     assert (stats.changed, stats.removed) == (1, 1)
     bot = qa.load(milvus, HASH)
-    assert "tab\there.txt" not in {a.article.id for a in bot.data.articles}
+    assert "tab\there.txt" not in {a.article.id for a in bot.passages.articles}
     assert bot.paragraph("new\nline.txt", 0) == "怪名文章0号改为记录了7只白鹤。"
 
 
@@ -357,7 +357,7 @@ def test_failed_milvus_build_leaves_the_previous_index_answering(
     assert (stats.changed, stats.removed) == (1, 1)
     bot = qa.load(milvus, HASH)
     assert "27座车站" in bot.ask("地铁1号线共设多少座车站?").citations[0].sentence
-    assert len(bot.data.articles) == 3
+    assert len(bot.passages.articles) == 3
 
 
 @pytest.mark.milvus
@@ -471,7 +471,7 @@ def test_a_huge_integer_skips_its_record_only(corpus, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped: n.jsonl line 1: not valid JSON (Exceeds the limit" in err
     assert "skipped: n.json: not valid JSON (Exceeds the limit" in err
-    assert "ok" in {a.article.id for a in qa.load(tmp_path / "i", HASH).data.articles}
+    assert "ok" in {a.article.id for a in qa.load(tmp_path / "i", HASH).passages.articles}
 
 
 def test_a_few_undecodable_bytes_keep_the_rest_of_the_file(corpus, tmp_path, capsys):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import qa
 from qa import cli
-from qa.index.split import chunk_paragraph, split_sentences
+from qa.index.split import split_passages, split_sentences
 from qa.read.corpus import UnreadableFileError, _clean, _decode, read_corpus, read_file
 from ui.app import Service, build_app
 
@@ -103,7 +103,7 @@ def odd(tmp_path_factory) -> tuple[Path, qa.BuildStats, qa.Assistant]:
 
 def test_odd_files_are_indexed_or_skipped_with_a_reason(odd):
     _, stats, bot = odd
-    assert {a.article.id for a in bot.data.articles} == INDEXED
+    assert {a.article.id for a in bot.passages.articles} == INDEXED
     assert len(stats.skipped) == len(SKIPPED)
     for line, start in zip(sorted(stats.skipped), sorted(SKIPPED), strict=True):
         assert line.startswith(start)
@@ -126,24 +126,24 @@ def test_odd_but_readable_files_are_answered_from(odd, question, article, fragme
 
 
 def test_control_characters_never_reach_the_index(odd):
-    paragraphs = [p for a in odd[2].data.articles for p in a.article.paragraphs]
+    paragraphs = [p for a in odd[2].passages.articles for p in a.article.paragraphs]
     assert "赣江是江西省最大的河流，全长766公里，流域面积约占全省面积的一半。" in paragraphs
     assert not any(ch in p for p in paragraphs for ch in "\x07\x0c\x1b")
 
 
 def test_line_without_punctuation_is_cut_into_passages_that_fit_the_model(odd):
     bot = odd[2]
-    data = bot.data
-    article = next(i for i, a in enumerate(data.articles) if a.article.id == "long-line.txt")
-    rows = [i for i in range(len(data.chunk_article)) if data.chunk_article[i] == article]
-    assert len(rows) == -(-len(LONG_LINE) // HASH.chunk_chars)
-    assert all(data.chunk_end[i] - data.chunk_start[i] <= HASH.chunk_chars for i in rows)
+    passages = bot.passages
+    article = next(i for i, a in enumerate(passages.articles) if a.article.id == "long-line.txt")
+    rows = [i for i in range(len(passages)) if passages.article[i] == article]
+    assert len(rows) == -(-len(LONG_LINE) // HASH.passage_chars)
+    assert all(passages.end[i] - passages.start[i] <= HASH.passage_chars for i in rows)
     assert bot.search("井冈山位于哪里?", k=1)[0].article_id == "long-line.txt"
 
 
 def test_same_article_under_two_names_is_embedded_once_and_cited_once(odd):
     _, stats, bot = odd
-    texts = [bot._chunk_text(i) for i in range(len(bot.data.chunk_article))]
+    texts = [bot._passage_text(i) for i in range(len(bot.passages))]
     copy = "三清山位于江西省上饶市，是世界自然遗产。"
     assert texts.count(copy) == 2
     assert stats.embedded == len(set(texts))  # identical text is embedded once
@@ -292,7 +292,7 @@ def test_paragraphs_and_sentences_reproduce_the_file_by_their_offsets(text):
             rebuilt.append(paragraph[end : s.end])
             end = s.end
         assert "".join(rebuilt) + paragraph[end:] == paragraph
-        for chunk in chunk_paragraph("a.txt", n, paragraph, 40):
+        for chunk in split_passages("a.txt", n, paragraph, 40):
             assert chunk.text == paragraph[chunk.start : chunk.end]
             assert all(paragraph[s.start : s.end].strip() for s in chunk.sentences)
     assert not source[pos:].strip()

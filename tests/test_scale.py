@@ -27,20 +27,20 @@ def test_vectors_are_stored_in_half_precision(built_index):
 
 def test_small_index_searches_exactly_without_a_stored_graph(built_index):
     assert not (live_data(built_index) / store.ANN_FILE).exists()
-    assert qa.load(built_index, HASH).data.ann is None
+    assert qa.load(built_index, HASH).index.data.ann is None
 
 
 def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
     built_index, corpus, tmp_path, monkeypatch
 ):
     exact = qa.load(built_index, HASH)
-    monkeypatch.setattr(store, "EXACT_UP_TO", 0)  # every index counts as large
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)  # every index counts as large
     large = tmp_path / "large"
     qa.build(corpus, large, HASH)
 
     assert (live_data(large) / store.ANN_FILE).is_file()
     bot = qa.load(large, HASH)
-    assert bot.data.ann is not None and bot.data.ann.ntotal == PARAGRAPHS
+    assert bot.index.data.ann is not None and bot.index.data.ann.ntotal == PARAGRAPHS
     for question in ANSWERABLE:
         assert [p.article_id for p in bot.search(question, 3)] == [
             p.article_id for p in exact.search(question, 3)
@@ -48,7 +48,7 @@ def test_large_index_stores_a_graph_that_finds_what_exact_search_finds(
 
 
 def test_a_damaged_graph_is_refused_and_a_build_repairs_it(corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)
     index = tmp_path / "large"
     qa.build(corpus, index, HASH)
     path = live_data(index) / store.ANN_FILE

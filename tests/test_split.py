@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.index.split import chunk_paragraph, sentence_texts, split_sentences
+from qa.index.split import sentence_texts, split_passages, split_sentences
 
 
 def sentences(text: str) -> list[str]:
@@ -65,8 +65,8 @@ def test_whitespace_is_trimmed_and_offsets_point_into_text() -> None:
 def test_empty_and_whitespace_only() -> None:
     assert split_sentences("") == ()
     assert split_sentences(" \n\u3000\t") == ()
-    assert chunk_paragraph("a", 0, " \n\u3000 ", 10) == ()
-    assert chunk_paragraph("a", 0, "", 10) == ()
+    assert split_passages("a", 0, " \n\u3000 ", 10) == ()
+    assert split_passages("a", 0, "", 10) == ()
 
 
 def test_long_run_without_end_mark_is_one_sentence() -> None:
@@ -76,7 +76,7 @@ def test_long_run_without_end_mark_is_one_sentence() -> None:
 
 def test_short_paragraph_is_one_chunk_covering_it() -> None:
     text = " 第一句。第二句。"
-    (chunk,) = chunk_paragraph("doc.txt", 3, text, 100)
+    (chunk,) = split_passages("doc.txt", 3, text, 100)
     assert (chunk.article_id, chunk.paragraph, chunk.start, chunk.end) == (
         "doc.txt",
         3,
@@ -89,7 +89,7 @@ def test_short_paragraph_is_one_chunk_covering_it() -> None:
 
 def test_long_paragraph_is_packed_into_windows_of_whole_sentences() -> None:
     text = "第一句话。第二句话。第三句话。第四句话。第五句。"
-    chunks = chunk_paragraph("doc.txt", 7, text, 12)
+    chunks = split_passages("doc.txt", 7, text, 12)
     assert [c.text for c in chunks] == ["第一句话。第二句话。", "第三句话。第四句话。", "第五句。"]
     for chunk in chunks:
         assert chunk.paragraph == 7
@@ -100,7 +100,7 @@ def test_long_paragraph_is_packed_into_windows_of_whole_sentences() -> None:
 
 def test_long_sentence_is_cut_after_commas() -> None:
     text = "我们认为，数字政府建设需要投入，也需要持续改进，更需要群众参与。"
-    chunks = chunk_paragraph("a", 0, text, 12)
+    chunks = split_passages("a", 0, text, 12)
     assert [c.text for c in chunks] == [
         "我们认为，",
         "数字政府建设需要投入，",
@@ -111,13 +111,13 @@ def test_long_sentence_is_cut_after_commas() -> None:
 
 def test_long_english_sentence_is_cut_at_spaces() -> None:
     text = "the quick brown fox jumps over the lazy dog"
-    chunks = chunk_paragraph("a", 0, text, 10)
+    chunks = split_passages("a", 0, text, 10)
     assert [c.text for c in chunks] == ["the quick", "brown fox", "jumps", "over the", "lazy dog"]
 
 
 def test_huge_line_without_punctuation_is_cut_into_windows() -> None:
     text = "数字化改革" * 4000  # 20,000 characters, no break anywhere
-    chunks = chunk_paragraph("a", 0, text, 300)
+    chunks = split_passages("a", 0, text, 300)
     assert all(0 < len(c.text) <= 300 for c in chunks)
     assert "".join(c.text for c in chunks) == text
 
@@ -128,13 +128,13 @@ def test_splitting_a_megabyte_keeps_every_sentence() -> None:
     text = "据统计，全省新增3.5亿元投资！访问www.gov.cn了解详情？他说：“好。”\n" * 25_000
     assert len(text) > 1_000_000
     spans = split_sentences(text)
-    chunk_paragraph("a", 0, text, 200)
+    split_passages("a", 0, text, 200)
     assert len(spans) == 3 * 25_000
 
 
 def test_max_chars_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_chars"):
-        chunk_paragraph("a", 0, "你好。", 0)
+        split_passages("a", 0, "你好。", 0)
 
 
 MIXED_CHARS = list("中文数字政府好的是了3a.。！？!?；;,，、：“”「」（）\"' \n\u3000\t…")
@@ -167,7 +167,7 @@ def test_sentence_spans_cover_text(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(texts, st.integers(min_value=1, max_value=50))
 def test_chunks_cover_text(text: str, max_chars: int) -> None:
-    chunks = chunk_paragraph("a", 5, text, max_chars)
+    chunks = split_passages("a", 5, text, max_chars)
     all_sentences = tuple(span for chunk in chunks for span in chunk.sentences)
     assert_span_guarantees(text, all_sentences)
     if not text.strip():

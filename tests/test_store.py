@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import HASH, PARAGRAPHS, answer_key
+from conftest import HASH, OFF_TOPIC, PARAGRAPHS, answer_key
 
 import qa
 from qa.stores import folder as store
@@ -96,6 +96,37 @@ def test_index_of_another_format_version_is_refused_and_rebuilt(built_index, cor
     assert qa.load(built_index, HASH).ask(QUESTION).found
 
 
+def as_written_before_the_rename(index: Path) -> None:
+    """Make `index` what a build wrote before passages were called passages: chunk_*.npy,
+    "chunks" among the counts, "chunk_chars" among the settings (the digest to match)."""
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for name in [n for n in manifest["files"] if n.startswith("passage_")]:
+        old = name.replace("passage_", "chunk_")
+        (live_data(index) / name).rename(live_data(index) / old)
+        for listing in (manifest["files"], manifest["checksums"], manifest["blocks"]):
+            if name in listing:
+                listing[old] = listing.pop(name)
+    manifest["counts"]["chunks"] = manifest["counts"].pop("passages")
+    manifest["settings"]["chunk_chars"] = manifest["settings"].pop("passage_chars")
+    manifest["digest"] = store.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert (live_data(index) / "chunk_article.npy").is_file()
+
+
+def test_index_written_before_the_rename_answers_and_is_rebuilt_without_embedding(
+    built_index, corpus
+):
+    before = [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)]
+    as_written_before_the_rename(built_index)
+
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)] == before
+    stats = qa.build(corpus, built_index, HASH)
+    assert (stats.embedded, stats.unchanged) == (0, stats.articles)  # every vector reused
+    assert (live_data(built_index) / "passage_article.npy").is_file()
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)] == before
+
+
 def test_loading_with_another_model_is_refused(built_index):
     with pytest.raises(qa.IndexMismatchError) as raised:
         qa.load(built_index, qa.Settings(model="m3e-small"))
@@ -139,7 +170,7 @@ def test_load_that_races_a_build_commit_still_succeeds(built_index, corpus, monk
             qa.build(corpus, built_index, HASH)
         return manifest
 
-    monkeypatch.setattr(store, "read_manifest", manifest_then_a_build_commits)
+    monkeypatch.setattr(store.load, "read_manifest", manifest_then_a_build_commits)
     bot = qa.load(built_index, HASH)
     assert bot.ask(QUESTION).found
 
@@ -150,8 +181,8 @@ def test_load_that_races_a_build_commit_still_succeeds(built_index, corpus, monk
 @pytest.fixture
 def blocked_index(corpus, tmp_path, monkeypatch) -> Path:
     """An index whose files all count as big: small blocks, each file checked by sample."""
-    monkeypatch.setattr(store, "FULL_CHECKSUM_UP_TO", 0)
-    monkeypatch.setattr(store, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(store.disk, "FULL_CHECKSUM_UP_TO", 0)
+    monkeypatch.setattr(store.disk, "BLOCK_BYTES", 512)
     index = tmp_path / "blocked"
     qa.build(corpus, index, HASH)
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
@@ -175,6 +206,13 @@ def test_big_article_file_edited_in_place_is_never_quoted(blocked_index):
     bot = qa.load(blocked_index, HASH)
     with pytest.raises(qa.IndexCorruptError, match="qa build"):
         bot.ask(QUESTION)
+
+
+def test_index_written_with_another_block_size_is_read_by_its_own(blocked_index, monkeypatch):
+    """A release that changes BLOCK_BYTES still reads the article text of older indexes."""
+    before = qa.load(blocked_index, HASH).ask(QUESTION)
+    monkeypatch.undo()  # this process now writes 256 KB blocks; the index has 512-byte ones
+    assert answer_key(qa.load(blocked_index, HASH).ask(QUESTION)) == answer_key(before)
 
 
 def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_index):

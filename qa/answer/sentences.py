@@ -80,7 +80,7 @@ _CHEAP_TYPES = ("number", "date")  # told by a regular expression, no tagging ne
 class Candidate:
     """A sentence that might answer: where it is, and its score."""
 
-    chunk: int
+    row: int
     start: int  # offsets into the paragraph
     end: int
     text: str
@@ -156,15 +156,15 @@ def _sides_found(before: str, after: str, sentence: str) -> float:
 class SentencePicker:
     """Scores candidate sentences; holds the corpus statistics it needs."""
 
-    def __init__(self, tokenizer: Tokenizer, char_df: dict[str, int], chunks: int, word_idf):
+    def __init__(self, tokenizer: Tokenizer, char_df: dict[str, int], passages: int, word_idf):
         self.tokenizer = tokenizer
         self.char_df = char_df
-        self.chunks = max(chunks, 1)
+        self.passages = max(passages, 1)
         self.word_idf = word_idf
 
     def char_idf(self, char: str) -> float:
         df = self.char_df.get(char, 0)
-        return math.log1p((self.chunks - df + 0.5) / (df + 0.5))
+        return math.log1p((self.passages - df + 0.5) / (df + 0.5))
 
     def features(
         self,
@@ -224,7 +224,7 @@ class SentencePicker:
         """Score the sentences, best first."""
         features = self.features(question, terms, sentences)
         scored = [
-            [sum(WEIGHTS[k] * v for k, v in f.items()), s.chunk, s.start, s.end, s.text]
+            [sum(WEIGHTS[k] * v for k, v in f.items()), s.row, s.start, s.end, s.text]
             for f, s in zip(features, sentences, strict=True)
         ]
         scored.sort(key=lambda s: -s[0])

@@ -229,10 +229,10 @@ def stream_reply(
                 model=model or "default", messages=msgs, stream=True, temperature=0
             )
             opened.append(stream)
-            for chunk in stream:
+            for part in stream:
                 if done.is_set():
                     break
-                pieces.put(("chunk", chunk))
+                pieces.put(("part", part))
             pieces.put(("end", None))
         except Exception as exc:
             pieces.put(("error", exc))

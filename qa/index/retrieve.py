@@ -23,10 +23,10 @@ VECTOR_DTYPE = np.float16
 
 @dataclass(frozen=True)
 class Scored:
-    """A passage (`chunk`: its row in the index) with its fused score (0..1) and the two
+    """A passage (`row`: its row in the index) with its fused score (0..1) and the two
     scores it came from."""
 
-    chunk: int
+    row: int
     score: float
     dense: float  # cosine similarity, raw
     keyword: float  # BM25, raw

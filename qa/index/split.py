@@ -1,10 +1,10 @@
-"""Split paragraphs into sentences, and long paragraphs into chunks of whole sentences."""
+"""Split paragraphs into sentences, and long paragraphs into passages of whole sentences."""
 
 from __future__ import annotations
 
 import re
 
-from ..types import Chunk, Span
+from ..types import IndexedPassage, Span
 
 # Ideographs, kana and hangul: a "." right after one of these is a full stop typed
 # half-width, while a "." after ASCII or a digit is more likely a URL, version or number.
@@ -55,12 +55,12 @@ def sentence_texts(text: str, spans: tuple[Span, ...]) -> tuple[str, ...]:
     return tuple(text[span.start : span.end] for span in spans)
 
 
-def chunk_paragraph(
+def split_passages(
     article_id: str, paragraph: int, text: str, max_chars: int
-) -> tuple[Chunk, ...]:
-    """Chunks of at most `max_chars` characters made of whole sentences of one paragraph.
+) -> tuple[IndexedPassage, ...]:
+    """Passages of at most `max_chars` characters made of whole sentences of one paragraph.
 
-    A paragraph that fits is one chunk covering all of `text`; a sentence longer than
+    A paragraph that fits is one passage covering all of `text`; a sentence longer than
     `max_chars` is cut into pieces that each count as a sentence.
     """
     if max_chars < 1:
@@ -69,19 +69,19 @@ def chunk_paragraph(
     if not sentences:
         return ()
     if len(text) <= max_chars:
-        return (Chunk(article_id, paragraph, 0, len(text), text, sentences),)
+        return (IndexedPassage(article_id, paragraph, 0, len(text), text, sentences),)
 
     pieces = [piece for span in sentences for piece in _cut_long(text, span, max_chars)]
-    chunks = []
+    passages = []
     window = [pieces[0]]
     for piece in pieces[1:]:
         if piece.end - window[0].start <= max_chars:
             window.append(piece)
         else:
-            chunks.append(_chunk(article_id, paragraph, text, window))
+            passages.append(_passage(article_id, paragraph, text, window))
             window = [piece]
-    chunks.append(_chunk(article_id, paragraph, text, window))
-    return tuple(chunks)
+    passages.append(_passage(article_id, paragraph, text, window))
+    return tuple(passages)
 
 
 def _is_false_end(text: str, match: re.Match[str]) -> bool:
@@ -144,6 +144,6 @@ def _cut_long(text: str, span: Span, max_chars: int) -> list[Span]:
     return pieces
 
 
-def _chunk(article_id: str, paragraph: int, text: str, window: list[Span]) -> Chunk:
+def _passage(article_id: str, paragraph: int, text: str, window: list[Span]) -> IndexedPassage:
     start, end = window[0].start, window[-1].end
-    return Chunk(article_id, paragraph, start, end, text[start:end], tuple(window))
+    return IndexedPassage(article_id, paragraph, start, end, text[start:end], tuple(window))

@@ -304,7 +304,7 @@ def _walk(root: Path, skipped: list[str]) -> Iterator[tuple[str, list[str]]]:
 
 
 def is_index_folder(path: str | Path) -> bool:
-    """Does `path` hold a folder index (qa/stores/folder.py: manifest.json + data-*)? Its files
+    """Does `path` hold a folder index (qa/stores/folder/: manifest.json + data-*)? Its files
     are not articles, even when the index was built inside the corpus folder."""
     try:
         return os.path.isfile(os.path.join(path, "manifest.json")) and any(

@@ -1,4 +1,4 @@
-"""Where an index lives: a folder (folder.py) or Milvus (milvus.py), behind one small seam.
+"""Where an index lives: a folder (folder/) or Milvus (milvus/), behind one small seam.
 
     store = open_store("index")               # or "milvus://./index.db", "milvus+http://..."
     store.manifest()      # what the live index holds (None: nothing), for a build to diff
@@ -7,7 +7,7 @@
     store.open()          # the live index, for questions: an Index
     store.generation()    # changes with every build; None where nothing watches for rebuilds
 
-qa/build.py is the only pipeline and knows no store; a third store is one more file here
+qa/build.py is the only pipeline and knows no store; a third store is one more module here
 and one more line in `open_store`.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from ..index.retrieve import Candidates
 from ..types import Article, Manifest, Plan
-from .data import IndexData
+from .data import Passages
 from .folder import FolderStore
 from .milvus import MilvusStore, redact
 
@@ -31,7 +31,7 @@ MILVUS = ("milvus://", "milvus+http://", "milvus+https://")
 class Index(Protocol):
     """A loaded index: what the assistant asks of any store."""
 
-    data: IndexData  # the passages' places, sentences and articles, in memory
+    passages: Passages  # the passages' places, sentences and articles, in memory
     unrelated: float  # mean similarity of random passage pairs (retrieve.py: fuse)
 
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], k: int) -> Candidates:
@@ -77,4 +77,4 @@ def open_store(location: str | Path | Store) -> Store:
     return location
 
 
-__all__ = ["Index", "IndexData", "Store", "is_milvus", "open_store", "redact"]
+__all__ = ["Index", "Passages", "Store", "is_milvus", "open_store", "redact"]

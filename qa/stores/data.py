@@ -1,5 +1,6 @@
-"""What every store's index holds in memory: the passages' places, their sentences, the
-articles, the vectors (or a stand-in where they stay in the store) and the keyword counts."""
+"""What answering reads of an index, whatever the store: the passages' places and sentences,
+the articles, and what the index was built with. The vectors and keyword postings stay
+with the store (qa/stores/folder/, milvus/), which searches them."""
 
 from __future__ import annotations
 
@@ -8,73 +9,55 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index.bm25 import TermCounts, TermWeights
-from ..types import Article, Chunk, IndexInfo, Span, StoredArticle
+from ..types import Article, IndexedPassage, IndexInfo, Span, StoredArticle
 
 FORMAT_VERSION = 1  # of what a store keeps; an index of another format is rebuilt
 
 
 @dataclass(frozen=True)
-class IndexData:
-    """The passages of one index, as a folder build writes them and any store loads them.
+class Passages:
+    """The passages of one index, in row order (the rows a search returns).
 
-    Chunk i covers `paragraph_text[chunk_start[i]:chunk_end[i]]` of paragraph
-    `chunk_paragraph[i]` of article `chunk_article[i]`; its sentences are
-    `sentence_start/end[sentence_ptr[i]:sentence_ptr[i+1]]` (paragraph offsets).
+    Passage i covers `paragraph_text[start[i]:end[i]]` of paragraph `paragraph[i]` of
+    `articles[article[i]]`; its sentences are `sentence_start/end[sentence_ptr[i]:
+    sentence_ptr[i+1]]` (offsets into the paragraph).
     """
 
     model: str
-    articles: Sequence[StoredArticle]  # a tuple, or an ArticleFile when loaded
-    chunk_article: np.ndarray  # int32, index into articles
-    chunk_paragraph: np.ndarray  # int32
-    chunk_start: np.ndarray  # int32
-    chunk_end: np.ndarray  # int32
-    chunk_hash: np.ndarray  # S16: hash of what was embedded, to reuse vectors
-    sentence_ptr: np.ndarray  # int64, len = chunks + 1
+    backend: str  # what computed the vectors (qa/index/onnx.py): questions are embedded alike
+    dim: int
+    articles: Sequence[StoredArticle]  # a tuple, or an ArticleFile when loaded from a folder
+    article: np.ndarray  # int32 per passage: its article's row in `articles`
+    paragraph: np.ndarray  # int32
+    start: np.ndarray  # int32
+    end: np.ndarray  # int32
+    sentence_ptr: np.ndarray  # int64, len = passages + 1
     sentence_start: np.ndarray  # int32
     sentence_end: np.ndarray  # int32
-    vectors: np.ndarray  # VECTOR_DTYPE (chunks, dim), unit length
-    terms: TermCounts | None  # keyword tokens of each chunk; None when loaded for queries
-    char_df: dict[str, int]  # in how many chunks each character occurs (for sentence choice)
-    settings: dict  # build settings that change what is stored (chunk size, tokenizer)
+    char_df: dict[str, int]  # in how many passages each character occurs (for sentence choice)
     built_at: str = ""
-    build_seconds: float = 0.0
-    backend: str = "torch"  # what computed the vectors (see qa/index/onnx.py); a change re-embeds
-    ann: object = None  # a faiss index over `vectors` for large indexes, else None (exact)
-    weights: TermWeights | None = None  # BM25 postings as stored; None: derive from `terms`
 
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
+    def __len__(self) -> int:
+        return int(self.article.shape[0])
 
-    @property
-    def vocab(self) -> tuple[str, ...]:
-        return self.terms.vocab if self.terms is not None else self.weights.vocab
+    def article_at(self, row: int) -> Article:
+        """The article that passage `row` belongs to."""
+        return self.articles[self.article[row]].article
 
-    def keyword_weights(self) -> TermWeights:
-        """The BM25 postings: as stored, or derived from the term counts."""
-        return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
+    def paragraph_at(self, row: int) -> str:
+        """The whole paragraph that passage `row` is (a window of)."""
+        return self.article_at(row).paragraphs[self.paragraph[row]]
 
-    def article_at(self, passage: int) -> Article:
-        """The article that passage row `passage` belongs to."""
-        return self.articles[self.chunk_article[passage]].article
-
-    def paragraph_at(self, passage: int) -> str:
-        """The whole paragraph that passage row `passage` is (a window of)."""
-        return self.article_at(passage).paragraphs[self.chunk_paragraph[passage]]
-
-    def passage(self, i: int) -> Chunk:
-        """Passage row `i`: where it is in its article, its text, its sentences."""
-        article = self.article_at(i)
-        p, start, end = (
-            int(self.chunk_paragraph[i]),
-            int(self.chunk_start[i]),
-            int(self.chunk_end[i]),
-        )
-        lo, hi = self.sentence_ptr[i], self.sentence_ptr[i + 1]
+    def passage(self, row: int) -> IndexedPassage:
+        """Passage `row`: where it is in its article, its text, its sentences."""
+        article = self.article_at(row)
+        p, start, end = int(self.paragraph[row]), int(self.start[row]), int(self.end[row])
+        lo, hi = self.sentence_ptr[row], self.sentence_ptr[row + 1]
         spans = self.sentence_start[lo:hi].tolist(), self.sentence_end[lo:hi].tolist()
         sentences = tuple(map(Span, *spans))
-        return Chunk(article.id, p, start, end, article.paragraphs[p][start:end], sentences)
+        return IndexedPassage(
+            article.id, p, start, end, article.paragraphs[p][start:end], sentences
+        )
 
     def info(self) -> IndexInfo:
         counts = self.counts()
@@ -85,18 +68,17 @@ class IndexData:
             built_at=self.built_at,
             articles=counts["articles"],
             paragraphs=counts["paragraphs"],
-            passages=counts["chunks"],
+            passages=counts["passages"],
         )
 
     def counts(self) -> dict[str, int]:
-        """As the manifest records them."""
+        """How many articles, paragraphs, passages and sentences (a manifest records them)."""
         paragraphs = getattr(self.articles, "paragraphs", None)  # an ArticleFile knows it
         if paragraphs is None:
             paragraphs = sum(len(a.article.paragraphs) for a in self.articles)
         return {
             "articles": len(self.articles),
             "paragraphs": paragraphs,
-            "chunks": int(self.chunk_article.shape[0]),
+            "passages": len(self),
             "sentences": int(self.sentence_start.shape[0]),
-            "terms": len(self.vocab),
         }

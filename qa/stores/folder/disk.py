@@ -1,0 +1,310 @@
+"""The index folder on disk: what a generation holds, written atomically, and the build lock.
+
+    index/
+      manifest.json        the commit point: format, model, counts, and which data folder is live
+      data-<stamp>/        one generation: articles.jsonl, passage and sentence .npy arrays,
+                           vectors, keyword counts and postings (index/README.md)
+      .lock                held while a build writes
+
+A build writes a whole new data folder, then replaces manifest.json in one rename, so a
+build that dies halfway leaves the previous index loadable. load.py reads it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...errors import BuildLockedError, IndexWriteError, QAError
+from ...index.bm25 import TermCounts, TermWeights
+from ...index.retrieve import VECTOR_DTYPE
+from ...types import StoredSettings
+from ..data import FORMAT_VERSION, Passages
+
+if TYPE_CHECKING:
+    import faiss
+
+MANIFEST = "manifest.json"
+ANN_FILE = "vectors.faiss"  # approximate-search index, written only for large indexes
+# The .npy arrays of a generation, as FolderData.arrays() names them.
+ARRAYS = (
+    "passage_article",
+    "passage_paragraph",
+    "passage_start",
+    "passage_end",
+    "passage_hash",
+    "sentence_ptr",
+    "sentence_start",
+    "sentence_end",
+    "vectors",
+)
+
+# Damage checks at load. Files up to FULL_CHECKSUM_UP_TO bytes are hashed whole. Bigger ones
+# (vectors, their 8-bit codes, keyword arrays and article text of a large index: ~500 MB at
+# 100k passages, 1.5 s to hash at every load) get one BLAKE2b digest per BLOCK_BYTES block in
+# the manifest, and a load hashes only SAMPLED_BLOCKS of them, evenly spread, plus the exact
+# size. That still catches truncation, a file swapped in from another build or model, a zeroed or
+# rewritten file; it can miss a few bytes edited in place between sampled blocks of a big
+# array. Article text, what answers quote, is never read unchecked: the block holding an
+# article is hashed before that article is first parsed (articles.jsonl is parsed lazily).
+FULL_CHECKSUM_UP_TO = 8 << 20
+BLOCK_BYTES = 1 << 18
+SAMPLED_BLOCKS = 16
+
+
+@dataclass(frozen=True)
+class FolderData:
+    """One generation of an index folder: the passages answering reads, and what only this
+    store keeps beside them (vectors, content keys, keyword counts, the 8-bit codes)."""
+
+    passages: Passages
+    keys: np.ndarray  # S16 per passage: content key of its embedded text, to reuse vectors
+    vectors: np.ndarray  # VECTOR_DTYPE (passages, dim), unit length
+    terms: TermCounts | None  # keyword counts per passage, what a build reuses; None: not read
+    weights: TermWeights | None  # BM25 postings as stored, what queries read; None: derive
+    ann: faiss.Index | None  # 8-bit codes of `vectors` (large indexes), else None: exact
+    settings: StoredSettings
+    build_seconds: float = 0.0
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return self.terms.vocab if self.terms is not None else self.weights.vocab
+
+    def keyword_weights(self) -> TermWeights:
+        """The BM25 postings: as stored, or derived from the term counts."""
+        return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
+
+    def counts(self) -> dict[str, int]:
+        """As the manifest records them."""
+        return {**self.passages.counts(), "terms": len(self.vocab)}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-passage and per-sentence arrays, by their file's name (ARRAYS)."""
+        p = self.passages
+        return {
+            "passage_article": p.article,
+            "passage_paragraph": p.paragraph,
+            "passage_start": p.start,
+            "passage_end": p.end,
+            "passage_hash": self.keys,
+            "sentence_ptr": p.sentence_ptr,
+            "sentence_start": p.sentence_start,
+            "sentence_end": p.sentence_end,
+            "vectors": self.vectors.astype(VECTOR_DTYPE, copy=False),
+        }
+
+
+def _fsync_write(path: Path, payload: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checksum(path: Path) -> str:
+    """BLAKE2b digest of the whole file."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _block_digests(path: Path) -> list[str]:
+    with open(path, "rb") as f:
+        return [
+            hashlib.blake2b(block, digest_size=16).hexdigest()
+            for block in iter(lambda: f.read(BLOCK_BYTES), b"")
+        ]
+
+
+def manifest_digest(manifest: dict) -> str:
+    """Hash of the manifest's own fields: a hand edit (another model, other counts) shows."""
+    fields = {k: v for k, v in manifest.items() if k != "digest"}
+    payload = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode()
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def _cannot_write(folder: Path, exc: OSError) -> IndexWriteError:
+    """One clear line for a disk that is full, a folder that is read-only, a path that is a file."""
+    if folder.exists() and not folder.is_dir():
+        return IndexWriteError(
+            f"The index path {folder} is a file, not a folder: pass another --index folder "
+            "or move the file away, then run `qa build` again."
+        )
+    return IndexWriteError(
+        f"Cannot write the index at {folder} ({exc.strerror or exc}): free disk space or make "
+        "the folder writable, then run `qa build` again; the previous index is unchanged."
+    )
+
+
+def write_index(folder: Path, data: FolderData) -> Path:
+    """Write `data` as a new generation and make it the live one. Caller holds the lock.
+
+    Raises IndexWriteError (the previous index untouched) when the disk is full or the
+    folder cannot be written.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    gen = folder / f"data-{stamp}"
+    tmp = folder / f".tmp-{stamp}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        articles = data.passages.articles
+        ids = [stored.article.id for stored in articles]
+        _fsync_write(tmp / "article_ids.json", json.dumps(ids, ensure_ascii=False).encode())
+        with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
+            for stored in articles:
+                a = stored.article
+                record = {
+                    "id": a.id,
+                    **a.record(),
+                    "hash": stored.hash,
+                    "paragraphs": list(a.paragraphs),
+                }
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for name, array in data.arrays().items():
+            _save_npy(tmp / f"{name}.npy", array)
+        if data.ann is not None:
+            import faiss
+
+            faiss.write_index(data.ann, str(tmp / ANN_FILE))
+        m = data.terms.matrix
+        _save_npy(tmp / "terms_indptr.npy", m.indptr.astype(np.int64))
+        _save_npy(tmp / "terms_indices.npy", m.indices.astype(np.int32))
+        _save_npy(tmp / "terms_counts.npy", m.data.astype(np.float32))
+        weights = data.keyword_weights()
+        _save_npy(tmp / "bm25_idf.npy", weights.idf.astype(np.float32))
+        _save_npy(tmp / "bm25_indptr.npy", weights.indptr.astype(np.int64))
+        _save_npy(tmp / "bm25_docs.npy", weights.docs.astype(np.int32))
+        _save_npy(tmp / "bm25_weights.npy", weights.weights.astype(np.float32))
+        _fsync_write(
+            tmp / "vocab.json", json.dumps(list(data.terms.vocab), ensure_ascii=False).encode()
+        )
+        char_df = data.passages.char_df
+        _fsync_write(tmp / "chars.json", json.dumps(char_df, ensure_ascii=False).encode())
+        _fsync_dir(tmp)
+        os.rename(tmp, gen)
+        sizes = {p.name: p.stat().st_size for p in sorted(gen.iterdir())}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "model": data.passages.model,
+            "backend": data.passages.backend,
+            "dim": data.passages.dim,
+            "counts": data.counts(),
+            "settings": data.settings.record(),
+            "built_at": data.passages.built_at,
+            "build_seconds": round(data.build_seconds, 3),
+            "data": gen.name,
+            "files": sizes,
+            # Sizes catch truncation; checksums catch a file swapped in from elsewhere. Big
+            # files get per-block digests, sampled at load (see FULL_CHECKSUM_UP_TO).
+            "checksums": {
+                name: checksum(gen / name)
+                for name, size in sizes.items()
+                if size <= FULL_CHECKSUM_UP_TO
+            },
+            "block_bytes": BLOCK_BYTES,
+            "blocks": {
+                name: _block_digests(gen / name)
+                for name, size in sizes.items()
+                if size > FULL_CHECKSUM_UP_TO
+            },
+        }
+        manifest["digest"] = manifest_digest(manifest)
+        _fsync_write(
+            folder / (MANIFEST + ".tmp"),
+            json.dumps(manifest, ensure_ascii=False, indent=2).encode(),
+        )
+        os.replace(folder / (MANIFEST + ".tmp"), folder / MANIFEST)  # the commit point
+        _fsync_dir(folder)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not live_generation(folder) == gen.name:
+            shutil.rmtree(gen, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, QAError):
+            raise _cannot_write(folder, exc) from exc
+        raise
+    remove_stale(folder)
+    return gen
+
+
+def live_generation(folder: Path) -> str | None:
+    """The data folder manifest.json names, or None: cheap enough to poll."""
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remove_stale(folder: Path) -> None:
+    """Delete generations and temporary files that the manifest does not point at."""
+    live = live_generation(folder)
+    for path in folder.glob("data-*"):
+        if path.name != live:
+            shutil.rmtree(path, ignore_errors=True)
+    for path in folder.glob(".tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / (MANIFEST + ".tmp")).unlink()
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path):
+    """Hold the index's build lock, or raise BuildLockedError at once.
+
+    The lock is an flock: it dies with its process, so a killed build never blocks the next.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / ".lock", "a+")  # closed by the `with` below
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from exc
+    with lock as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or "another process"
+            raise BuildLockedError(
+                f"Another build is already writing {folder} ({who}); "
+                "wait for it to finish, then run `qa build` again if needed."
+            ) from None
+        with contextlib.suppress(OSError):  # who holds it is only for the message above
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,294 @@
+"""Reading a generation of an index folder back (disk.py writes it), checked against its
+manifest: sizes, checksums, the manifest's own digest, and that the arrays agree."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...errors import IndexCorruptError, IndexNotFoundError, check_format
+from ...index.bm25 import TermCounts, TermWeights
+from ...read.corpus import SUPPORTED_SUFFIXES
+from ...types import Article, StoredArticle, StoredSettings
+from ..data import FORMAT_VERSION, Passages
+from .disk import (
+    ANN_FILE,
+    ARRAYS,
+    MANIFEST,
+    SAMPLED_BLOCKS,
+    FolderData,
+    checksum,
+    live_generation,
+    manifest_digest,
+)
+
+# What an index written before passages were called passages (up to this release) named
+# its passage arrays and manifest keys: read as they are, so that index needs no rebuild.
+OLD_NAMES = {
+    f"passage_{x}.npy": f"chunk_{x}.npy" for x in ("article", "paragraph", "start", "end", "hash")
+}
+OLD_COUNTS = {"chunks": "passages"}
+
+
+class ArticleFile(Sequence):
+    """The articles of a loaded generation, each parsed from articles.jsonl when first used.
+
+    Parsing all of them took seconds at 100k articles, and a question shows a few. Each
+    article's block of the file is checked against the manifest before it is parsed.
+    """
+
+    def __init__(
+        self, path: Path, ids: list[str] | None, paragraphs: int, blocks: list[str], size: int
+    ):
+        self._path = path
+        self._blob = path.read_bytes()
+        ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 0x0A)
+        self._ends = ends
+        self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+        self._blocks = blocks  # digest per block of `size` bytes; empty: checked whole at load
+        self._size = size
+        self._checked: set[int] = set()
+        self._cache: dict[int, StoredArticle] = {}
+        self.paragraphs = paragraphs  # total, from the manifest (checked by the build)
+        self._ids = ids
+        self._position: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> StoredArticle:  # type: ignore[override]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"article {i} of {len(self)}")
+        cached = self._cache.get(i)
+        if cached is not None:
+            return cached
+        lo, hi = int(self._starts[i]), int(self._ends[i])
+        self._check(lo, hi)
+        r = json.loads(self._blob[lo:hi])
+        stored = StoredArticle(Article.from_record(r["id"], r, r["paragraphs"]), r["hash"])
+        if len(self._cache) >= 4096:  # a server runs for days: keep only a working set
+            self._cache.clear()
+        self._cache[i] = stored
+        return stored
+
+    def __iter__(self) -> Iterator[StoredArticle]:
+        return (self[i] for i in range(len(self)))
+
+    def position(self, article_id: str) -> int:
+        """Row of the article with this id; KeyError if there is none."""
+        if self._position is None:
+            ids = self._ids if self._ids is not None else [a.article.id for a in self]
+            self._position = {a: i for i, a in enumerate(ids)}
+        return self._position[article_id]
+
+    def _check(self, lo: int, hi: int) -> None:
+        if not self._blocks:
+            return
+        size = self._size
+        for b in range(lo // size, hi // size + 1):
+            if b in self._checked:
+                continue
+            block = self._blob[b * size : (b + 1) * size]
+            if hashlib.blake2b(block, digest_size=16).hexdigest() != self._blocks[b]:
+                folder = self._path.parent.parent
+                raise IndexCorruptError(
+                    f"The index at {folder} is damaged ({self._path.name} is not the file "
+                    f"the build wrote); run `qa build --index {folder}` to rebuild it."
+                )
+            self._checked.add(b)  # a set add is atomic: threads may only check twice
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest, checked for format; raises a QAError saying what to run."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        if folder.is_dir() and any(
+            p.suffix.lower() in SUPPORTED_SUFFIXES for p in itertools.islice(folder.iterdir(), 1000)
+        ):
+            raise IndexNotFoundError(
+                f"{folder} holds articles, not an index: run `qa build --corpus {folder} "
+                "--index <another folder>` and ask with that --index."
+            )
+        raise IndexNotFoundError(
+            f"No index at {folder}: run `qa build --index {folder}` to create one."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"The index manifest {path} is unreadable ({exc}); run `qa build` to rebuild it."
+        ) from None
+    check_format(
+        str(folder), manifest.get("format") if isinstance(manifest, dict) else None, FORMAT_VERSION
+    )
+    return manifest
+
+
+def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> FolderData:
+    """Load an index, checking it against its manifest. Never re-embeds.
+
+    `ann=False` skips the approximate-search index (a build does not search);
+    `term_counts=True` also reads each passage's keyword counts, which only a build reuses
+    (queries read the stored BM25 postings).
+    """
+    manifest = read_manifest(folder)
+    try:
+        return _read_generation(folder, manifest, ann, term_counts)
+    except IndexCorruptError:
+        # A build may have committed (and removed our generation) while we read: try the
+        # new one once; if the manifest did not move, the damage is real.
+        if live_generation(folder) in (None, manifest.get("data")):
+            raise
+        return _read_generation(folder, read_manifest(folder), ann, term_counts)
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _read_generation(
+    folder: Path, manifest: dict, with_ann: bool = True, with_counts: bool = False
+) -> FolderData:
+    try:
+        gen = folder / manifest["data"]
+        files = manifest["files"]
+        for name, size in files.items():
+            if (gen / name).stat().st_size != size:
+                raise ValueError(f"{name} has the wrong size")
+        if "digest" in manifest and manifest["digest"] != manifest_digest(manifest):
+            raise ValueError("manifest.json was edited after the build")
+        for name, digest in manifest.get("checksums", {}).items():
+            if checksum(gen / name) != digest:
+                raise ValueError(f"{name} is not the file the build wrote")
+        blocks = manifest.get("blocks", {})
+        for name, digests in blocks.items():
+            if name != "articles.jsonl":  # checked block by block as articles are parsed
+                _check_sampled_blocks(gen / name, digests, manifest["block_bytes"])
+        manifest = _renamed(manifest)
+        arrays = {n: _load(gen / _file_name(f"{n}.npy", files)) for n in ARRAYS}
+        vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
+        terms = weights = None
+        if with_counts or "bm25_weights.npy" not in files:  # older generations: derive
+            indptr = _load(gen / "terms_indptr.npy")
+            matrix = sp.csr_matrix(
+                (_load(gen / "terms_counts.npy"), _load(gen / "terms_indices.npy"), indptr),
+                shape=(len(indptr) - 1, len(vocab)),
+            )
+            terms = TermCounts(vocab, matrix)
+        if "bm25_weights.npy" in files:
+            weights = TermWeights(
+                vocab=vocab,
+                idf=_load(gen / "bm25_idf.npy"),
+                indptr=_load(gen / "bm25_indptr.npy"),
+                docs=_load(gen / "bm25_docs.npy"),
+                weights=_load(gen / "bm25_weights.npy"),
+                n_docs=len(arrays["passage_article"]),
+            )
+        ids = None
+        if "article_ids.json" in files:
+            ids = json.loads((gen / "article_ids.json").read_text(encoding="utf-8"))
+        articles = ArticleFile(
+            gen / "articles.jsonl",
+            ids,
+            int(manifest["counts"]["paragraphs"]),
+            blocks.get("articles.jsonl", []),
+            int(manifest.get("block_bytes", 0)),
+        )
+        if ids is not None and len(ids) != len(articles):
+            raise ValueError("article_ids.json and articles.jsonl disagree")
+        ann = None
+        if with_ann and ANN_FILE in files:
+            import faiss
+
+            ann = faiss.read_index(str(gen / ANN_FILE))
+        passages = Passages(
+            model=manifest["model"],
+            backend=manifest.get("backend", "torch"),
+            dim=int(manifest["dim"]),
+            articles=articles,
+            article=arrays["passage_article"],
+            paragraph=arrays["passage_paragraph"],
+            start=arrays["passage_start"],
+            end=arrays["passage_end"],
+            sentence_ptr=arrays["sentence_ptr"],
+            sentence_start=arrays["sentence_start"],
+            sentence_end=arrays["sentence_end"],
+            char_df=json.loads((gen / "chars.json").read_text(encoding="utf-8")),
+            built_at=manifest.get("built_at", ""),
+        )
+        data = FolderData(
+            passages=passages,
+            keys=arrays["passage_hash"],
+            vectors=arrays["vectors"],
+            terms=terms,
+            weights=weights,
+            ann=ann,
+            settings=StoredSettings.from_record(manifest.get("settings", {})),
+            build_seconds=float(manifest.get("build_seconds", 0.0)),
+        )
+        _check_consistent(data, manifest)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexCorruptError(
+            f"The index at {folder} is damaged ({exc}); run `qa build --index {folder}` "
+            "to rebuild it."
+        ) from None
+    return data
+
+
+def _file_name(name: str, files: dict) -> str:
+    """The name the generation stores `name` under: its own, or the one it had before."""
+    return OLD_NAMES.get(name, name) if name not in files else name
+
+
+def _renamed(manifest: dict) -> dict:
+    """The manifest with the counts of an index written before the rename under their names
+    now (its settings are read by StoredSettings.from_record)."""
+    counts = {OLD_COUNTS.get(k, k): v for k, v in manifest["counts"].items()}
+    return {**manifest, "counts": counts}
+
+
+def _check_consistent(data: FolderData, manifest: dict) -> None:
+    counts = data.counts()
+    if counts != manifest["counts"]:
+        raise ValueError(f"counts {counts} do not match the manifest {manifest['counts']}")
+    n = counts["passages"]
+    if data.vectors.ndim != 2 or data.vectors.shape != (n, manifest["dim"]):
+        raise ValueError(
+            f"vectors have shape {data.vectors.shape}, expected ({n}, {manifest['dim']})"
+        )
+    if data.ann is not None and (data.ann.ntotal != n or data.ann.d != manifest["dim"]):
+        raise ValueError(f"{ANN_FILE} holds {data.ann.ntotal} vectors, expected {n}")
+    if data.terms is not None and data.terms.matrix.shape[0] != n:
+        raise ValueError("passage arrays disagree in length")
+    if data.weights is not None and (
+        data.weights.indptr.shape[0] != len(data.vocab) + 1
+        or data.weights.idf.shape[0] != len(data.vocab)
+        or data.weights.docs.shape != data.weights.weights.shape
+        or (data.weights.docs.size and int(data.weights.docs.max()) >= n)
+    ):
+        raise ValueError("keyword postings disagree with the passages")
+    p = data.passages
+    if p.sentence_ptr.shape[0] != n + 1 or data.keys.shape[0] != n:
+        raise ValueError("passage arrays disagree in length")
+    if n and not (0 <= p.article.min() and p.article.max() < len(p.articles)):
+        raise ValueError("passages point at articles that do not exist")
+
+
+def _check_sampled_blocks(path: Path, digests: list[str], block_bytes: int) -> None:
+    """Hash SAMPLED_BLOCKS blocks spread over the file, first and last included."""
+    n = len(digests)
+    picks = sorted({round(k * (n - 1) / max(SAMPLED_BLOCKS - 1, 1)) for k in range(SAMPLED_BLOCKS)})
+    with open(path, "rb") as f:
+        for b in picks:
+            f.seek(b * block_bytes)
+            if hashlib.blake2b(f.read(block_bytes), digest_size=16).hexdigest() != digests[b]:
+                raise ValueError(f"{path.name} is not the file the build wrote")
