@@ -42,8 +42,8 @@ def features(data: str, index: str | None) -> tuple[np.ndarray, np.ndarray, np.n
         qa.build(corpus, folder)
         bot = qa.load(folder)
         for n, q in enumerate(questions):
-            sentences, rows = bot.candidate_sentences(q.question)
-            for f, s in zip(rows, sentences, strict=True):
+            found = bot.candidate_sentences(q.question)
+            for f, s in zip(found.signals, found.sentences, strict=True):
                 X.append([f[k] for k in names])
                 y.append(any(a in s.text for a in q.answers))
                 group.append(n)

@@ -1,4 +1,9 @@
-"""A loaded index that answers: `qa.load(folder).ask(question)`."""
+"""A loaded index that answers: `qa.load(folder).ask(question)`.
+
+The stages of answering live in qa/answer/: search (search.py), whether to answer
+(confidence.py), which sentences to cite (sentences.py, cite.py), follow-ups
+(conversation.py). This class holds one index's parts together and is the public face.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +17,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .answer.background import BACKGROUND
+from .answer.cite import cite, sentences_of
+from .answer.confidence import Match, confidence
 from .answer.question import check_question
-from .answer.sentences import (
-    CONFIDENCE,
-    NOT_FOUND,
-    SentencePicker,
-    background_z,
-    cheap_answer_type,
-    coverage,
-    points_back,
-    question_chars,
-    share,
-)
+from .answer.search import Searched, Searcher
+from .answer.sentences import NOT_FOUND, SentencePicker, SentenceSignals
 from .config import Settings
 from .errors import IndexMismatchError
 from .index.embed import Embedder, backend_of, make_embedder
-from .index.retrieve import Retriever, Scored
-from .index.script import match_script
-from .index.split import split_sentences
+from .index.retrieve import Retriever
 from .index.tokenize import Tokenizer
 from .stores import Index, open_store
-from .types import Answer, Article, Citation, IndexInfo, Passage, Sentence, Span
+from .types import Answer, Article, Citation, IndexInfo, Passage
 
 if TYPE_CHECKING:
     from .answer.conversation import Conversation
-
-MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
 
 
 class Assistant:
@@ -53,16 +47,14 @@ class Assistant:
             passages.model, settings.batch_size, passages.backend
         )
         self.tokenizer = Tokenizer()
-        self.retriever = Retriever(index, settings.dense_weight, settings.candidates)
+        retriever = Retriever(index, settings.dense_weight, settings.candidates)
+        self.searcher = Searcher(retriever, passages, self.embedder, self.tokenizer)
         self.picker = SentencePicker(self.tokenizer, passages.char_df, len(passages), index.idf_of)
-
-    # -- public API -------------------------------------------------------------------
 
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
-        question = check_question(question)
-        hits, _, _ = self._search(self._in_corpus_script(question), 2 * k)
-        return [self._passage(hit) for hit in self._distinct(hits, k)]
+        hits = self.searcher.search(check_question(question), 2 * k).hits
+        return [self.searcher.passage(hit) for hit in self.searcher.distinct(hits, k)]
 
     def ask(
         self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
@@ -71,37 +63,41 @@ class Assistant:
 
         `prefer` maps (article id, paragraph) to a bonus added to that paragraph's retrieval
         score, when it is retrieved, for choosing the sentences to cite: in a conversation the
-        paragraphs the previous answer cited stay in view (qa/answer/conversation.py). The retrieved
-        passages and the abstention are the question's own.
+        paragraphs the previous answer cited stay in view (qa/answer/conversation.py). The
+        retrieved passages and the abstention are the question's own.
         """
         began = time.perf_counter()
         question = check_question(question)
-        query = self._in_corpus_script(question)
-        hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
-        passages = tuple(self._passage(h) for h in self._distinct(hits, 10))
-        if (
-            not hits
-            or self.confidence(query, hits[0], terms, vector) < self.settings.min_confidence
-        ):
+        found = self.searcher.search(question, max(20, self.settings.answer_passages))
+        shown = self.searcher.distinct(found.hits, 10)
+        passages = tuple(self.searcher.passage(h) for h in shown)
+        if self._confidence(found) < self.settings.min_confidence:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        read = hits
+        read = found.hits
         if prefer:  # changes which sentences are read and cited, not what was retrieved
             bonus = prefer.get
             boosted = (
-                dataclasses.replace(h, score=h.score + bonus(self._place(h), 0)) for h in hits
+                dataclasses.replace(h, score=h.score + bonus(self.searcher.place(h), 0))
+                for h in read
             )
             read = sorted(boosted, key=lambda h: -h.score)
-        citations, more = self._cite(query, terms, read[: self.settings.answer_passages])
-        if not citations:
+        read = read[: self.settings.answer_passages]
+        chosen = cite(found.query, found.terms, read, self.passages, self.picker, self.settings)
+        if not chosen.citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(citations, 1))
-        return Answer(question, text, True, citations, passages, time.perf_counter() - began, more)
+        text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(chosen.citations, 1))
+        seconds = time.perf_counter() - began
+        return Answer(question, text, True, chosen.citations, passages, seconds, chosen.more)
 
     def chat(self) -> Conversation:
         """A conversation: follow-up questions take their subject from earlier turns."""
         from .answer.conversation import Conversation
 
         return Conversation(self)
+
+    def article(self, article_id: str) -> Article:
+        """The article with this id; KeyError if the index has none."""
+        return self.index.article(article_id)
 
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
@@ -110,194 +106,50 @@ class Assistant:
     def title(self, article_id: str) -> str:
         return self.article(article_id).title
 
-    def article(self, article_id: str) -> Article:
-        """The article with this id; KeyError if the index has none."""
-        return self.index.article(article_id)
-
-    def candidate_sentences(self, question: str) -> tuple[list[Sentence], list[dict[str, float]]]:
-        """The sentences an answer to `question` is chosen from, with the signals each is
-        scored by (names as in answer.WEIGHTS): what benchmarks/fit_sentence_weights.py fits."""
-        query = self._in_corpus_script(check_question(question))
-        hits, terms, _ = self._search(query, 20)
-        sentences = self._sentences(hits[: self.settings.answer_passages])
-        return sentences, self.picker.features(query, terms, sentences, tag_all=True)
-
-    def best_match(self, question: str) -> tuple[float, str]:
-        """The confidence of the question's best passage, as `ask` computes it (compare with
-        `settings.min_confidence`), and that passage's article title; (0.0, "") for none."""
-        query = self._in_corpus_script(check_question(question))
-        hits, terms, vector = self._search(query, max(20, self.settings.answer_passages))
-        if not hits:
-            return 0.0, ""
-        return self.confidence(query, hits[0], terms, vector), self._title(hits[0])
+    def context(self, citation: Citation) -> str:
+        """The paragraph a citation comes from; its sentence alone if the index no longer
+        holds it (an answer kept across a rebuild)."""
+        try:
+            return self.paragraph(citation.article_id, citation.paragraph)
+        except (KeyError, IndexError):
+            return citation.sentence
 
     def info(self) -> IndexInfo:
         """What the index holds and how it was made: model, build time, counts."""
         return self.passages.info()
 
-    # -- internals --------------------------------------------------------------------
+    def best_match(self, question: str) -> Match:
+        """How sure `ask` would be of the question's best passage, and its article's title."""
+        k = max(20, self.settings.answer_passages)  # as `ask` searches: the same best hit
+        found = self.searcher.search(check_question(question), k)
+        if not found.hits:
+            return Match(0.0, "")
+        return Match(self._confidence(found), self.passages.article_at(found.hits[0].row).title)
+
+    def candidate_sentences(self, question: str) -> SentenceSignals:
+        """The sentences an answer to `question` is chosen from, with the signals each is
+        scored by: what benchmarks/fit_sentence_weights.py fits."""
+        found = self.searcher.search(check_question(question), 20)
+        sentences = sentences_of(found.hits[: self.settings.answer_passages], self.passages)
+        features = self.picker.features(found.query, found.terms, sentences, tag_all=True)
+        return SentenceSignals(tuple(sentences), tuple(features))
+
+    def _confidence(self, found: Searched) -> float:
+        """`confidence` of the best hit (0.0 when nothing was found)."""
+        if not found.hits:
+            return 0.0
+        best = found.hits[0]
+        article = self.passages.article_at(best.row)
+        text = self.passages.passage(best.row).text + " " + article.title
+        return confidence(
+            found.query, best, text, found.terms, found.vector, self._background,
+            self.tokenizer, self.index.idf_of, self.picker.char_idf,
+        )  # fmt: skip
 
     @cached_property
     def _background(self) -> np.ndarray:
         """Vectors of the unrelated sentences of qa/answer/background.py, made on first use."""
         return np.asarray(self.embedder.encode(list(BACKGROUND)), dtype=np.float32)
-
-    def _in_corpus_script(self, question: str) -> str:
-        """The question in the articles' script (simplified or traditional), char by char."""
-        return match_script(question, self.passages.char_df)
-
-    def _search(self, question: str, k: int) -> tuple[list[Scored], list[str], np.ndarray]:
-        """The best `k` hits, the question's words (without character grams) and its vector."""
-        vector = self.embedder.encode([question])[0]
-        terms = self.tokenizer.query_terms(question)
-        hits = self.retriever.search(vector, terms + self.tokenizer.question_grams(question), k)
-        return hits, terms, vector
-
-    def _distinct(self, hits: list[Scored], k: int) -> list[Scored]:
-        """The best window of each paragraph, so one long paragraph fills one slot."""
-        seen: set[tuple[int, int]] = set()
-        out = []
-        for hit in hits:
-            passage = self.passages.passage(hit.row)
-            key = (passage.article_id, passage.paragraph)
-            if key not in seen:
-                seen.add(key)
-                out.append(hit)
-        return out[:k]
-
-    def confidence(
-        self, question: str, best: Scored, terms: list[str], vector: np.ndarray
-    ) -> float:
-        """How sure we are that the best passage answers the question (about 0..2.5).
-
-        What the passage and its title share with the question, weighted by rarity: its words,
-        its characters (a paraphrase keeps some of them) and its character pairs; plus how far
-        the passage's dense similarity stands above what this question scores against
-        sentences on unrelated everyday topics (qa/answer/background.py). A question about something
-        the corpus never mentions misses its rarest words and characters, and its best passage
-        scores no higher than unrelated text.
-        """
-        text = (self._passage_text(best.row) + " " + self._title(best)).lower()
-        idf = self.index.idf_of
-        words = coverage(terms, set(self.tokenizer.words(text)), idf)
-        chars = share({c: self.picker.char_idf(c) for c in question_chars(question)}, set(text))
-        pairs = {g for g in self.tokenizer.grams(question) if len(g) == 3}
-        present = {g for g in self.tokenizer.grams(text) if len(g) == 3}
-        pair_share = share({g: idf(g) for g in pairs}, present)
-        z = background_z(vector, best.dense, self._background)
-        w = CONFIDENCE
-        return w["words"] * words + w["chars"] * chars + w["pairs"] * pair_share + w["dense"] * z
-
-    def _sentences(self, hits: list[Scored]) -> list[Sentence]:
-        """Every sentence of the passages `hits`."""
-        out = []
-        for hit in hits:
-            paragraph = self._paragraph_of(hit.row)
-            title = self._title(hit)
-            for s in self.passages.passage(hit.row).sentences:
-                out.append(
-                    Sentence(hit.row, s.start, s.end, paragraph[s.start : s.end], title, hit.score)
-                )
-        return out
-
-    def _cite(
-        self, question: str, terms: list[str], hits: list[Scored]
-    ) -> tuple[tuple[Citation, ...], tuple[Citation, ...]]:
-        """The sentences the answer cites, and the next best ones ("related sentences").
-
-        The best sentence is always cited; another only while its score stays within
-        `citation_margin` of the best: one sentence where one suffices; once the best holds the
-        number or date the question asks for, none without one is cited. A cited sentence that
-        opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and a next
-        sentence that opens that way is cited with it too (README, "Concise answers"). The
-        neighbours are those of the whole paragraph, across passage windows.
-        """
-        sentences = self._sentences(hits)
-        ranked = self.picker.rank(question, terms, sentences)
-        cited: list[Citation] = []
-        more: list[Citation] = []
-        seen: set[str] = set()
-        kind = cheap_answer_type(question)
-        first_has_kind = False  # the best sentence holds the number or date asked for
-        for cand in ranked:
-            if cand.text in seen:
-                continue
-            seen.add(cand.text)
-            close = not cited or cand.score >= cited[0].score - self.settings.citation_margin
-            if close and first_has_kind:  # then one without a number (date) adds no evidence
-                close = self.picker.has_type(cand.text, kind, question)
-            if not cited and kind:
-                first_has_kind = self.picker.has_type(cand.text, kind, question)
-            cite = close and not more and len(cited) < self.settings.max_citations
-            start, end, sentence = cand.start, cand.end, cand.text
-            if cite:
-                paragraph = self._paragraph_of(cand.row)
-                before, after = _neighbours(paragraph, cand.start, cand.end)
-                if before and points_back(cand.text):
-                    text = paragraph[before.start : before.end]
-                    if text not in seen:
-                        start = before.start
-                        seen.add(text)
-                if after:
-                    text = paragraph[after.start : after.end]
-                    if text not in seen and points_back(text):
-                        end = after.end
-                        seen.add(text)
-                sentence = paragraph[start:end]
-            article = self.passages.article_at(cand.row)
-            paragraph_number = self.passages.passage(cand.row).paragraph
-            citation = Citation(
-                article_id=article.id,
-                title=article.title,
-                paragraph=paragraph_number,
-                sentence=sentence,
-                start=start,
-                end=end,
-                score=round(cand.score, 4),
-                page=article.page(paragraph_number),
-                url=article.url,
-            )
-            if cite:
-                cited.append(citation)
-            elif len(more) < MORE_SENTENCES:
-                more.append(citation)
-            else:
-                break
-        return tuple(cited), tuple(more)
-
-    def _paragraph_of(self, row: int) -> str:
-        return self.passages.paragraph_at(row)
-
-    def _passage_text(self, row: int) -> str:
-        return self.passages.passage(row).text
-
-    def _title(self, hit: Scored) -> str:
-        return self.passages.article_at(hit.row).title
-
-    def _place(self, hit: Scored) -> tuple[str, int]:
-        """(article id, paragraph) of the hit's passage."""
-        return self.passages.article_at(hit.row).id, int(self.passages.paragraph[hit.row])
-
-    def _passage(self, hit: Scored) -> Passage:
-        article, passage = self.passages.article_at(hit.row), self.passages.passage(hit.row)
-        return Passage(
-            article_id=article.id,
-            title=article.title,
-            paragraph=passage.paragraph,
-            text=passage.text,
-            start=passage.start,
-            end=passage.end,
-            score=round(hit.score, 4),
-            page=article.page(passage.paragraph),
-        )
-
-
-def _neighbours(paragraph: str, start: int, end: int) -> tuple[Span | None, Span | None]:
-    """The sentences of `paragraph` just before `start` and just after `end`, if any."""
-    spans = split_sentences(paragraph)
-    before = [s for s in spans if s.end <= start]
-    after = [s for s in spans if s.start >= end]
-    return (before[-1] if before else None), (after[0] if after else None)
 
 
 def _chosen_model(settings: Settings | None) -> str | None:

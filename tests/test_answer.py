@@ -8,14 +8,8 @@ import pytest
 from conftest import HASH, write_corpus
 
 import qa
-from qa.answer.sentences import (
-    DENSE_Z_RANGE,
-    answer_type,
-    asking_sides,
-    background_z,
-    points_back,
-    question_chars,
-)
+from qa.answer.confidence import DENSE_Z_RANGE, background_z
+from qa.answer.sentences import answer_type, asking_sides, points_back, question_chars
 
 # Two paragraphs where the sentence that matches the question does not hold the answer by
 # itself: its neighbour does, and it points back at it (这一年) or is pointed back at (这个).

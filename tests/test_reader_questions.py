@@ -15,7 +15,7 @@ KNOWN = "known miss (issue 9): refused or another sentence cited first"
 
 
 def _known(question: str, fragment: str):
-    return pytest.param(question, fragment, marks=pytest.mark.xfail(reason=KNOWN, strict=False))
+    return pytest.param(question, fragment, marks=pytest.mark.xfail(reason=KNOWN, strict=True))
 
 
 READER_QUESTIONS = [
@@ -51,7 +51,7 @@ SAME_SUBJECT_KNOWN = "known miss: on the article's subject, not answered by it, 
 
 
 def _answered_anyway(question: str):
-    return pytest.param(question, marks=pytest.mark.xfail(reason=SAME_SUBJECT_KNOWN, strict=False))
+    return pytest.param(question, marks=pytest.mark.xfail(reason=SAME_SUBJECT_KNOWN, strict=True))
 
 
 SAME_SUBJECT = [

@@ -24,7 +24,8 @@ from typing import Protocol
 
 from ..config import Settings
 from ..index.tokenize import Tokenizer
-from ..types import Answer
+from ..types import Answer, Citation
+from .confidence import Match
 from .question import MAX_QUESTION_CHARS, check_question, cut_question
 
 
@@ -38,9 +39,9 @@ class Answerer(Protocol):
         self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
     ) -> Answer: ...
 
-    def best_match(self, question: str) -> tuple[float, str]: ...
+    def best_match(self, question: str) -> Match: ...
 
-    def paragraph(self, article_id: str, paragraph: int) -> str: ...
+    def context(self, citation: Citation) -> str: ...
 
 
 # Words that point back at something said before. jieba keeps 其他, 其中, 因此, 应该 ... whole,
@@ -156,7 +157,7 @@ class Conversation:
         bot = self.assistant
         for item in generate(
             answer,
-            lambda c: _paragraph(bot, c),
+            bot.context,
             settings.llm_url,
             settings.llm_model,
             settings.llm_timeout,
@@ -218,9 +219,9 @@ class Conversation:
             return Reading(f"{new} {previous}", new)
         if subject in question:
             return Reading(question, subject)
-        confidence, title = bot.best_match(question)
-        confident = confidence >= bot.settings.min_confidence
-        if confident and len(own := longest_common(question, _BRACKETS.sub("", title))) >= 2:
+        match = bot.best_match(question)
+        confident = match.confidence >= bot.settings.min_confidence
+        if confident and len(own := longest_common(question, _BRACKETS.sub("", match.title))) >= 2:
             if own not in subject:  # it names its own subject: a new topic
                 return Reading(question, "")
         low, pos = question.lower(), 0
@@ -233,7 +234,7 @@ class Conversation:
                 return Reading(question[:at] + subject + question[pos:], subject)
             return Reading(f"{subject} {question}", subject)
         completed = f"{subject}{question}"
-        if bot.best_match(completed)[0] >= confidence + COMPLETE_MARGIN:
+        if bot.best_match(completed).confidence >= match.confidence + COMPLETE_MARGIN:
             return Reading(completed, subject)
         return Reading(question, "")
 
@@ -248,10 +249,3 @@ class Conversation:
         if self._subject and self._subject in title:  # still the same article: same subject
             return self._subject
         return subject_of(answer.searched, title)
-
-
-def _paragraph(bot: Answerer, citation) -> str:
-    try:
-        return bot.paragraph(citation.article_id, citation.paragraph)
-    except (KeyError, IndexError):
-        return citation.sentence

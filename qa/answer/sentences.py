@@ -22,8 +22,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..index.script import simplified
 from ..index.tokenize import QUESTION_WORDS, Tokenizer
 from ..types import Sentence
@@ -38,14 +36,6 @@ WEIGHTS = {
     "passage": 4.65,
     "length": -0.72,
 }
-# Confidence that the best passage answers: a weighted sum of what it shares with the question
-# (IDF-weighted shares of the question's words, characters and character pairs) and how far its
-# dense similarity stands above the question's similarity to unrelated sentences (z, clipped).
-# Chosen on CMRC and DRCD together, with out-of-corpus questions, same-subject unanswerable
-# questions (`qa eval --same-subject`) and reader-phrased questions about the one-article
-# sample (README, "Abstention").
-CONFIDENCE = {"words": 0.6, "chars": 0.4, "pairs": 0.6, "dense": 0.12}
-DENSE_Z_RANGE = (-5.0, 8.0)
 NOT_FOUND = "资料中没有找到相关内容。"
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -74,6 +64,15 @@ _DATE = re.compile(
 
 
 _CHEAP_TYPES = ("number", "date")  # told by a regular expression, no tagging needed
+
+
+@dataclass(frozen=True)
+class SentenceSignals:
+    """The candidate sentences of one question, with the signals each is scored by (named
+    as in WEIGHTS)."""
+
+    sentences: tuple[Sentence, ...]
+    signals: tuple[dict[str, float], ...]
 
 
 @dataclass(frozen=True)
@@ -250,27 +249,6 @@ class SentencePicker:
         flags = ("nr", "nrt", "nt", "nz") if wanted == "person" else ("ns", "nt")
         question = simplified(question)
         return any(f in flags and w not in question for w, f in self.tokenizer.tagged(sentence))
-
-
-def background_z(vector, similarity: float, background) -> float:
-    """How far `similarity` stands above the question's similarity to unrelated sentences,
-    in their standard deviations, clipped to DENSE_Z_RANGE.
-
-    Per question, because m3e scores some questions high against everything; against text
-    on other subjects rather than a sample of the corpus, because in a small collection
-    about one subject every passage is related (README, "Abstention").
-    """
-    sims = np.asarray(background, dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
-    if sims.size < 3:
-        return 0.0
-    z = (similarity - float(sims.mean())) / max(float(sims.std()), 0.01)
-    return min(max(z, DENSE_Z_RANGE[0]), DENSE_Z_RANGE[1])
-
-
-def coverage(terms: list[str], text_words: set[str], word_idf) -> float:
-    """Share of the question's terms, weighted by rarity, that occur in a passage."""
-    weights = {t: word_idf(t) for t in set(terms)}
-    return share(weights, text_words)
 
 
 def share(weights: dict[str, float], present: set[str]) -> float:
