@@ -213,8 +213,8 @@ class Assistant:
         `citation_margin` of the best: one sentence where one suffices; once the best holds the
         number or date the question asks for, none without one is cited. A cited sentence that
         opens by pointing back (这一年, 他 ...) is cited with the sentence before it, and a next
-        sentence that opens that way is cited with it too (README, "Concise answers"). The
-        neighbours are those of the whole paragraph, across passage windows.
+        sentence that opens that way is cited with it too (docs/how-it-works.md, "Concise
+        answers"). The neighbours are those of the whole paragraph, across passage windows.
         """
         sentences = self._sentences(hits)
         ranked = self.picker.rank(question, terms, sentences)

@@ -13,7 +13,7 @@ Sentence choice scores every sentence of the best passages by a few general sign
 - the retrieval score of the sentence's passage, and sentence length.
 
 The weights are those of a conditional logit over these features fitted on the CMRC trial
-set and judged on CMRC dev and DRCD dev (README, "Sentence choice").
+set and judged on CMRC dev and DRCD dev (docs/how-it-works.md, "Choosing sentences").
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ WEIGHTS = {
 # dense similarity stands above the question's similarity to unrelated sentences (z, clipped).
 # Chosen on CMRC and DRCD together, with out-of-corpus questions, same-subject unanswerable
 # questions (`qa eval --same-subject`) and reader-phrased questions about the one-article
-# sample (README, "Abstention").
+# sample (docs/how-it-works.md, "Refusing: abstention").
 CONFIDENCE = {"words": 0.6, "chars": 0.4, "pairs": 0.6, "dense": 0.12}
 DENSE_Z_RANGE = (-5.0, 8.0)
 NOT_FOUND = "资料中没有找到相关内容。"
@@ -57,9 +57,9 @@ _ASKING = re.compile(
 )
 SIDE_CHARS = 4  # characters of context on each side of the asking word
 # A cited sentence that opens by pointing back (这一年, 他, 此地, 后来 ...) is cited together with
-# the sentence before it; a next sentence that opens this way is cited with it too (README,
-# "Concise answers"). Matched on the first characters; openings that only look like one
-# (其实, 其他, 此外 ...) are excluded.
+# the sentence before it; a next sentence that opens this way is cited with it too
+# (docs/how-it-works.md, "Concise answers"). Matched on the first characters; openings that
+# only look like one (其实, 其他, 此外 ...) are excluded.
 POINTS_BACK = re.compile(
     r"^[「“\"『]?(?!其[实他余它次]|此外|这样一来)"
     r"(?:这|此|该|其|他|她|它|那[一个时年些]|同年|次年|翌年|当年|是年|当时|此时|这时|随后|其后"
@@ -258,7 +258,7 @@ def background_z(vector, similarity: float, background) -> float:
 
     Per question, because m3e scores some questions high against everything; against text
     on other subjects rather than a sample of the corpus, because in a small collection
-    about one subject every passage is related (README, "Abstention").
+    about one subject every passage is related (docs/how-it-works.md, "Refusing: abstention").
     """
     sims = np.asarray(background, dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
     if sims.size < 3:

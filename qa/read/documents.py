@@ -4,7 +4,7 @@ text of saved web pages (trafilatura). qa/read/corpus.py turns what they give in
 A PDF's paragraphs are rebuilt from its layout: running headers and page numbers dropped,
 two columns read one after the other, lines broken inside a sentence joined, and every
 paragraph remembers the page it starts on. benchmarks/documents.py measured the PDF
-libraries and the HTML extractors this module chose (README, "Articles").
+libraries and the HTML extractors this module chose (docs/articles.md).
 
 The libraries are imported inside the functions that use them: `import qa` stays cheap.
 """
