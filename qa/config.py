@@ -46,7 +46,7 @@ class Settings:
     passage_chars: int = 480  # m3e-small reads at most 512 tokens; Chinese is ~1 token a character
     batch_size: int = 32
     candidates: int = 50  # passages each retriever contributes before fusion
-    dense_weight: float = 0.2  # share of the dense score in the hybrid fusion (README)
+    dense_weight: float = 0.2  # share of the dense score in the fusion (docs/how-it-works.md)
     answer_passages: int = 3  # passages the answerer reads sentences from
     max_citations: int = 3
     # A second or third sentence is cited only while its score is within this of the best's.

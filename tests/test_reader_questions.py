@@ -45,8 +45,9 @@ READER_QUESTIONS = [
     _known("政务服务往基层下沉的现象被称作什么效应?", "波纹效应"),
 ]
 
-# About the article's subject, but the article does not say (README, "Abstention"). Lexical
-# and dense signals see these as on topic; the ones answered anyway are known misses.
+# About the article's subject, but the article does not say (docs/how-it-works.md, "Refusing:
+# abstention"). Lexical and dense signals see these as on topic; the ones answered anyway are
+# known misses.
 SAME_SUBJECT_KNOWN = "known miss: on the article's subject, not answered by it, yet answered"
 
 

@@ -1,6 +1,9 @@
 """Screenshot of the app answering a question on the sample corpus, 1280 px wide.
 
 python -m ui.screenshot docs/screenshot.png
+
+The browser test (tests/e2e/test_browser.py) writes docs/screenshot.png with `save` too, so the
+README's picture is always of this release.
 """
 
 from __future__ import annotations
@@ -14,6 +17,16 @@ from .devserver import ask, launch_browser, running
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "赣服通集成了多少项服务?"
+WIDTH = 1280  # px: the README's picture
+README_PICTURE = ROOT / "docs" / "screenshot.png"
+
+
+def save(page, out: Path) -> None:
+    """A full-page PNG of `page` as a reader sees it: no hover effect, no focus ring."""
+    page.mouse.move(0, 0)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out), full_page=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,13 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", nargs="?", default="docs/screenshot.png", help="PNG file to write")
     p.add_argument("--corpus", default=str(ROOT / "corpus"), help="articles (copied first)")
     p.add_argument("--question", default=QUESTION)
-    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--width", type=int, default=WIDTH)
     args = p.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="qa-shot-") as tmp:
         corpus = Path(tmp) / "corpus"
         shutil.copytree(args.corpus, corpus)
@@ -38,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(url)
             ask(page, args.question)
             page.locator("#qa-sources mark").first.wait_for()
-            page.mouse.move(0, 0)
-            page.evaluate("document.activeElement && document.activeElement.blur()")
-            page.screenshot(path=str(out), full_page=True)
+            save(page, out)
             browser.close()
     print(f"written to {out}")
     return 0

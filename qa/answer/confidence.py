@@ -15,7 +15,7 @@ from .sentences import question_chars, share
 # dense similarity stands above the question's similarity to unrelated sentences (z, clipped).
 # Chosen on CMRC and DRCD together, with out-of-corpus questions, same-subject unanswerable
 # questions (`qa eval --same-subject`) and reader-phrased questions about the one-article
-# sample (README, "Abstention").
+# sample (docs/how-it-works.md, "Refusing: abstention").
 CONFIDENCE = {"words": 0.6, "chars": 0.4, "pairs": 0.6, "dense": 0.12}
 DENSE_Z_RANGE = (-5.0, 8.0)
 
@@ -68,7 +68,7 @@ def background_z(vector, similarity: float, background) -> float:
 
     Per question, because m3e scores some questions high against everything; against text
     on other subjects rather than a sample of the corpus, because in a small collection
-    about one subject every passage is related (README, "Abstention").
+    about one subject every passage is related (docs/how-it-works.md, "Refusing: abstention").
     """
     sims = np.asarray(background, dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
     if sims.size < 3:

@@ -11,7 +11,7 @@ it points back (它, 他, 她, 其, 该…, 这个…), is a bare 那…呢?, or
 Whether a question names its own subject is read from the index, not from a word list: asked
 alone, its best passage is confident and its article's title shares a name with the question.
 A question without a pronoun is completed only when the completed question finds a clearly
-more confident passage than the question alone (README, "Follow-up questions").
+more confident passage than the question alone (docs/how-it-works.md, "Follow-up questions").
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ _CUT = re.compile(r"[:：,，;；—\-|·\s]")
 # is this much more confident than the question's own (confidence is about 0..2.5).
 COMPLETE_MARGIN = 0.15
 # Bonus to the retrieval score (0..1) of the paragraphs the previous answer cited, for a
-# question completed from the conversation (README, "Follow-up questions").
+# question completed from the conversation (docs/how-it-works.md, "Follow-up questions").
 STAY = 0.4
 MAX_SUBJECT_CHARS = 12  # a longer title is not a subject to put into a question
 TURNS_KEPT = 20

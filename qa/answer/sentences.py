@@ -13,7 +13,7 @@ Sentence choice scores every sentence of the best passages by a few general sign
 - the retrieval score of the sentence's passage, and sentence length.
 
 The weights are those of a conditional logit over these features fitted on the CMRC trial
-set and judged on CMRC dev and DRCD dev (README, "Sentence choice").
+set and judged on CMRC dev and DRCD dev (docs/how-it-works.md, "Choosing sentences").
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ _ASKING = re.compile(
 )
 SIDE_CHARS = 4  # characters of context on each side of the asking word
 # A cited sentence that opens by pointing back (这一年, 他, 此地, 后来 ...) is cited together with
-# the sentence before it; a next sentence that opens this way is cited with it too (README,
-# "Concise answers"). Matched on the first characters; openings that only look like one
-# (其实, 其他, 此外 ...) are excluded.
+# the sentence before it; a next sentence that opens this way is cited with it too
+# (docs/how-it-works.md, "Concise answers"). Matched on the first characters; openings that
+# only look like one (其实, 其他, 此外 ...) are excluded.
 POINTS_BACK = re.compile(
     r"^[「“\"『]?(?!其[实他余它次]|此外|这样一来)"
     r"(?:这|此|该|其|他|她|它|那[一个时年些]|同年|次年|翌年|当年|是年|当时|此时|这时|随后|其后"

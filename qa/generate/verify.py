@@ -14,7 +14,7 @@ A sentence is supported when
    whole and in each of its clauses (so one unsupported clause cannot hide behind a source
    repeated word for word).
 
-The share was measured on DRCD (benchmarks/verify_rule.py, README "Generated answers"):
+The share was measured on DRCD (benchmarks/verify_rule.py, docs/how-it-works.md):
 faithful sentences against sentences with one number, name or two content words changed.
 """
 
@@ -30,7 +30,7 @@ from ..index.tokenize import QUESTION_WORDS, STOPWORDS, Tokenizer
 
 CONTENT_SHARE = 0.75  # share of a sentence's content words its sources must hold
 # Words that talk about the sources rather than say something (根据原文, 文中提到 ...): not
-# counted among the content words (README, "Generated answers": 0.33 -> 0.97 of faithful
+# counted among the content words (docs/how-it-works.md, "Generated answers": 0.33 -> 0.97 of
 # sentences with such a lead-in pass).
 SOURCE_TALK = frozenset(
     "根据 依据 原文 资料 文中 文章 来源 材料 提到 提及 指出 表示 显示 说明 所述 可知 记载 "

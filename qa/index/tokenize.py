@@ -233,7 +233,8 @@ class Tokenizer:
         They match what jieba cuts differently in question and article (粤省事 -> 粤省 + 事,
         an unknown name, a paraphrase that shares half a word): on DRCD, Wikipedia articles
         of several paragraphs, BM25 over words and characters found the right paragraph first
-        for 0.956 of the questions, over words alone 0.929 (README, "How it works").
+        for 0.956 of the questions, over words alone 0.929 (docs/how-it-works.md, "Finding
+        passages").
         """
         out: list[str] = []
         mark = GRAM.__add__

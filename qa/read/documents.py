@@ -7,7 +7,7 @@ paragraph remembers the page it starts on. Its characters are read as the text m
 (radicals a font shares with ideographs as those ideographs, `normalise_lines`), and a glyph
 without a character is shown as U+FFFD, never left out of the word or number it is in.
 benchmarks/documents.py measured the PDF libraries and the HTML extractors this module chose
-(README, "Articles").
+(docs/articles.md).
 
 The libraries are imported inside the functions that use them: `import qa` stays cheap.
 """

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from ui.devserver import CHROMIUM, SAMPLE_QUESTIONS, ask, launch_browser, running
+from ui.screenshot import README_PICTURE, WIDTH, save
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]  # the server embeds with m3e-small
 
@@ -83,7 +84,7 @@ def browser():
 
 @pytest.fixture
 def watched(browser, server) -> Watched:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": WIDTH, "height": 900}, locale="zh-CN")
     page = context.new_page()
     seen = Watched(page)
 
@@ -142,7 +143,10 @@ def test_answer_cites_and_highlights_its_source(watched, artifacts):
     assert any("6697项" in m for m in marks)
     card = page.locator("#src-1-1")
     assert "第2段" in card.inner_text() and "检索分" in card.inner_text()
-    page.screenshot(path=str(artifacts / "answered.png"), full_page=True)
+    save(page, artifacts / "answered.png")
+    save(page, README_PICTURE)  # the README's picture, of this release
+    png = README_PICTURE.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == WIDTH
 
     # Clicking [1] in the answer brings its source card into view.
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
