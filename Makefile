@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Debian's Chromium (Playwright never downloads its own) and CJK fonts for screenshots;
-# WenQuanYi (TrueType) for the test PDFs with an embedded CJK font (tests/documents.py).
+# WenQuanYi (TrueType) for the test PDFs with an embedded CJK font (tests/make_documents.py).
 browser:
 	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" && \
 	  fc-list | grep -qi "WenQuanYi" || \

@@ -196,7 +196,7 @@ class LookupEmbedder:
 def chunk_texts(corpus: Path, chunk_chars: int) -> list[str]:
     """The texts a build of `corpus` embeds, in build order."""
     from qa.index.split import split_passages
-    from qa.read.corpus import read_corpus
+    from qa.read import read_corpus
 
     return [
         c.text

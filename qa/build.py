@@ -24,7 +24,7 @@ from .errors import EmptyCorpusError
 from .index.embed import Embedder, backend_of, make_embedder
 from .index.split import split_passages
 from .index.tokenize import Tokenizer
-from .read.corpus import SUPPORTED_SUFFIXES, Corpus, read_corpus
+from .read import SUPPORTED_SUFFIXES, Corpus, read_corpus
 from .stores import Store, open_store
 from .types import (
     Article,

@@ -1,4 +1,4 @@
-"""PDF, Word and web pages (issue 13), read from real files that tests/documents.py makes:
+"""PDF, Word and web pages (issue 13), read from real files that tests/make_documents.py makes:
 the same Chinese report in each format, a two-column notice, and broken PDFs."""
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import documents as docs
+import make_documents as docs
 import pytest
 from conftest import HASH, write_corpus
 from test_hostile import run_python
 
 import qa
-from qa.read import documents
-from qa.read.corpus import read_corpus
+from qa.read import limits, pdf, read_corpus
 from qa.types import Article, page_runs
 from ui import render
 from ui.upload import save_uploads
@@ -28,9 +27,8 @@ from ui.upload import save_uploads
 @pytest.fixture(autouse=True)
 def document_cache(tmp_path, monkeypatch) -> Path:
     """A cache of read documents of each test's own (tests change the readers' limits)."""
-    folder = tmp_path / "document-cache"
-    monkeypatch.setattr(documents, "_cache_folder", lambda: folder)
-    return folder
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "documents"
 
 
 TABLE_TEXT = "\n".join(" | ".join(row) for row in docs.TABLE)
@@ -127,7 +125,7 @@ def test_a_paragraph_made_mostly_of_lost_glyphs_is_left_out_and_noted(tmp_path):
     ],
 )
 def test_radicals_ligatures_and_layout_spaces_are_read_as_the_text_means(lines, expected):
-    assert documents.normalise_lines(lines) == expected
+    assert pdf.normalise_lines(lines) == expected
 
 
 def test_radicals_stand_for_the_simplified_form_opencc_gives():
@@ -138,8 +136,8 @@ def test_radicals_stand_for_the_simplified_form_opencc_gives():
         radical = chr(code)
         if not unicodedata.name(radical, ""):
             continue
-        (read,) = documents.normalise_lines([radical])
-        equivalent = documents._RADICAL_IDEOGRAPH.get(radical)
+        (read,) = pdf.normalise_lines([radical])
+        equivalent = pdf._RADICAL_IDEOGRAPH.get(radical)
         equivalent = equivalent or unicodedata.normalize("NFKC", radical)
         assert read == t2s.convert(equivalent), (radical, read)
 
@@ -344,7 +342,7 @@ def test_a_changed_pdf_is_noticed_by_the_next_build(tmp_path):
 
 def test_long_pdf_reports_progress_page_by_page(tmp_path, monkeypatch):
     docs.filler_report_pdf(tmp_path / "long.pdf")
-    monkeypatch.setattr(documents, "PROGRESS_PAGES", 5)
+    monkeypatch.setattr(limits, "PROGRESS_PAGES", 5)
     heard = []
     read_corpus(tmp_path, lambda what, done, total: heard.append((what, done, total)))
     assert heard[0] == ("reading long.pdf", 0, 12) and heard[-1] == ("reading long.pdf", 12, 12)
@@ -352,17 +350,17 @@ def test_long_pdf_reports_progress_page_by_page(tmp_path, monkeypatch):
 
 def test_pdf_over_the_page_limit_is_skipped(tmp_path, monkeypatch):
     docs.filler_report_pdf(tmp_path / "long.pdf")
-    monkeypatch.setattr(documents, "MAX_PAGES", 10)
+    monkeypatch.setattr(limits, "MAX_PAGES", 10)
     corpus = read_corpus(tmp_path)
     assert corpus.skipped == ("long.pdf: more than 10 pages: split it",)
 
 
 def test_pdf_that_takes_too_long_is_skipped_and_read_again_next_time(tmp_path, monkeypatch):
     docs.report_pdf(tmp_path / "slow.pdf")
-    monkeypatch.setattr(documents, "MAX_READ_SECONDS", -1.0)
+    monkeypatch.setattr(limits, "MAX_READ_SECONDS", -1.0)
     (line,) = read_corpus(tmp_path).skipped
     assert line.startswith("slow.pdf: still not read after -1 s (page 1 of 3)")
-    monkeypatch.setattr(documents, "MAX_READ_SECONDS", 300.0)
+    monkeypatch.setattr(limits, "MAX_READ_SECONDS", 300.0)
     assert [a.id for a in read_corpus(tmp_path).articles] == ["slow.pdf"]
 
 
@@ -391,7 +389,7 @@ def test_page_runs_round_trip():
 TIMED_READ = """
 import json, re, sys, time
 from pathlib import Path
-from qa.read.corpus import read_corpus
+from qa.read import read_corpus
 began = time.perf_counter()
 corpus = read_corpus(Path(sys.argv[1]))
 print(json.dumps({
@@ -407,7 +405,7 @@ def test_the_html_bomb_is_read_in_seconds_with_the_rest(tmp_path):
     (corpus / "bomb.html").write_text("<p>x</p>" + "<a" * 40000, encoding="utf-8")
     docs.report_html(corpus / "news.html")
     run = run_python(TIMED_READ, str(corpus), timeout=60)
-    assert run["seconds"] < 5, run  # generous: milliseconds here (benchmarks/documents.py)
+    assert run["seconds"] < 5, run  # generous: milliseconds here (benchmarks/readers.py)
     assert {"bomb.html", "news.html", "ganfutong.txt"} <= set(run["ids"])
 
 
@@ -445,8 +443,8 @@ def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, mon
     docs.scanned_pdf(corpus / "scan.pdf")
     first = read_corpus(corpus)
     parsed = []
-    real = documents.read_pdf
-    monkeypatch.setattr(documents, "read_pdf", lambda *a: parsed.append(a[0].name) or real(*a))
+    real = pdf.read_pdf
+    monkeypatch.setattr(pdf, "read_pdf", lambda *a: parsed.append(a[0].name) or real(*a))
     assert read_corpus(corpus) == first and parsed == []  # the scan's refusal is kept too
     docs.columns_pdf(corpus / "report.pdf")
     changed = read_corpus(corpus)
@@ -457,9 +455,8 @@ def test_a_document_read_once_is_not_parsed_again_until_it_changes(tmp_path, mon
 HOSTILE_READ = r"""
 import json, re, sys, time
 from pathlib import Path
-from qa.read import documents
-from qa.read.corpus import read_corpus
-documents.MAX_READ_SECONDS = float(sys.argv[2])
+from qa.read import limits, read_corpus
+limits.MAX_READ_SECONDS = float(sys.argv[2])
 began = time.monotonic()
 corpus = read_corpus(Path(sys.argv[1]))
 print(json.dumps({
@@ -583,7 +580,7 @@ def test_an_unwritable_cache_only_means_reading_again(tmp_path, monkeypatch):
     docs.report_docx(corpus / "report.docx")
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setattr(documents, "_cache_folder", lambda: blocker / "documents")
+    monkeypatch.setenv("QA_CACHE", str(blocker))  # no folder can be made under a file
     first = read_corpus(corpus)
     assert first.skipped == () and read_corpus(corpus) == first
 
@@ -632,7 +629,7 @@ def test_cache_entries_can_be_read_by_their_user_only(tmp_path, document_cache):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     docs.report_docx(corpus / "report.docx")
-    document_cache.mkdir(mode=0o755)  # as earlier versions made it
+    document_cache.mkdir(mode=0o755, parents=True)  # as earlier versions made it
     document_cache.chmod(0o755)
     read_corpus(corpus)
     (entry,) = document_cache.glob("*.json")

@@ -82,7 +82,7 @@ from qa.stores import folder as store
 from qa.index.embed import HashEmbedder
 
 corpus, index, point, ready, go = sys.argv[1:6]
-reader = importlib.import_module("qa.read.corpus")
+reader = importlib.import_module("qa.read.corpus")  # read_corpus calls its read_path
 
 
 def stop_here():
@@ -93,7 +93,7 @@ def stop_here():
 
 
 if point == "reading":  # between two files of the corpus
-    real_read, files = reader._read_path, []
+    real_read, files = reader.read_path, []
 
     def read_path(path, root, *progress):
         files.append(path)
@@ -101,7 +101,7 @@ if point == "reading":  # between two files of the corpus
             stop_here()
         return real_read(path, root, *progress)
 
-    reader._read_path = read_path
+    reader.read_path = read_path
 elif point == "embedding":  # new text embedded, nothing written yet
     real_encode = HashEmbedder.encode
 

@@ -17,13 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import documents as docs
+import make_documents as docs
 import pytest
 from conftest import ANSWERABLE, ARTICLES, HASH, answer_key, write_corpus
 
 import qa
 from qa import cli
-from qa.read.corpus import read_corpus
+from qa.read import read_corpus
 from ui import app, render, upload
 from ui.app import Service, build_app, exposure_warning, read_auth, remove_uploads
 from ui.upload import MAX_NAME_BYTES, MAX_UPLOAD_ARTICLES, MAX_UPLOAD_FILES, save_uploads

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 import qa
 from qa import cli
 from qa.index.split import split_passages, split_sentences
-from qa.read.corpus import UnreadableFileError, _clean, _decode, read_corpus, read_file
+from qa.read import UnreadableFileError, read_corpus, read_file
+from qa.read.clean import clean
+from qa.read.decode import decode
 from ui.app import Service, build_app
 
 LONG_LINE_FACT = "井冈山位于江西省西南部"
@@ -268,7 +270,7 @@ def test_paragraphs_and_sentences_reproduce_the_file_by_their_offsets(text):
             (article,) = read_file(path, Path(tmp))
         except UnreadableFileError:
             return  # binary-looking, empty or title-only: skipped with a reason
-    source = _clean(_decode(data))
+    source = clean(decode(data))
     pos = 0
     # A title taken from the first line is not a paragraph: search the paragraphs after it
     # (else a paragraph with the same text as the title, as in "0\n0", is found in the title).

@@ -97,3 +97,23 @@ def test_the_library_never_imports_the_app():
         if module == "ui" or module.startswith("ui.")
     ]
     assert not offences, "\n".join(offences)
+
+
+def test_the_reading_process_imports_only_modules_of_qa_read():
+    """A PDF or .docx is parsed in a process that loads qa/read/ as a package of its own
+    (qa/read/sandbox.py), not the qa package: whatever runs there (sandbox_worker.py and
+    what it imports) imports no module outside qa/read/, nor qa/read/__init__.py."""
+    modules = {module_name(p): p for p in files("qa")}
+    todo, seen, outside = ["qa.read.sandbox_worker"], set(), []
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for module, names, line in imports(modules[name]):
+            targets = [f"{module}.{n}" for n in names if f"{module}.{n}" in modules]
+            for target in targets or [module]:
+                if target.startswith("qa.read.") and target in modules:
+                    todo += [] if target in seen else [target]
+                elif target == "qa" or target.startswith("qa."):
+                    outside.append(f"{modules[name].relative_to(ROOT)}:{line} {target}")
+    assert {"qa.read.pdf", "qa.read.docx", "qa.read.limits"} <= seen  # the walk sees them
+    assert not outside, "\n".join(outside)

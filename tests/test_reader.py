@@ -12,7 +12,7 @@ from conftest import HASH
 
 import qa
 from qa.errors import EmptyCorpusError, IndexNotFoundError
-from qa.read.corpus import UnreadableFileError, read_corpus, read_file
+from qa.read import UnreadableFileError, read_corpus, read_file
 
 SIMPLIFIED = "长江是中国第一长河，全长约六千三百公里。"
 TRADITIONAL = "臺灣的繁體中文使用大五碼編碼，我們今天討論問答系統。"

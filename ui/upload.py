@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa import QAError
-from qa.read.corpus import read_file
+from qa.read import DOCUMENT_SUFFIXES, SUPPORTED_SUFFIXES, read_file
 
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl", ".pdf", ".docx")
+UPLOAD_SUFFIXES = SUPPORTED_SUFFIXES  # every file the reader reads can be uploaded
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # far above any article; stops a stray archive or video
 MAX_NAME_BYTES = 255  # what ext4 and most file systems allow for one name
 # Articles in one uploaded file: a news feed has hundreds; 50,000 tiny records in a 1.3 MB
@@ -27,7 +27,6 @@ MAX_UPLOAD_FILES = 20
 # many files it holds (three 3 KB PDFs of 1M operators each took 9.5 s, 20 of them could take
 # 100 minutes). Files not read by then are refused and can be uploaded again on their own.
 UPLOAD_READ_SECONDS = 300.0
-_DOCUMENTS = (".pdf", ".docx")  # read in a process of their own, for up to minutes each
 SHOWN_NAME_CHARS = 60  # a name in a message is cut to this
 
 # Characters no file name should carry: separators, Windows-reserved ones, controls, and
@@ -177,7 +176,7 @@ def save_received(received: Received) -> UploadResult:
     """
     deadline = time.monotonic() + UPLOAD_READ_SECONDS
     saved, rejected = [], []
-    for item in sorted(received.kept, key=lambda k: k.target.suffix.lower() in _DOCUMENTS):
+    for item in sorted(received.kept, key=lambda k: k.target.suffix.lower() in DOCUMENT_SUFFIXES):
         try:
             saved.append(_save(item, deadline))
         except UploadRejected as exc:

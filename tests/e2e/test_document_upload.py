@@ -12,7 +12,7 @@ import pytest
 from ui.devserver import CHROMIUM, ask, launch_browser, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import documents as docs  # noqa: E402  (tests/documents.py)
+import make_documents as docs  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]  # the server embeds with m3e-small
 

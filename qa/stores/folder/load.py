@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ...errors import IndexCorruptError, IndexNotFoundError, check_format
 from ...index.bm25 import TermCounts, TermWeights
-from ...read.corpus import SUPPORTED_SUFFIXES
+from ...read import SUPPORTED_SUFFIXES
 from ...types import Article, StoredArticle, StoredSettings
 from ..data import FORMAT_VERSION, Passages
 from .disk import (

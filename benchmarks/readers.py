@@ -1,18 +1,18 @@
 """Which PDF library and which HTML main-text extractor qa uses, measured (issue 13).
 
-PDF: pypdf, pdfplumber and pdfminer.six on generated Chinese PDFs (tests/documents.py): a
+PDF: pypdf, pdfplumber and pdfminer.six on generated Chinese PDFs (tests/make_documents.py): a
 three-page report with a running header, page numbers, lines broken inside sentences and a
 table, a two-column notice, and a page set with stretched character spacing (justified),
 each in a non-embedded CID font (STSong-Light) and an embedded TrueType subset (WenQuanYi
 Micro Hei, when installed); plus a 12-page report for speed. Each library's own plain-text
-call is scored, then qa's reader (pdfminer.six layout plus qa/read/documents.py's paragraph
+call is scored, then qa's reader (pdfminer.six layout plus qa/read/pdf_layout.py's paragraph
 rebuilding).
 
-HTML: today's hand-written extractor (qa/read/corpus.py `_parse_html`) against trafilatura as qa
-uses it (qa/read/documents.py `read_html`) on three saved-news-page layouts, and both on the
+HTML: the built-in extractor (qa/read/html.py `parse_html`) against trafilatura as qa
+uses it (qa/read/html.py `read_html`) on three saved-news-page layouts, and both on the
 security review's "<a" bomb.
 
-    python benchmarks/documents.py [--out benchmarks/documents.json]
+    python benchmarks/readers.py [--out benchmarks/readers.json]
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import documents as docs  # noqa: E402  (tests/documents.py)
+import make_documents as docs  # noqa: E402
 
-from qa.read import corpus as reader  # noqa: E402
-from qa.read.documents import read_pdf  # noqa: E402
+from qa.read import html  # noqa: E402
+from qa.read.pdf import read_pdf  # noqa: E402
 
 SENTENCES = [s + "。" for p in docs.PARAGRAPHS for s in p.split("。") if s]
 COLUMN_SENTENCES = [s + "。" for col in docs.COLUMNS for p in col for s in p.split("。") if s]
@@ -163,7 +163,7 @@ BOILERPLATE = {
 
 
 def news_pages() -> dict[str, str]:
-    """Three layouts of the same article: classed divs (tests/documents.py), a <article>
+    """Three layouts of the same article: classed divs (tests/make_documents.py), a <article>
     page whose comments are longer than nothing else, and a table-layout portal page with
     <br>-separated paragraphs and no semantic markup at all."""
     first = docs.report_html()
@@ -192,14 +192,14 @@ def news_pages() -> dict[str, str]:
 
 def old_extractor(page: str) -> str:
     try:
-        return "\n".join(reader._parse_html(page, "x")[1])
+        return "\n".join(html.parse_html(page, "x")[1])
     except ValueError:
         return ""
 
 
 def trafilatura_extractor(page: str) -> str:
     try:
-        return "\n".join(reader._parse_page(page, "page.html").found[0].article.paragraphs)
+        return "\n".join(html.parse_page(page, "page.html").found[0].article.paragraphs)
     except ValueError:
         return ""
 
@@ -249,7 +249,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "documents.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "readers.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         results = {

@@ -1,4 +1,4 @@
-"""Real documents for the tests and benchmarks/documents.py: one Chinese report as PDF, Word
+"""Real documents for the tests and benchmarks/readers.py: one Chinese report as PDF, Word
 .docx and a saved news page, laid out the way such files come (CJK fonts, repeated headers
 and footers, lines broken inside sentences, two columns, a table), plus broken PDFs.
 
