@@ -85,7 +85,8 @@ _MEASURE = (
 )
 NEXT_TO = 2  # characters at most between a number and the word it counts (10亿的大单)
 _PEOPLE = frozenset("人名位")
-_JOINS = frozenset("和与及或并同跟、")  # a word across these goes with another number
+# A word across these is not what a number counts: 服务和112种, 篮网队在2002年
+_JOINS = frozenset("和与及或并同跟、在于从到自至")
 _NAME_GLUE = frozenset(
     "的之各"
 )  # what may stand between a name and the word it follows  # 900万人, 900万名: one count of people
@@ -299,33 +300,42 @@ def holds(unit: str, found: Sequence[Number], named: Iterable[str]) -> bool:
     return all(name in unit for name in named) and all(any(n.same(h) for h in have) for n in found)
 
 
-def scattered_clause(plain: str, units: Sequence[str], names: frozenset[str]) -> str:
-    """Two neighbouring clauses whose numbers and names no single source sentence holds
-    together ("" if none): a number moved from another sentence of the paragraph
-    (1919年，陈诚…毕业 when the source says 1917年), or a figure of one source put on the
-    subject of another (粤省事已突破900万用户[1][2], 900万 being 赣服通's). A clause is
-    read with the one before it: a number or name often stands in a clause of its own."""
+def scattered_clause(
+    plain: str, units: Sequence[str], names: frozenset[str], tokenizer: Tokenizer
+) -> str:
+    """A clause whose numbers and names no single source sentence holds together ("" if
+    none): a figure of one source put on the subject of another (粤省事已突破900万用户[1][2],
+    900万 being 赣服通's), or a number moved from another sentence of the paragraph. A
+    clause that is only a date or a name (1919年，陈诚…毕业) is read with the next one."""
     clauses = [c.strip(" 。！？!?") for c in _CLAUSE.findall(plain)]
-    for pair in list(zip(clauses, clauses[1:], strict=False)) or [(c, "") for c in clauses]:
-        found = [n for c in pair for n in numbers_in(c)]
-        named = [name for name in names if any(name in c for c in pair)]
+    for i, clause in enumerate(clauses):
+        said = [w for w in content_words(blank_numbers(clause), tokenizer) if w not in names]
+        window = clauses[i : i + 1 if said else i + 2]
+        found = [n for c in window for n in numbers_in(c)]
+        named = [name for name in names if any(name in c for c in window)]
         if len(found) + len(named) < 2:
             continue
         if not any(holds(unit, found, named) for unit in units):
-            return "，".join(c for c in pair if c)
+            return "，".join(window)
     return ""
 
 
 def _ties(unit: str, spots: Sequence[tuple[int, int, str]], name: str, n: Number):
     """(tied to n, tied to another number) for `name` in one source sentence: a name is
-    tied to the first number after it, a number to the last name before it. The title, in
-    front, speaks of the whole sentence: a name there is tied to no number in particular."""
+    tied to the numbers after it up to the next name (1861至1865年), a number to the last
+    name before it. The title, in front, speaks of the whole sentence: a name there is tied
+    to no number in particular."""
     have, title = numbers_in(unit), unit.find("\n")
     to_n = to_other = False
     for at, end, w in spots:
-        first = next((h for h in have if h.start >= end), None)
-        if w == name and at > title and first is not None:
-            to_n, to_other = to_n or n.same(first), to_other or not n.same(first)
+        if w != name or at < title:
+            continue
+        others = [a for a, _, v in spots if a >= end and name not in v and v not in name]
+        stop = min(others, default=len(unit))
+        tied = [h for h in have if end <= h.start < stop]
+        if tied:
+            mine = any(n.same(h) for h in tied)
+            to_n, to_other = to_n or mine, to_other or not mine
     for h in have:
         last = [w for _, end, w in spots if end <= h.start]
         if last and n.same(h) and (name in last[-1] or last[-1] in name):
@@ -409,7 +419,7 @@ def apart(plain: str, units: Sequence[str], names: frozenset[str], tokenizer: To
             w
             for w, gap, after in _words_next_to(plain, start, end, tokenizer)
             if w not in names
-            and any(w in u.lower() for u in units)
+            and any(w in u[u.find("\n") :].lower() for u in units)  # not the title only
             and (
                 not _JOINS & set(gap)
                 if isinstance(fact, Number)
@@ -444,7 +454,10 @@ def unbound_number(
             return f"原文中没有{a}{b}"
     spots = _spots(plain, names)
     for n in numbers_in(plain):
-        named = [w for _, end, w in spots if end <= n.start]
+        # the name before it in its own clause: one in an earlier clause is the subject of
+        # the sentence, which a source sentence may tie to a number written first
+        begins = max((m.end() for m in _CLAUSE_END.finditer(plain, 0, n.start)), default=0)
+        named = [w for at, end, w in spots if begins <= at and end <= n.start]
         near = [u for u in units if any(n.same(h) for h in numbers_in(u))]
         if named:
             ties = [
@@ -662,8 +675,13 @@ def check(
     absent = sorted(n for n in names if n not in evidence)
     if absent:
         return Verdict(sentence, cited, f"“{'、'.join(absent)}”不在所引原文中")
-    if scattered := scattered_clause(plain, units, names):
+    if scattered := scattered_clause(plain, units, names, tokenizer):
         return Verdict(sentence, cited, f"“{scattered}”的数字和名称不在原文的同一句中")
+    if negation := unsupported_negation(plain, evidence, tokenizer):
+        return Verdict(sentence, cited, f"“{negation}”不在所引原文中")
+    for part in (plain, *_CLAUSE.findall(plain)):
+        if negation := dropped_negation(part, evidence, tokenizer):
+            return Verdict(sentence, cited, f"原文为“{negation}”,回答略去了否定")
     for why in (
         apart(plain, units, names, tokenizer),
         unbound_number(plain, units, names, tokenizer),
@@ -671,11 +689,6 @@ def check(
     ):
         if why:
             return Verdict(sentence, cited, why)
-    if negation := unsupported_negation(plain, evidence, tokenizer):
-        return Verdict(sentence, cited, f"“{negation}”不在所引原文中")
-    for part in (plain, *_CLAUSE.findall(plain)):
-        if negation := dropped_negation(part, evidence, tokenizer):
-            return Verdict(sentence, cited, f"原文为“{negation}”,回答略去了否定")
     if turned := opposite_word(plain, units, tokenizer):
         return Verdict(sentence, cited, turned)
     folded = evidence.lower()
