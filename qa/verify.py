@@ -62,8 +62,7 @@ _OPPOSITE_PAIRS = (
     "支持/反对 赢/输 胜/负 胜利/失败 获胜/失败 成功/失败 之前/之后 以前/以后 早/晚 领先/落后"
 ).split()
 OPPOSITES: dict[str, frozenset[str]] = {}
-for _pair in _OPPOSITE_PAIRS:
-    _a, _b = _pair.split("/")
+for _a, _b in (pair.split("/") for pair in _OPPOSITE_PAIRS):
     OPPOSITES[_a] = OPPOSITES.get(_a, frozenset()) | {_b}
     OPPOSITES[_b] = OPPOSITES.get(_b, frozenset()) | {_a}
 
@@ -84,12 +83,10 @@ _MEASURE = (
     "枚颗棵株层户级%吨米"
 )
 NEXT_TO = 2  # characters at most between a number and the word it counts (10亿的大单)
-_PEOPLE = frozenset("人名位")
+_PEOPLE = frozenset("人名位")  # 900万人, 900万名: one count of people
 # A word across these is not what a number counts: 服务和112种, 篮网队在2002年
 _JOINS = frozenset("和与及或并同跟、在于从到自至")
-_NAME_GLUE = frozenset(
-    "的之各"
-)  # what may stand between a name and the word it follows  # 900万人, 900万名: one count of people
+_NAME_GLUE = frozenset("的之各")  # what may stand between a word and the name it precedes
 _NUMERAL = re.compile(
     r"(?:(?P<digits>[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?)"
     # Chinese numerals: a run of two or more (九百万, 二〇二〇, 三十), or one of 二 to 十
@@ -682,12 +679,8 @@ def check(
     for part in (plain, *_CLAUSE.findall(plain)):
         if negation := dropped_negation(part, evidence, tokenizer):
             return Verdict(sentence, cited, f"原文为“{negation}”,回答略去了否定")
-    for why in (
-        apart(plain, units, names, tokenizer),
-        unbound_number(plain, units, names, tokenizer),
-        reversed_names(plain, units, names, tokenizer),
-    ):
-        if why:
+    for rule in (apart, unbound_number, reversed_names):  # how its facts are tied
+        if why := rule(plain, units, names, tokenizer):
             return Verdict(sentence, cited, why)
     if turned := opposite_word(plain, units, tokenizer):
         return Verdict(sentence, cited, turned)
