@@ -14,6 +14,9 @@ REPLIES = {
     "faithful": "上线一周年时，赣服通已突破900万用户[1]。它集成了6697项服务[1]。",
     "changed": "上线一周年时，赣服通已突破800万用户[1]。",
     "partly": "上线一周年时，赣服通已突破900万用户[1]。赣服通是全国用户最多的政务平台[1]。",
+    "swapped": (  # the second sentence puts each number on the other's noun
+        "上线一周年时，赣服通已突破900万用户[1]。它集成了112项服务和6697种电子证照[1]。"
+    ),
     "missing-source": "赣服通已突破900万用户[9]。",
     "no-markers": "赣服通已突破900万用户。",
     "markup": (
