@@ -33,7 +33,8 @@ import random
 import re
 from pathlib import Path
 
-from qa.generate.verify import Source, check, content_words, split_reply, verify
+from qa.generate.verify import Source, check, split_reply, verify
+from qa.generate.words import content_words
 from qa.index.split import split_sentences
 from qa.index.tokenize import Tokenizer
 
