@@ -1,0 +1,282 @@
+"""The app's one shared object (`Service`): the live Assistant that answers, swapped for a new
+one after a rebuild, and the articles added to its corpus."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import qa
+from qa import Answer, Assistant, EmptyQuestionError, QAError, Settings
+from qa.answer.conversation import Conversation
+from qa.answer.question import check_question
+from qa.stores import is_milvus, open_store
+
+from . import render
+from .errors import failed
+from .render import Turn
+from .upload import Received, UploadResult, discard, receive_uploads, save_received
+from .upload_queue import Progress, UploadQueue
+
+NO_INDEX = "还没有可以回答的文章:请先在「添加文章」上传文章。"
+SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
+RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
+HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An answer, and the Assistant (the index) that gave it: a rebuild may swap in another
+    one while the question is answered."""
+
+    answer: Answer
+    assistant: Assistant
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An answer rendered as one conversation turn, with the query terms its passages mark."""
+
+    turn: Turn
+    answer: Answer
+    terms: tuple[str, ...]
+
+
+class Service:
+    """The app's one shared object: the live Assistant, and the rebuild after an upload.
+
+    Questions are answered by whichever Assistant is live when they arrive; a rebuild
+    swaps in a new one when its index is complete, so answers never see a half-built index.
+    An index rebuilt by another process (`qa build`) is noticed by the next question, at
+    most once a second, loaded in the background and swapped in the same way.
+    The page's uploads go through `uploads`, which reads them in the background.
+    """
+
+    def __init__(
+        self,
+        corpus: str | Path,
+        index: str | Path,
+        settings: Settings | None = None,
+        assistant: Assistant | None = None,
+    ):
+        self.corpus = Path(corpus)
+        self.index = index_location(index)
+        self.store = open_store(self.index)
+        self.settings = settings or Settings()
+        self.uploads = UploadQueue(self.corpus, self.save_and_index)
+        self._assistant = assistant
+        self._swap = threading.Lock()
+        self._building = threading.Lock()  # one rebuild or reload at a time in this process
+        # The generation the live Assistant was loaded from (assumed the current one).
+        self._generation = self._live() if assistant is not None else None
+        self._next_check = 0.0
+        self._unloadable: set[str] = set()  # generations that failed to load: not retried
+
+    @property
+    def assistant(self) -> Assistant | None:
+        self._notice_new_index()
+        with self._swap:
+            return self._assistant
+
+    # -- asking ---------------------------------------------------------------------------
+
+    def ask(self, question: str, history: Sequence[tuple[str, Answer]] = ()) -> Answered:
+        """The answer, and the Assistant that gave it (to look up its paragraphs).
+
+        `history`: the earlier (question, Answer) turns of this conversation, oldest first; a
+        follow-up takes its subject from them (qa/answer/conversation.py).
+        """
+        bot = self._answering()
+        if not history and not bot.settings.llm_url:
+            return Answered(bot.ask(question), bot)
+        return Answered(Conversation(bot, tuple(history)).ask(question), bot)
+
+    def ask_after(self, question: str, earlier: Sequence[str]) -> Answered:
+        """Answer `question` as a follow-up to the `earlier` questions (asked again, in order)."""
+        bot = self._answering()
+        chat = Conversation(bot)
+        # The earlier questions are searched again, never sent to the model (qa/generate/llm.py).
+        for q in replayed(earlier):
+            chat.remember(q)
+        return Answered(chat.ask(question), bot)
+
+    def turn(
+        self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
+    ) -> Rendered:
+        """Answer `question` and render it as conversation turn `number`."""
+        answered = self.ask(question, history)
+        return _render(answered.assistant, answered.answer, number)
+
+    def stream_turn(
+        self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
+    ) -> Iterator[str | Rendered]:
+        """`turn`, with a generated reply's text (str) while the model writes it."""
+        bot = self._answering()
+        for item in Conversation(bot, tuple(history)).stream(question):
+            if isinstance(item, str):
+                yield item
+            else:
+                yield _render(bot, item, number)
+
+    def status(self) -> str:
+        bot = self.assistant
+        if bot is None:
+            return render.status_html(None)
+        return render.status_html(bot.info())
+
+    def _answering(self) -> Assistant:
+        bot = self.assistant
+        if bot is None:
+            raise QAError(NO_INDEX)
+        return bot
+
+    # -- adding articles ------------------------------------------------------------------
+
+    def add_articles(
+        self, files: Sequence[tuple[Path, str]], progress: Progress | None = None
+    ) -> str:
+        """Save uploads into the corpus, rebuild the index, go live with it. Returns a report.
+
+        The page does the same in the background (`uploads.receive`): reading the files of
+        an upload can take minutes, and the request would hold them.
+        """
+        try:
+            received = receive_uploads(files, self.corpus)
+        except Exception as exc:  # a bug, or a disk error the saving did not expect
+            return failed("保存文章失败", exc)
+        return self.save_and_index(received, progress)
+
+    def save_and_index(self, received: Received, progress: Progress | None) -> str:
+        """Read the upload's files into the corpus and rebuild the index; its report."""
+        try:
+            result = save_received(received)
+        except Exception as exc:  # a bug, or a disk error the saving did not expect
+            discard(received)
+            return failed("保存文章失败", exc)
+        lines = [f"已保存:{', '.join(p.name for p in result.saved)}"] if result.saved else []
+        lines += [f"未添加 {line}" for line in received.rejected + result.rejected]
+        if result.saved:
+            lines += self.rebuild(progress, result)
+        return "\n".join(lines) if lines else "没有选择文件。"
+
+    def rebuild(
+        self, progress: Progress | None = None, uploaded: UploadResult | None = None
+    ) -> list[str]:
+        """Bring the index up to date with the corpus folder; lines for the user.
+
+        Whatever goes wrong, the index that answered before keeps answering, and the
+        message says so: the app never shows a bare "Error" for a rebuild.
+        """
+        with self._building:
+            try:
+                stats = qa.build(self.corpus, self.index, self.settings, progress=progress)
+                self._load_and_swap()
+            except qa.BuildLockedError:
+                return ["另一个进程正在建立这个索引,文章已保存,稍后点「重新建立索引」即可。"]
+            except Exception as exc:
+                return [failed("建立索引失败,仍用原来的索引回答", exc)]
+        if uploaded:
+            # Lines about the uploaded files: their skipped records, their renamed ids, and
+            # any other article that lost a duplicate id to them.
+            names = [p.name for p in uploaded.saved]
+            skipped = [s for s in stats.skipped if any(n in s for n in names)]
+            notes = [s for s in stats.notes if any(n in s for n in names)]
+        else:
+            skipped = list(stats.skipped[:SKIPPED_SHOWN])
+            notes = list(stats.notes[:SKIPPED_SHOWN])
+        lines = [
+            f"索引已更新:{stats.articles} 篇文章(新增 {stats.added},修改 {stats.changed},"
+            f"删除 {stats.removed}),新嵌入 {stats.embedded} 个段落,用时 {stats.seconds:.1f} 秒。"
+        ]
+        return lines + [f"跳过 {line}" for line in skipped] + [f"注意 {line}" for line in notes]
+
+    # -- swapping in a new index ----------------------------------------------------------
+
+    def _load_and_swap(self) -> None:
+        """Load the live index and make it the one that answers. Caller holds `_building`."""
+        with self._swap:
+            current = self._assistant
+        generation = self._live()  # read first: a later build means a reload
+        fresh = qa.load(
+            self.index,
+            self.settings,
+            # Reuse the loaded model (when the new index was embedded the same way): the first
+            # question after the swap stays fast.
+            embedder=current.embedder if current is not None else None,
+        )
+        fresh.search("预热")  # read jieba's tables here, not in the first question
+        with self._swap:
+            self._assistant, self._generation = fresh, generation
+
+    def _live(self) -> str | None:
+        """The live index generation; None where the store is not watched (Milvus)."""
+        return self.store.generation()
+
+    def _notice_new_index(self) -> None:
+        """Start loading the index in the background if another process replaced it."""
+        now = time.monotonic()
+        with self._swap:
+            if now < self._next_check:
+                return
+            self._next_check = now + RELOAD_CHECK_SECONDS
+            known = self._generation
+        live = self._live()
+        if live is None or live == known or live in self._unloadable:
+            return
+        if self._building.acquire(blocking=False):  # else a rebuild here will swap it in
+            threading.Thread(target=self._reload, args=(live,), daemon=True).start()
+
+    def _reload(self, live: str) -> None:
+        try:
+            with self._swap:
+                if self._generation == live:  # another question got here first
+                    return
+            self._load_and_swap()
+        except Exception as exc:  # e.g. rebuilt with another model: keep answering from the old
+            self._unloadable.add(live)
+            print(f"qa: not switching to the rebuilt index: {exc}", file=sys.stderr)
+        finally:
+            self._building.release()
+
+
+def _render(bot: Assistant, answer: Answer, number: int) -> Rendered:
+    terms = tuple(bot.tokenizer.query_terms(answer.searched))
+    paragraphs = [_paragraph(bot, c) for c in answer.citations]
+    sources = render.sources_html(answer, paragraphs, terms, number)
+    reply = render.reply_html(answer, number)
+    return Rendered(Turn(number, answer.question, reply, sources), answer, terms)
+
+
+# TODO(dup): Assistant - qa/answer/conversation.py has the same; use the Assistant's method.
+def _paragraph(bot: Assistant, citation: qa.Citation) -> str:
+    try:
+        return bot.paragraph(citation.article_id, citation.paragraph)
+    except (KeyError, IndexError):
+        return citation.sentence
+
+
+def replayed(earlier: object) -> list[str]:
+    """The questions of the API's `history` that are asked again: of its last HISTORY_REPLAYED
+    items, the strings with words in them, each cut to MAX_QUESTION_CHARS.
+
+    A client's history is whatever it sent (thousands of items, objects, 10 MB strings): the
+    rest is ignored, unread.
+    """
+    if not isinstance(earlier, list | tuple):
+        return []
+    out = []
+    for item in earlier[-HISTORY_REPLAYED:]:
+        try:
+            out.append(check_question(item))
+        except EmptyQuestionError:
+            pass  # not a question: nothing to take a subject from
+    return out
+
+
+def index_location(index: str | Path) -> str | Path:
+    """A folder as a Path; a Milvus address (milvus://..., milvus+http://...) as it is."""
+    return index if is_milvus(index) else Path(index)
