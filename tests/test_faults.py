@@ -26,7 +26,7 @@ import qa
 from qa import cli
 from qa.index.embed import HashEmbedder
 from qa.stores import folder as store
-from ui import service as app_service
+from ui import live as live_index
 from ui.service import Service
 
 NEW_ARTICLE = (
@@ -316,7 +316,7 @@ def test_every_question_is_answered_while_the_server_rebuilds(service: Service, 
 
 
 def test_server_picks_up_an_index_rebuilt_by_another_process(service: Service, corpus, monkeypatch):
-    monkeypatch.setattr(app_service, "RELOAD_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(live_index, "RELOAD_CHECK_SECONDS", 0.0)
     old = service.assistant
     assert not service.ask(NEW_QUESTION).answer.found
     change_corpus(corpus)
@@ -342,7 +342,7 @@ def test_server_picks_up_an_index_rebuilt_by_another_process(service: Service, c
 def test_server_keeps_its_index_when_the_new_one_needs_another_model(
     service: Service, corpus, monkeypatch, capsys
 ):
-    monkeypatch.setattr(app_service, "RELOAD_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(live_index, "RELOAD_CHECK_SECONDS", 0.0)
     old = service.assistant
 
     class OtherModel(HashEmbedder):
@@ -360,7 +360,7 @@ def test_server_keeps_its_index_when_the_new_one_needs_another_model(
 
 
 def test_server_started_without_an_index_picks_up_the_first_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(app_service, "RELOAD_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(live_index, "RELOAD_CHECK_SECONDS", 0.0)
     corpus = write_corpus(tmp_path / "corpus")
     service = Service(corpus, tmp_path / "index", HASH)
     assert service.assistant is None

@@ -588,7 +588,7 @@ def test_the_page_answers_an_upload_at_once_and_shows_how_it_ends(service, tmp_p
 
 def test_uploads_wait_their_turn_and_too_many_waiting_are_refused(service, tmp_path):
     page = handlers(service)
-    with service._building:  # a rebuild in progress: the first upload waits for it
+    with service.live._building:  # a rebuild in progress: the first upload waits for it
         following = []
         for n in range(upload_queue.UPLOADS_WAITING + 2):
             pairs = uploads(tmp_path / str(n), {f"new{n}.txt": f"第{n}篇\n\n{FACT}\n"})

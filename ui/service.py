@@ -1,11 +1,8 @@
-"""The app's one shared object (`Service`): the live Assistant that answers, swapped for a new
-one after a rebuild, and the articles added to its corpus."""
+"""The app's one shared object (`Service`): questions answered and rendered as turns, and
+articles added to the corpus and indexed."""
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,17 +11,17 @@ import qa
 from qa import Answer, Assistant, EmptyQuestionError, QAError, Settings
 from qa.answer.conversation import Conversation
 from qa.answer.question import check_question
-from qa.stores import is_milvus, open_store
+from qa.stores import is_milvus
 
 from . import render
 from .errors import failed
+from .live import LiveAssistant, Progress
 from .render import Turn
 from .upload import Received, UploadResult, discard, receive_uploads, save_received
-from .upload_queue import Progress, UploadQueue
+from .upload_queue import UploadQueue
 
 NO_INDEX = "还没有可以回答的文章:请先在「添加文章」上传文章。"
 SKIPPED_SHOWN = 5  # unreadable corpus files listed after a full rebuild
-RELOAD_CHECK_SECONDS = 1.0  # how often a question may look for an index built elsewhere
 HISTORY_REPLAYED = 10  # earlier questions of the API's `history` that are asked again
 
 
@@ -47,13 +44,11 @@ class Rendered:
 
 
 class Service:
-    """The app's one shared object: the live Assistant, and the rebuild after an upload.
+    """The app's one shared object: the live Assistant (`live`), the rebuild after an upload,
+    and the page's uploads (`uploads`, read in the background).
 
-    Questions are answered by whichever Assistant is live when they arrive; a rebuild
-    swaps in a new one when its index is complete, so answers never see a half-built index.
-    An index rebuilt by another process (`qa build`) is noticed by the next question, at
-    most once a second, loaded in the background and swapped in the same way.
-    The page's uploads go through `uploads`, which reads them in the background.
+    Questions are answered by whichever Assistant is live when they arrive (ui/live.py): a
+    rebuild, here or by `qa build`, swaps in a new one only when its index is complete.
     """
 
     def __init__(
@@ -65,22 +60,13 @@ class Service:
     ):
         self.corpus = Path(corpus)
         self.index = index_location(index)
-        self.store = open_store(self.index)
         self.settings = settings or Settings()
+        self.live = LiveAssistant(self.index, self.settings, assistant)
         self.uploads = UploadQueue(self.corpus, self.save_and_index)
-        self._assistant = assistant
-        self._swap = threading.Lock()
-        self._building = threading.Lock()  # one rebuild or reload at a time in this process
-        # The generation the live Assistant was loaded from (assumed the current one).
-        self._generation = self._live() if assistant is not None else None
-        self._next_check = 0.0
-        self._unloadable: set[str] = set()  # generations that failed to load: not retried
 
     @property
     def assistant(self) -> Assistant | None:
-        self._notice_new_index()
-        with self._swap:
-            return self._assistant
+        return self.live.current()
 
     # -- asking ---------------------------------------------------------------------------
 
@@ -171,14 +157,12 @@ class Service:
         Whatever goes wrong, the index that answered before keeps answering, and the
         message says so: the app never shows a bare "Error" for a rebuild.
         """
-        with self._building:
-            try:
-                stats = qa.build(self.corpus, self.index, self.settings, progress=progress)
-                self._load_and_swap()
-            except qa.BuildLockedError:
-                return ["另一个进程正在建立这个索引,文章已保存,稍后点「重新建立索引」即可。"]
-            except Exception as exc:
-                return [failed("建立索引失败,仍用原来的索引回答", exc)]
+        try:
+            stats = self.live.build(self.corpus, progress)
+        except qa.BuildLockedError:
+            return ["另一个进程正在建立这个索引,文章已保存,稍后点「重新建立索引」即可。"]
+        except Exception as exc:
+            return [failed("建立索引失败,仍用原来的索引回答", exc)]
         if uploaded:
             # Lines about the uploaded files: their skipped records, their renamed ids, and
             # any other article that lost a duplicate id to them.
@@ -193,54 +177,6 @@ class Service:
             f"删除 {stats.removed}),新嵌入 {stats.embedded} 个段落,用时 {stats.seconds:.1f} 秒。"
         ]
         return lines + [f"跳过 {line}" for line in skipped] + [f"注意 {line}" for line in notes]
-
-    # -- swapping in a new index ----------------------------------------------------------
-
-    def _load_and_swap(self) -> None:
-        """Load the live index and make it the one that answers. Caller holds `_building`."""
-        with self._swap:
-            current = self._assistant
-        generation = self._live()  # read first: a later build means a reload
-        fresh = qa.load(
-            self.index,
-            self.settings,
-            # Reuse the loaded model (when the new index was embedded the same way): the first
-            # question after the swap stays fast.
-            embedder=current.embedder if current is not None else None,
-        )
-        fresh.search("预热")  # read jieba's tables here, not in the first question
-        with self._swap:
-            self._assistant, self._generation = fresh, generation
-
-    def _live(self) -> str | None:
-        """The live index generation; None where the store is not watched (Milvus)."""
-        return self.store.generation()
-
-    def _notice_new_index(self) -> None:
-        """Start loading the index in the background if another process replaced it."""
-        now = time.monotonic()
-        with self._swap:
-            if now < self._next_check:
-                return
-            self._next_check = now + RELOAD_CHECK_SECONDS
-            known = self._generation
-        live = self._live()
-        if live is None or live == known or live in self._unloadable:
-            return
-        if self._building.acquire(blocking=False):  # else a rebuild here will swap it in
-            threading.Thread(target=self._reload, args=(live,), daemon=True).start()
-
-    def _reload(self, live: str) -> None:
-        try:
-            with self._swap:
-                if self._generation == live:  # another question got here first
-                    return
-            self._load_and_swap()
-        except Exception as exc:  # e.g. rebuilt with another model: keep answering from the old
-            self._unloadable.add(live)
-            print(f"qa: not switching to the rebuilt index: {exc}", file=sys.stderr)
-        finally:
-            self._building.release()
 
 
 def _render(bot: Assistant, answer: Answer, number: int) -> Rendered:

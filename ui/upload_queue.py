@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import failed
+from .live import Progress
 from .upload import Received, discard, receive_uploads, stage
 
 UPLOADS_WAITING = 4  # uploads taken in while another is read and indexed; more are refused
 UPLOADS_KEPT = 100  # reports of recent uploads, for the pages that follow them
-
-Progress = Callable[[str, int, int], None]  # a build's (what, done, total), as qa.build calls it
 
 
 @dataclass(frozen=True)
