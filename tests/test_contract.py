@@ -168,16 +168,16 @@ def test_missing_and_mismatched_index_say_what_to_run(corpus, index):
 
 def test_app_rebuilds_and_answers_on_either_store(corpus, index):
     # The browser app's service: an upload's rebuild goes live on a folder or in Milvus.
-    from ui.app import Service
+    from ui.service import Service
 
     service = Service(corpus, str(index) if isinstance(index, str) else index, HASH)
     assert service.rebuild()[0].startswith("索引已更新")
     question, (article, fragment) = next(iter(ANSWERABLE.items()))
-    _, answer = service.ask(question)
+    answer = service.ask(question).answer
     assert answer.citations[0].article_id == article and fragment in answer.citations[0].sentence
     (corpus / "new.txt").write_text(
         "抚州新闻\n\n抚州汤显祖大剧院于2017年建成开放。\n", encoding="utf-8"
     )
     assert "新增 1" in service.rebuild()[0]
-    _, answer = service.ask("汤显祖大剧院哪一年建成开放?")
+    answer = service.ask("汤显祖大剧院哪一年建成开放?").answer
     assert answer.found and "2017年" in answer.citations[0].sentence

@@ -26,8 +26,8 @@ import qa
 from qa import cli
 from qa.index.embed import HashEmbedder
 from qa.stores import folder as store
-from ui import app
-from ui.app import Service
+from ui import live as live_index
+from ui.service import Service
 
 NEW_ARTICLE = (
     "滕王阁简介\n\n滕王阁位于南昌市赣江东岸，始建于唐永徽四年，因王勃的《滕王阁序》而闻名。\n"
@@ -260,13 +260,13 @@ class Askers:
             question = questions[i % len(questions)]
             i += 1
             try:
-                bot, answer = self.service.ask(question)
+                answered = self.service.ask(question)
             except BaseException as exc:  # noqa: BLE001 - any error is the failure we look for
                 with self._lock:
                     self.errors.append(exc)
                 continue
             with self._lock:
-                self.results.append((question, bot, answer.found))
+                self.results.append((question, answered.assistant, answered.answer.found))
 
     def __enter__(self) -> Askers:
         for t in self._threads:
@@ -312,13 +312,13 @@ def test_every_question_is_answered_while_the_server_rebuilds(service: Service, 
     # the porcelain one, which the new index no longer holds.
     for question, bot, found in askers.results:
         assert found or (bot is not old and question.startswith("景德镇")), question
-    assert service.ask(NEW_QUESTION)[1].found
+    assert service.ask(NEW_QUESTION).answer.found
 
 
 def test_server_picks_up_an_index_rebuilt_by_another_process(service: Service, corpus, monkeypatch):
-    monkeypatch.setattr(app, "RELOAD_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(live_index, "RELOAD_CHECK_SECONDS", 0.0)
     old = service.assistant
-    assert not service.ask(NEW_QUESTION)[1].found
+    assert not service.ask(NEW_QUESTION).answer.found
     change_corpus(corpus)
 
     with Askers(service) as askers:
@@ -335,14 +335,14 @@ def test_server_picks_up_an_index_rebuilt_by_another_process(service: Service, c
     assert askers.errors == []
     assert service.assistant is not old  # no restart
     assert {bot for _, bot, _ in askers.results} == {old, service.assistant}
-    assert service.ask(NEW_QUESTION)[1].found
+    assert service.ask(NEW_QUESTION).answer.found
     assert "4 篇文章" in service.status()
 
 
 def test_server_keeps_its_index_when_the_new_one_needs_another_model(
     service: Service, corpus, monkeypatch, capsys
 ):
-    monkeypatch.setattr(app, "RELOAD_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(live_index, "RELOAD_CHECK_SECONDS", 0.0)
     old = service.assistant
 
     class OtherModel(HashEmbedder):
@@ -356,11 +356,11 @@ def test_server_keeps_its_index_when_the_new_one_needs_another_model(
         service.assistant  # noqa: B018
 
     assert service.assistant is old
-    assert service.ask("赣服通集成了多少项服务?")[1].found
+    assert service.ask("赣服通集成了多少项服务?").answer.found
 
 
 def test_server_started_without_an_index_picks_up_the_first_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "RELOAD_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(live_index, "RELOAD_CHECK_SECONDS", 0.0)
     corpus = write_corpus(tmp_path / "corpus")
     service = Service(corpus, tmp_path / "index", HASH)
     assert service.assistant is None
@@ -370,7 +370,7 @@ def test_server_started_without_an_index_picks_up_the_first_build(tmp_path, monk
     while service.assistant is None and time.monotonic() < deadline:
         time.sleep(0.01)
 
-    assert service.ask("赣服通集成了多少项服务?")[1].found
+    assert service.ask("赣服通集成了多少项服务?").answer.found
 
 
 # -- 4. damaged index files (more cases in test_store.py) ----------------------------------

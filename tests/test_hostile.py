@@ -24,8 +24,10 @@ from conftest import ANSWERABLE, ARTICLES, HASH, answer_key, write_corpus
 import qa
 from qa import cli
 from qa.read import read_corpus
-from ui import app, render, upload
-from ui.app import Service, build_app, exposure_warning, read_auth, remove_uploads
+from ui import render, upload, upload_queue
+from ui.app import exposure_warning, read_auth
+from ui.page import build_app, remove_uploads
+from ui.service import Service
 from ui.upload import MAX_NAME_BYTES, MAX_UPLOAD_ARTICLES, MAX_UPLOAD_FILES, save_uploads
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +277,7 @@ def test_app_rebuild_with_a_name_that_is_not_utf8_reports_it(service: Service):
     assert lines[0].startswith("索引已更新")
     assert any(line.startswith("跳过 \\xd6\\xd0\\xce\\xc4.txt: the file name") for line in lines)
     json.dumps(lines, ensure_ascii=False).encode()  # what Gradio sends: valid UTF-8
-    assert service.ask(QUESTION)[1].found
+    assert service.ask(QUESTION).answer.found
 
 
 def test_json_lone_surrogates_are_replaced_not_fatal(corpus, tmp_path):
@@ -448,7 +450,7 @@ def test_any_rebuild_failure_is_one_line_and_the_old_index_answers(service, monk
         "建立索引失败,仍用原来的索引回答:RuntimeError: something nobody expected"
         "(程序错误,详情见服务器日志)"
     ]
-    assert service.assistant is old and service.ask(QUESTION)[1].found
+    assert service.assistant is old and service.ask(QUESTION).answer.found
 
 
 def test_unexpected_error_in_the_cli_is_one_line(corpus, tmp_path, monkeypatch, capsys):
@@ -581,26 +583,26 @@ def test_the_page_answers_an_upload_at_once_and_shows_how_it_ends(service, tmp_p
     final = followed(page["follow"], following)
     assert "已保存:new.txt" in final and "「flood.pdf」:这次上传读取文件已用完 2 秒" in final
     assert "新增 1" in final
-    assert service.ask(FACT_QUESTION)[1].found
+    assert service.ask(FACT_QUESTION).answer.found
 
 
 def test_uploads_wait_their_turn_and_too_many_waiting_are_refused(service, tmp_path):
     page = handlers(service)
-    with service._building:  # a rebuild in progress: the first upload waits for it
+    with service.live._building:  # a rebuild in progress: the first upload waits for it
         following = []
-        for n in range(app.UPLOADS_WAITING + 2):
+        for n in range(upload_queue.UPLOADS_WAITING + 2):
             pairs = uploads(tmp_path / str(n), {f"new{n}.txt": f"第{n}篇\n\n{FACT}\n"})
             _, message, _, following, _ = page["add"]([str(p) for p, _ in pairs], following)
             if n == 0:  # taken by the reading thread, which now waits for the rebuild
                 deadline = time.monotonic() + 60
-                while not service._waiting.empty() and time.monotonic() < deadline:
+                while not service.uploads._waiting.empty() and time.monotonic() < deadline:
                     time.sleep(0.05)
         assert message.endswith(
-            f"还有 {app.UPLOADS_WAITING} 批上传在等待,这次的文件没有添加,请稍后再上传。"
+            f"还有 {upload_queue.UPLOADS_WAITING} 批上传在等待,这次的文件没有添加,请稍后再上传。"
         )
     final = followed(page["follow"], following)
-    assert final.count("索引已更新") == app.UPLOADS_WAITING + 1, final
-    assert service.assistant.info().articles == len(ARTICLES) + app.UPLOADS_WAITING + 1
+    assert final.count("索引已更新") == upload_queue.UPLOADS_WAITING + 1, final
+    assert service.assistant.info().articles == len(ARTICLES) + upload_queue.UPLOADS_WAITING + 1
     assert not [p for p in service.corpus.iterdir() if p.name.startswith(".upload-")]
 
 

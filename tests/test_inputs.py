@@ -22,7 +22,8 @@ from qa.index.split import split_passages, split_sentences
 from qa.read import UnreadableFileError, read_corpus, read_file
 from qa.read.clean import clean
 from qa.read.decode import decode
-from ui.app import Service, build_app
+from ui.page import build_app
+from ui.service import Service
 
 LONG_LINE_FACT = "井冈山位于江西省西南部"
 LONG_LINE = "数字化改革" * 2000 + LONG_LINE_FACT + "数字化改革" * 2000  # 20,011 chars, no stop

@@ -143,7 +143,7 @@ def test_cli_ask_with_a_model_shows_the_note_and_the_unverified_sentence(
 
 
 def test_the_app_shows_unverified_sentences_struck_through(bot, server):
-    from ui.app import answer_dict
+    from ui.page import answer_dict
     from ui.render import reply_html
 
     answer = with_model(bot, server, "partly").chat().ask(QUESTION)
@@ -301,7 +301,7 @@ def test_a_redirect_is_not_followed(bot, server):
 def test_the_key_and_the_urls_password_are_never_shown(bot, server, monkeypatch, capsys):
     import json
 
-    from ui.app import answer_dict
+    from ui.page import answer_dict
     from ui.render import reply_html
 
     monkeypatch.setenv("QA_LLM_KEY", "sk-SECRET-KEY-123")
@@ -336,26 +336,28 @@ def test_an_instruction_in_an_article_cannot_add_unverified_text(bot, server):
 
 
 def test_the_apis_history_is_searched_again_never_generated(bot, server, built_index):
-    from ui.app import Service
+    from ui.service import Service
 
     model = with_model(bot, server, "faithful")
     service = Service(built_index.parent / "corpus", built_index, model.settings, model)
     server.requests.clear()
-    _, answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"] * 10_000)
+    answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"] * 10_000).answer
     assert len(server.requests) == 1 and answer.generated
     assert "赣服通" in answer.searched
     for history in ([None, 3, {"a": 1}, ["x"], "x" * 10**6], None, "赣服通", 5, {"q": 1}):
-        _, answer = service.ask_after(QUESTION, history)
+        answer = service.ask_after(QUESTION, history).answer
         assert answer.found
     server.requests.clear()
-    _, refused = service.ask_after("北京烤鸭怎么做?", ["赣服通集成了多少项服务?"])
+    refused = service.ask_after("北京烤鸭怎么做?", ["赣服通集成了多少项服务?"]).answer
     assert not refused.found and server.requests == []
 
 
 def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
     bot, built_index, monkeypatch
 ):
-    from ui.app import Service, Session, build_app
+    from ui.page import build_app
+    from ui.service import Service
+    from ui.session import Session
 
     service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
 
@@ -385,7 +387,9 @@ def test_a_bad_model_address_is_one_line_and_never_used(bot, url):
 def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
     bot, built_index, monkeypatch
 ):
-    from ui.app import Service, Session, build_app
+    from ui.page import build_app
+    from ui.service import Service
+    from ui.session import Session
 
     service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
 
@@ -527,7 +531,7 @@ def test_terminal_control_from_the_model_is_taken_out_of_every_way_out(
     bot, built_index, server, capsys
 ):
     from qa.cli import main
-    from ui.app import answer_dict
+    from ui.page import answer_dict
 
     items = list(with_model(bot, server, "escapes").chat().stream(QUESTION))
     answer = items[-1]
@@ -612,7 +616,7 @@ def test_the_key_and_the_urls_password_never_reach_the_logs(bot, server, monkeyp
 
 
 def test_the_apps_redaction_covers_the_model_key(monkeypatch):
-    from ui.app import redact_secrets
+    from ui.errors import redact_secrets
 
     monkeypatch.setenv("QA_LLM_KEY", f"{KEY}\n")
     assert redact_secrets(f"Error: bad key Bearer {KEY}.") == "Error: bad key Bearer ***."
@@ -624,7 +628,7 @@ def test_a_server_echoing_the_key_never_gets_it_shown(
     import json
 
     from qa.cli import main
-    from ui.app import answer_dict
+    from ui.page import answer_dict
     from ui.render import pending_messages, reply_html
 
     monkeypatch.setenv("QA_LLM_KEY", KEY)
@@ -650,8 +654,9 @@ def test_a_server_echoing_the_key_never_gets_it_shown(
 def test_a_markdown_link_in_a_reply_stays_text(bot, server, built_index):
     import gradio as gr
 
-    from ui.app import Service, build_app
+    from ui.page import build_app
     from ui.render import reply_html
+    from ui.service import Service
 
     answer = with_model(bot, server, "markup").chat().ask(QUESTION)
     html = reply_html(answer, 1)

@@ -11,8 +11,10 @@ import pytest
 import qa
 from qa.stores.folder import build_lock
 from ui import render
-from ui.app import Service, answer_dict, build_app, open_or_build, parse_auth, upload_pairs
+from ui.app import open_or_build, parse_auth
+from ui.page import answer_dict, build_app, upload_pairs
 from ui.render import Turn, highlight, keyword_pattern, marker_spans, reply_html
+from ui.service import Service
 from ui.upload import MAX_UPLOAD_BYTES, UploadRejected, safe_name, save_upload, save_uploads
 
 HASH = qa.Settings(model="hash", progress=False)
@@ -168,14 +170,16 @@ def test_reply_escapes_the_answer_text():
 
 
 def test_not_found_is_the_plain_message(service: Service):
-    turn, answer, _ = service.turn("北京烤鸭怎么做?", 1)
+    shown = service.turn("北京烤鸭怎么做?", 1)
+    turn, answer = shown.turn, shown.answer
     assert not answer.found
     assert visible_text(turn.reply) == "资料中没有找到相关内容。"
     assert "<mark" not in turn.sources
 
 
 def test_turn_shows_the_whole_paragraph_with_the_cited_sentence_marked(service: Service):
-    turn, answer, terms = service.turn("赣服通集成了多少项服务?", 3)
+    shown = service.turn("赣服通集成了多少项服务?", 3)
+    turn, answer, terms = shown.turn, shown.answer, shown.terms
     assert answer.found
     first = answer.citations[0]
     assert "6697项" in first.sentence
@@ -196,7 +200,8 @@ def test_escaping_of_article_title_file_name_and_text(tmp_path: Path):
     corpus = write(tmp_path / "corpus", {"<b>x&.txt": EVIL})
     qa.build(corpus, tmp_path / "index", HASH)
     service = Service(corpus, tmp_path / "index", HASH, qa.load(tmp_path / "index"))
-    turn, answer, _ = service.turn("这篇文章的暗号是什么?", 1)
+    shown = service.turn("这篇文章的暗号是什么?", 1)
+    turn, answer = shown.turn, shown.answer
     assert answer.found
     html = turn.reply + turn.sources + render.passages_html(answer, ["暗号"])
     assert "<script" not in html and "<img" not in html
@@ -221,7 +226,7 @@ def test_panel_keeps_earlier_sources_folded_and_linkable():
 
 
 def test_passages_list_every_retrieved_passage_with_its_score(service: Service):
-    _, answer = service.ask("南昌地铁1号线有多少座车站?")
+    answer = service.ask("南昌地铁1号线有多少座车站?").answer
     html = render.passages_html(answer, ["车站"])
     assert html.count('<li class="qa-passage">') == len(answer.passages) > 0
     for p in answer.passages:
@@ -229,7 +234,7 @@ def test_passages_list_every_retrieved_passage_with_its_score(service: Service):
 
 
 def test_api_answer_is_plain_json_data(service: Service):
-    _, answer = service.ask("赣服通集成了多少项服务?")
+    answer = service.ask("赣服通集成了多少项服务?").answer
     data = answer_dict(answer)
     assert data["found"] is True and data["text"] == answer.text
     first = data["citations"][0]
@@ -365,12 +370,13 @@ def test_questions_during_a_rebuild_are_answered_from_the_old_index(
 
     def progress(what: str, done: int, total: int) -> None:
         # Called while the new article is being embedded: the chat must keep working.
-        bot, answer = service.ask("赣服通集成了多少项服务?")
-        during.append((bot, answer.found, service.ask("鄱阳湖观测站记录到多少只白鹤?")[1].found))
+        answered = service.ask("赣服通集成了多少项服务?")
+        new = service.ask("鄱阳湖观测站记录到多少只白鹤?").answer.found
+        during.append((answered.assistant, answered.answer.found, new))
 
     service.add_articles(uploads(tmp_path, {"候鸟.txt": NEW_ARTICLE}), progress)
     assert during and all(bot is old and found and not new for bot, found, new in during)
-    assert service.ask("鄱阳湖观测站记录到多少只白鹤?")[1].found
+    assert service.ask("鄱阳湖观测站记录到多少只白鹤?").answer.found
 
 
 def test_nothing_saved_means_no_rebuild(service: Service, tmp_path: Path):
@@ -447,17 +453,19 @@ def test_app_exposes_a_named_ask_endpoint(service: Service):
 
 
 def test_a_follow_up_turn_says_how_it_was_understood(service: Service):
-    turn1, first, _ = service.turn("赣服通集成了多少项服务?", 1)
+    first = service.turn("赣服通集成了多少项服务?", 1)
+    turn1 = first.turn
     assert "按“" not in turn1.reply
-    turn2, answer, _ = service.turn("它有多少用户?", 2, [(first.question, first)])
+    second = service.turn("它有多少用户?", 2, [(first.answer.question, first.answer)])
+    turn2, answer = second.turn, second.answer
     assert answer.searched == "赣服通有多少用户?"
     assert '<p class="qa-understood">按“赣服通有多少用户?”理解</p>' in turn2.reply
     assert "900万用户" in answer.citations[0].sentence
 
 
 def test_api_history_makes_a_follow_up(service: Service):
-    _, answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"])
+    answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"]).answer
     data = answer_dict(answer)
     assert data["question"] == "它有多少用户?" and data["searched"] == "赣服通有多少用户?"
-    _, alone = service.ask_after("它有多少用户?", [])
+    alone = service.ask_after("它有多少用户?", []).answer
     assert answer_dict(alone)["searched"] == "它有多少用户?"

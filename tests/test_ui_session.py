@@ -21,8 +21,10 @@ from gradio.utils import is_prop_update
 
 import qa
 from qa.answer.question import MAX_QUESTION_CHARS
-from ui.app import Service, build_app, launch_kwargs
+from ui.app import launch_kwargs
+from ui.page import build_app
 from ui.render import TURNS_SHOWN
+from ui.service import Service
 
 HUGE = "赣服通集成了多少项服务?" + "请详细说明" * 2_000_000  # 10 million characters
 
