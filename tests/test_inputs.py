@@ -146,7 +146,7 @@ def test_line_without_punctuation_is_cut_into_passages_that_fit_the_model(odd):
 
 def test_same_article_under_two_names_is_embedded_once_and_cited_once(odd):
     _, stats, bot = odd
-    texts = [bot._passage_text(i) for i in range(len(bot.passages))]
+    texts = [bot.passages.passage(i).text for i in range(len(bot.passages))]
     copy = "三清山位于江西省上饶市，是世界自然遗产。"
     assert texts.count(copy) == 2
     assert stats.embedded == len(set(texts))  # identical text is embedded once
