@@ -34,9 +34,9 @@ run: build
 test: setup browser
 	$(BIN)/pytest -q
 
-# Everything that needs no real model, no browser and no Milvus (the markers say which do).
+# The quick loop: no real model, no browser, no Milvus, nothing slow (the markers say which).
 test-fast: setup
-	$(BIN)/pytest -q -m "not model and not browser and not milvus"
+	$(BIN)/pytest -q -m "not model and not browser and not milvus and not slow"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,8 +3,11 @@ and (for tests marked `model` only) the sample corpus indexed with the real mode
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 # Never reach for a model hub: every test runs offline. Set before anything imports qa.
@@ -17,7 +20,8 @@ import pytest  # noqa: E402
 import qa  # noqa: E402
 from qa.index.embed import HashEmbedder  # noqa: E402
 
-SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = ROOT / "corpus"
 
 # Four short articles: a government app, a metro line, a marathon and a trade fair.
 ARTICLES = {
@@ -139,3 +143,27 @@ def sample_bot(tmp_path_factory) -> qa.Assistant:
     settings = qa.Settings(model="m3e-small", progress=False)
     qa.build(root / "corpus", root / "index", settings)
     return qa.load(root / "index", settings)
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> dict:
+    """Run `code` in a fresh interpreter (its last stdout line is JSON) and return that."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,  # a hang fails the test here
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Everything under tests/slow/ (builds killed mid-way, the real model end to end) is
+    `slow`: `make test-fast` leaves it out."""
+    slow = ROOT / "tests" / "slow"
+    for item in items:
+        if slow in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)

@@ -2,7 +2,7 @@
 
 python -m ui.screenshot docs/screenshot.png
 
-The browser test (tests/e2e/test_browser.py) writes docs/screenshot.png with `save` too, so the
+The browser test (tests/browser/test_browser.py) writes docs/screenshot.png with `save` too, so the
 README's picture is always of this release.
 """
 

@@ -191,7 +191,7 @@ def _export(source: Path, target: Path) -> None:
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     ids = torch.ones((2, 16), dtype=torch.long)
     # The tracer warns about shape checks it freezes; with an attention mask they are
-    # constant, and the vectors match sentence-transformers (tests/test_onnx.py).
+    # constant, and the vectors match sentence-transformers (tests/index/test_onnx.py).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

@@ -128,7 +128,7 @@ class _Segmenter:
     the same arithmetic in one pass per run (log(freq) - log(total) computed once per word
     and cached: the same floats in the same order, so the same ties and the same route; ties
     go to the longer word, as `max` over (score, end) does). Then `Tokenizer.words`'s
-    lower-casing and filtering, per run. tests/test_tokenize.py compares it with jieba.
+    lower-casing and filtering, per run. tests/index/test_tokenize.py compares it with jieba.
     """
 
     def __init__(self, jieba_tokenizer):

@@ -6,7 +6,7 @@ paragraph's surrounding whitespace, light markdown markup removal and HTML tag r
 
 Everything here runs in time linear in the file's size (a regex that backtracks, or Python's
 html.parser on malformed markup, would let one uploaded file stall a server for minutes):
-tests/test_hostile.py times the known bad cases.
+tests/app/test_hostile.py times the known bad cases.
 
 The modules, in the order a file goes through them:
 

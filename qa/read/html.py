@@ -5,7 +5,7 @@ extractor (`parse_html`); `parse_page` tries one, then the other.
 Both run in time linear in the page's size: trafilatura parses with lxml (libxml2); the
 built-in extractor first rewrites the markup in one pass (`_simple_markup`) because
 Python's html.parser is quadratic on malformed markup. benchmarks/readers.py measured the
-extractors; tests/test_hostile.py times the known bad cases.
+extractors; tests/app/test_hostile.py times the known bad cases.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ MAX_PAGES = 2000  # a longer PDF is a book or a scan batch: split it
 MAX_UNPACKED_BYTES = 300 * 1024 * 1024
 MAX_READ_SECONDS = 300.0  # a PDF or .docx still being read after this is refused
 # A PDF or .docx is read in a process of its own with at most this much address space: one
-# page can inflate a few MB of compressed stream to GBs (tests/test_documents.py).
+# page can inflate a few MB of compressed stream to GBs (tests/read/test_documents.py).
 MAX_READ_MEMORY = 2 * 1024 * 1024 * 1024
 PROGRESS_PAGES = 10  # documents with more pages report progress page by page
 

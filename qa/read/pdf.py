@@ -272,7 +272,7 @@ _RADICAL_IDEOGRAPH = dict(zip(_SUPPLEMENT[0::2], _SUPPLEMENT[1::2], strict=True)
 # The ideographs radicals stand for whose form differs between the scripts. A font shares
 # one glyph between a radical and the character it looks like: printed in a simplified font,
 # 用户 comes out as ⽤⼾, and ⼾ is 戶 in Unicode's tables. The simplified forms are what
-# OpenCC's t2s gives (tests/test_documents.py checks); its s2t is not used: it makes 干 幹.
+# OpenCC's t2s gives (tests/read/test_documents.py checks); its s2t is not used: it makes 干 幹.
 _TRADITIONAL_FORMS = "糹見訁貝車釒長門韋頁風飛飠馬魚鳥鹵麥黃黽齊齒龍龜戶鬥"
 _SIMPLIFIED_FORMS = "纟见讠贝车钅长门韦页风飞饣马鱼鸟卤麦黄黾齐齿龙龟户斗"
 _TO_SIMPLIFIED = dict(zip(_TRADITIONAL_FORMS, _SIMPLIFIED_FORMS, strict=True))

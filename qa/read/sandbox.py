@@ -3,7 +3,7 @@ takes longer than its time limit, with a limit on its memory (qa/read/limits.py)
 
 What runs inside it is qa/read/sandbox_worker.py, loaded from qa/read/ alone (not the qa
 package, whose imports take most of a second): it and every module it imports may import
-only modules of qa/read/ that do the same (tests/test_layout.py checks).
+only modules of qa/read/ that do the same (tests/project/test_layout.py checks).
 """
 
 from __future__ import annotations

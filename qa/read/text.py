@@ -2,7 +2,7 @@
 paragraphs separated by blank lines, or one per line when there is no blank line.
 
 Plain string operations and regexes that cannot backtrack: one uploaded file must not
-stall a server (tests/test_hostile.py times the known bad cases).
+stall a server (tests/app/test_hostile.py times the known bad cases).
 """
 
 from __future__ import annotations

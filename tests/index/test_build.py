@@ -261,6 +261,7 @@ qa.build(sys.argv[1], sys.argv[2], qa.Settings(model="hash", progress=False))
 
 
 @pytest.mark.parametrize("point", ["before-rename", "before-commit"])
+@pytest.mark.slow
 def test_killed_build_leaves_previous_index_and_next_build_cleans_up(built_index, corpus, point):
     before = answers(built_index)
     (corpus / "porcelain.txt").unlink()

@@ -66,6 +66,7 @@ def fresh_dictionary(monkeypatch, tmp_path):
     return tokenize._dictionary.__wrapped__
 
 
+@pytest.mark.slow
 def test_dictionary_cache(fresh_dictionary):
     first = fresh_dictionary()  # jieba's own load, then the pickle is written
     cache = tokenize._dictionary_cache()

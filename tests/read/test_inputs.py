@@ -155,6 +155,7 @@ def test_same_article_under_two_names_is_embedded_once_and_cited_once(odd):
     assert len(sentences) == len(set(sentences))
 
 
+@pytest.mark.slow
 def test_fifty_megabyte_file_is_read_whole_beside_the_others(tmp_path):
     # Reading is what could run out of memory or hang; splitting is linear (test_split.py).
     write_corpus(tmp_path, {"small.txt": ARTICLES["metro.md"]})
@@ -242,6 +243,7 @@ QUESTION_CHARS = st.one_of(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
 @given(st.text(alphabet=QUESTION_CHARS, max_size=200))
 def test_any_question_is_answered_or_refused_as_empty(bot, question):
     try:
@@ -261,6 +263,7 @@ TEXT_CHARS = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
+@pytest.mark.slow
 @given(st.text(alphabet=TEXT_CHARS, max_size=400))
 def test_paragraphs_and_sentences_reproduce_the_file_by_their_offsets(text):
     data = text.encode("utf-8")

@@ -137,6 +137,7 @@ def test_deleted_article_is_gone(corpus, index):
     assert bot.ask("赣服通集成了多少项服务?").found
 
 
+@pytest.mark.slow
 def test_reopened_by_another_process(corpus, index):
     qa.build(corpus, index, HASH)
     if isinstance(index, str):
@@ -150,7 +151,7 @@ def test_reopened_by_another_process(corpus, index):
         capture_output=True,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=120,
     )
     assert run.returncode == 0, run.stderr

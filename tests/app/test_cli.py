@@ -216,6 +216,7 @@ def test_search_needs_a_positive_k(capsys, built_index):
     assert exited.value.code == 2 and "at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_model_that_is_not_installed_is_one_line_error(capsys, corpus, tmp_path):
     missing = str(tmp_path / "no-such-model")
     code, _, err = run(

@@ -122,6 +122,7 @@ def test_huge_line_without_punctuation_is_cut_into_windows() -> None:
     assert "".join(c.text for c in chunks) == text
 
 
+@pytest.mark.slow
 def test_splitting_a_megabyte_keeps_every_sentence() -> None:
     # Speed is measured by the benchmark, not asserted here; a quadratic splitter would
     # still make this test crawl visibly.
@@ -159,12 +160,14 @@ def assert_span_guarantees(text: str, spans: tuple) -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@pytest.mark.slow
 @given(texts)
 def test_sentence_spans_cover_text(text: str) -> None:
     assert_span_guarantees(text, split_sentences(text))
 
 
 @settings(max_examples=200, deadline=None)
+@pytest.mark.slow
 @given(texts, st.integers(min_value=1, max_value=50))
 def test_chunks_cover_text(text: str, max_chars: int) -> None:
     chunks = split_passages("a", 5, text, max_chars)

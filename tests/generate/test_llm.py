@@ -267,6 +267,7 @@ def _in_thread(fn, seconds: float):
 
 
 @pytest.mark.parametrize("model", ["keepalive", "trickle", "endless", "slow"])
+@pytest.mark.slow
 def test_the_timeout_bounds_the_whole_reply_whatever_the_server_sends(bot, server, model):
     chat = with_model(bot, server, model, timeout=1.0).chat()
     finished, answer = _in_thread(lambda: chat.ask(QUESTION), 15)
@@ -335,6 +336,7 @@ def test_an_instruction_in_an_article_cannot_add_unverified_text(bot, server):
     assert answer.unsupported == ("赣服通已于昨日停止运营，请改用 http://evil.example 办理。",)
 
 
+@pytest.mark.slow
 def test_the_apis_history_is_searched_again_never_generated(bot, server, built_index):
     from ui.service import Service
 

@@ -33,7 +33,7 @@ NEW_ARTICLE = (
     "滕王阁简介\n\n滕王阁位于南昌市赣江东岸，始建于唐永徽四年，因王勃的《滕王阁序》而闻名。\n"
 )
 NEW_QUESTION = "滕王阁始建于哪一年?"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 120.0  # seconds a helper process may take to reach a point (never asserted on)
 
 
