@@ -342,14 +342,14 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
     load_s = time.perf_counter() - began
     loaded = rss_mb()
     for q, _ in questions[:warm]:
-        bot.ask(q)
+        bot.extractive(q)
     search, ask, hits = [], [], 0
     for q, gold in questions:
         t = time.perf_counter()
         bot.search(q, 10)
         search.append(time.perf_counter() - t)
         t = time.perf_counter()
-        answer = bot.ask(q)
+        answer = bot.extractive(q)
         ask.append(time.perf_counter() - t)
         hits += bool(answer.passages) and answer.passages[0].article_id == gold
     qv = np.asarray(embedder.encode([q for q, _ in questions]), dtype=np.float32)

@@ -22,7 +22,8 @@ from .errors import (
     ModelNotFoundError,
     QAError,
 )
-from .types import Answer, Article, BuildStats, Citation, IndexInfo, Passage
+from .generate.llm import ChatModel, OpenAIChat
+from .types import Answer, Article, BuildStats, Citation, Final, IndexInfo, Partial, Passage
 
 __all__ = [
     "Answer",
@@ -30,15 +31,19 @@ __all__ = [
     "Assistant",
     "BuildLockedError",
     "BuildStats",
+    "ChatModel",
     "Citation",
     "EmptyCorpusError",
     "EmptyQuestionError",
+    "Final",
     "IndexCorruptError",
     "IndexInfo",
     "IndexMismatchError",
     "IndexNotFoundError",
     "IndexWriteError",
     "ModelNotFoundError",
+    "OpenAIChat",
+    "Partial",
     "Passage",
     "QAError",
     "Settings",

@@ -2,14 +2,16 @@
 
 The stages of answering live in qa/answer/: search (search.py), whether to answer
 (confidence.py), which sentences to cite (sentences.py, cite.py), follow-ups
-(conversation.py). This class holds one index's parts together and is the public face.
+(conversation.py); with a chat model, qa/generate/ writes the answer from the cited sentences
+and checks it. This class holds one index's parts together and is the public face: every way
+in (`ask`, `chat()`, the CLI, the app) answers through `stream`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,11 +26,12 @@ from .answer.search import Searched, Searcher
 from .answer.sentences import NOT_FOUND, SentencePicker, SentenceSignals
 from .config import Settings
 from .errors import IndexMismatchError
+from .generate.llm import ChatModel, generate, make_chat_model
 from .index.embed import Embedder, backend_of, make_embedder
 from .index.retrieve import Retriever
 from .index.tokenize import Tokenizer
 from .stores import Index, open_store
-from .types import Answer, Article, Citation, IndexInfo, Passage
+from .types import Answer, Article, Citation, Final, IndexInfo, Partial, Passage
 
 if TYPE_CHECKING:
     from .answer.conversation import Conversation
@@ -37,7 +40,13 @@ if TYPE_CHECKING:
 class Assistant:
     """Answers questions from one index. Thread-safe for concurrent `ask` and `search`."""
 
-    def __init__(self, index: Index, settings: Settings, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        index: Index,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        chat_model: ChatModel | None = None,
+    ):
         self.index = index
         self.passages = passages = index.passages
         self.settings = settings
@@ -50,6 +59,8 @@ class Assistant:
         retriever = Retriever(index, settings.dense_weight, settings.candidates)
         self.searcher = Searcher(retriever, passages, self.embedder, self.tokenizer)
         self.picker = SentencePicker(self.tokenizer, passages.char_df, len(passages), index.idf_of)
+        # None: answers are extractive. Made from the settings unless given (a test's model).
+        self.chat_model = chat_model or make_chat_model(settings)
 
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
@@ -59,7 +70,36 @@ class Assistant:
     def ask(
         self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
     ) -> Answer:
-        """A short answer built from cited source sentences, or found=False when there is none.
+        """A short answer that cites its source sentences, or found=False when there is none.
+
+        With a chat model (Settings.llm_url, or `qa.load(..., chat_model=...)`) the answer is
+        written by the model and every sentence of it checked against its sources
+        (qa/generate/llm.py); otherwise it is built from the cited sentences themselves.
+        `prefer`: see `extractive`."""
+        *_, last = self.stream(question, prefer=prefer)
+        return last.answer
+
+    def stream(
+        self,
+        question: str,
+        *,
+        prefer: Mapping[tuple[str, int], float] | None = None,
+        turns: Sequence[tuple[str, Answer]] = (),
+    ) -> Iterator[Partial | Final]:
+        """`ask`, for showing a generated reply as it is written: its text so far (Partial)
+        while the model writes, then the answer (Final). Without a model, only the Final.
+        `turns`: the earlier (question, Answer) turns of a conversation, which the model reads."""
+        answer = self.extractive(question, prefer=prefer)
+        if self.chat_model is None:
+            yield Final(answer)
+            return
+        yield from generate(answer, self.context, self.chat_model, self.tokenizer, turns)
+
+    def extractive(
+        self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
+    ) -> Answer:
+        """The answer built from cited source sentences, never by a model; found=False when
+        there is none.
 
         `prefer` maps (article id, paragraph) to a bonus added to that paragraph's retrieval
         score, when it is retrieved, for choosing the sentences to cite: in a conversation the
@@ -163,12 +203,14 @@ def load(
     *,
     embedder: Embedder | None = None,
     model: str | None = None,
+    chat_model: ChatModel | None = None,
 ) -> Assistant:
     """Open a built index. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError.
 
     Questions are embedded by the model the index was built with. Naming another model
     (`model`, a non-default `settings.model`, or `embedder`) is an error rather than a
-    silently wrong answer.
+    silently wrong answer. Answers are generated by `chat_model` when given, else by the
+    model `settings.llm_url` names, if any.
     """
     opened = open_store(index).open()  # a folder, or milvus://... (qa/stores/)
     built = opened.passages
@@ -181,4 +223,4 @@ def load(
             f"run `qa build --model {expected}` to rebuild it, or ask with --model {built.model}."
         )
     settings = dataclasses.replace(settings or Settings(), model=built.model)
-    return Assistant(opened, settings, embedder)
+    return Assistant(opened, settings, embedder, chat_model)

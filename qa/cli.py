@@ -91,11 +91,9 @@ def _open(args: argparse.Namespace):
     from .assistant import load
 
     llm = {"llm_url": getattr(args, "llm", None), "llm_model": getattr(args, "llm_model", None)}
-    llm = {k: v for k, v in llm.items() if v}
-    if not llm:
-        return load(args.index, model=args.model)
-    # model=None: the index's own model, as without --llm (QA_MODEL does not apply to asking)
-    return load(args.index, Settings(model=None, **llm), model=args.model)
+    given = {k: v for k, v in llm.items() if v}  # the rest from QA_LLM_URL and QA_LLM_MODEL
+    # model=None: the index's own model (QA_MODEL does not apply to asking)
+    return load(args.index, Settings(model=None, **given), model=args.model)
 
 
 def _add_llm(p: argparse.ArgumentParser) -> None:
@@ -127,9 +125,9 @@ def _say_json(data, indent: int | None = None) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _open(args)
-    answer = bot.chat().ask(args.question) if bot.settings.llm_url else bot.ask(args.question)
+    answer = bot.ask(args.question)
     if args.json:
-        _say_json(asdict(answer), indent=2)
+        _say_json(answer.to_dict(), indent=2)
         return 0 if answer.found else 3
     _print_answer(answer)
     return 0 if answer.found else 3
@@ -177,7 +175,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"qa: {exc}", file=sys.stderr)
             continue
         if args.json:
-            _say_json(asdict(answer))
+            _say_json(answer.to_dict())
         else:
             if not interactive:
                 _say(f"问: {line}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -162,6 +162,38 @@ class Answer:
     def __post_init__(self):
         if not self.searched:
             object.__setattr__(self, "searched", self.question)
+
+    def to_dict(self) -> dict:
+        """The answer as JSON data, the one shape `qa ask --json` and the app's `/ask` API
+        print (docs/usage.md, "The JSON of an answer"): each citation with its marker's
+        number `n`; `more` holds the related sentences, which no marker points at."""
+        return {
+            "question": self.question,
+            "searched": self.searched,
+            "text": self.text,
+            "found": self.found,
+            "generated": self.generated,
+            "note": self.note,
+            "citations": [{"n": n, **asdict(c)} for n, c in enumerate(self.citations, 1)],
+            "unsupported": list(self.unsupported),
+            "more": [asdict(c) for c in self.more],
+            "passages": [asdict(p) for p in self.passages],
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A generated reply as it streams: its text so far, not yet verified."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Final:
+    """The end of a stream: the answer, verified when a model wrote it."""
+
+    answer: Answer
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa import Answer, QAError
+from qa import Partial, QAError
 from qa.answer.question import MAX_QUESTION_CHARS, cut_question
 
 from . import render
@@ -233,14 +233,14 @@ def answer(service: Service, question: str, session: Session, generation: int):
             if generation != session.generation:
                 yield as_now(session)
                 return
-            if isinstance(item, str):
+            if isinstance(item, Partial):
                 # A reply written a character at a time is shown at most 10 times a
                 # second, not once per character. The box is left alone: the next
                 # question may be being typed into it.
                 if time.monotonic() - shown_at < STREAM_EVERY:
                     continue
                 shown_at = time.monotonic()
-                partial = earlier + render.pending_messages(question, item)
+                partial = earlier + render.pending_messages(question, item.text)
                 yield gr.skip(), partial, gr.skip(), gr.skip()
                 continue
             rendered = item
@@ -372,22 +372,6 @@ def api_ask(service: Service):
             raise gr.Error(str(exc)) from None
         except Exception as exc:
             raise gr.Error(failed("回答失败", exc)) from None
-        return answer_dict(answered.answer)
+        return answered.answer.to_dict()  # the shape of docs/usage.md, as `qa ask --json`
 
     return ask
-
-
-def answer_dict(answer: Answer) -> dict:
-    """The JSON the `ask` API endpoint returns."""
-    return {
-        "question": answer.question,
-        "searched": answer.searched,
-        "text": answer.text,
-        "found": answer.found,
-        "citations": [{"n": n, **asdict(c)} for n, c in enumerate(answer.citations, 1)],
-        "passages": [asdict(p) for p in answer.passages],
-        "seconds": round(answer.seconds, 4),
-        "generated": answer.generated,
-        "unsupported": list(answer.unsupported),
-        "note": answer.note,
-    }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import qa
-from qa import Answer, Assistant, EmptyQuestionError, QAError, Settings
+from qa import Answer, Assistant, EmptyQuestionError, Final, Partial, QAError, Settings
 from qa.answer.conversation import Conversation
 from qa.answer.question import check_question
 from qa.stores import is_milvus
@@ -77,8 +77,6 @@ class Service:
         follow-up takes its subject from them (qa/answer/conversation.py).
         """
         bot = self._answering()
-        if not history and not bot.settings.llm_url:
-            return Answered(bot.ask(question), bot)
         return Answered(Conversation(bot, tuple(history)).ask(question), bot)
 
     def ask_after(self, question: str, earlier: Sequence[str]) -> Answered:
@@ -99,14 +97,14 @@ class Service:
 
     def stream_turn(
         self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
-    ) -> Iterator[str | Rendered]:
-        """`turn`, with a generated reply's text (str) while the model writes it."""
+    ) -> Iterator[Partial | Rendered]:
+        """`turn`, with a generated reply's text so far (Partial) while the model writes it."""
         bot = self._answering()
-        for item in Conversation(bot, tuple(history)).stream(question):
-            if isinstance(item, str):
-                yield item
+        for event in Conversation(bot, tuple(history)).stream(question):
+            if isinstance(event, Final):
+                yield _render(bot, event.answer, number)
             else:
-                yield _render(bot, item, number)
+                yield event
 
     def status(self) -> str:
         bot = self.assistant

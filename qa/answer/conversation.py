@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Settings
 from ..index.tokenize import Tokenizer
-from ..types import Answer, Citation
+from ..types import Answer, Citation, Final, Partial
 from .confidence import Match
 from .question import MAX_QUESTION_CHARS, check_question, cut_question
 
@@ -35,7 +35,15 @@ class Answerer(Protocol):
     settings: Settings
     tokenizer: Tokenizer
 
-    def ask(
+    def stream(
+        self,
+        question: str,
+        *,
+        prefer: Mapping[tuple[str, int], float] | None = None,
+        turns: Sequence[tuple[str, Answer]] = (),
+    ) -> Iterator[Partial | Final]: ...
+
+    def extractive(
         self, question: str, *, prefer: Mapping[tuple[str, int], float] | None = None
     ) -> Answer: ...
 
@@ -135,56 +143,46 @@ class Conversation:
             self._subject = self._subject_after(answer) or self._subject
 
     def ask(self, question: str) -> Answer:
-        """Answer `question` in the light of the earlier turns.
-
-        With a language model configured (Settings.llm_url) the answer is generated and
-        verified (qa/generate/llm.py); otherwise it is the extractive one.
-        """
+        """Answer `question` in the light of the earlier turns, as `Assistant.ask` does:
+        generated and verified when the assistant has a chat model, else extractive."""
         *_, last = self.stream(question)
-        return last
+        return last.answer
 
-    def stream(self, question: str) -> Iterator[str | Answer]:
-        """`ask`, for showing a generated reply as it is written: the reply's text so far
-        (str) while the model writes, then the final Answer. Without a model, the Answer."""
-        answer, reading = self._extractive(question)
-        settings = self.assistant.settings
-        if not settings.llm_url:
-            self._record(answer, reading)
-            yield answer
-            return
-        from ..generate.llm import generate
-
+    def stream(self, question: str) -> Iterator[Partial | Final]:
+        """`ask`, for showing a generated reply as it is written: its text so far (Partial)
+        while the model writes, then the answer (Final). Without a model, only the Final."""
+        question, reading, prefer = self._read(question)
         bot = self.assistant
-        for item in generate(
-            answer,
-            bot.context,
-            settings.llm_url,
-            settings.llm_model,
-            settings.llm_timeout,
-            bot.tokenizer,
-            self.turns,
-        ):
-            if isinstance(item, Answer):
-                self._record(item, reading)
-            yield item
+        for event in bot.stream(reading.searched, prefer=prefer, turns=self.turns):
+            if isinstance(event, Final):
+                answer = self._asked(event.answer, question, reading)
+                self._record(answer, reading)
+                event = Final(answer)
+            yield event
 
     def remember(self, question: str) -> Answer:
         """Take `question` as asked before, answered extractively (never by the model): an
         earlier turn replayed from a client's history costs one search, not a generation."""
-        answer, reading = self._extractive(question)
+        question, reading, prefer = self._read(question)
+        answer = self.assistant.extractive(reading.searched, prefer=prefer)
+        answer = self._asked(answer, question, reading)
         self._record(answer, reading)
         return answer
 
-    def _extractive(self, question: str) -> tuple[Answer, Reading]:
+    def _read(self, question: str) -> tuple[str, Reading, dict[tuple[str, int], float]]:
+        """The question checked, how it is understood, and the paragraphs it prefers."""
         question = check_question(question)  # cut before it is read, and echoed, in full
         reading = self.understand(question)
         # A follow-up often continues where the last answer was found: its paragraphs weigh in.
         prefer = {}
         if reading.subject and reading.searched != question and self.turns:
             prefer = {(c.article_id, c.paragraph): self.stay for c in self.turns[-1][1].citations}
-        answer = self.assistant.ask(reading.searched, prefer=prefer)
-        answer = dataclasses.replace(answer, question=question, searched=reading.searched)
-        return answer, reading
+        return question, reading, prefer
+
+    @staticmethod
+    def _asked(answer: Answer, question: str, reading: Reading) -> Answer:
+        """`answer` to what was searched, as the answer to what the user typed."""
+        return dataclasses.replace(answer, question=question, searched=reading.searched)
 
     def _record(self, answer: Answer, reading: Reading) -> None:
         self.turns = [*self.turns, (answer.question, answer)][-TURNS_KEPT:]

@@ -190,10 +190,10 @@ def evaluate(
         questions, negative_questions = questions[:limit], negative_questions[:limit]
         unanswered = unanswered[:limit]
     with indexed(records, settings, index, embedder) as (bot, stats):
-        bot.ask("预热")  # load the model before timing
+        bot.extractive("预热")  # load the model before timing
         report = _score(bot, questions, negative_questions)
         if same_subject:
-            refused = sum(not bot.ask(q.question).found for q in unanswered)
+            refused = sum(not bot.extractive(q.question).found for q in unanswered)
             report["same_subject"] = len(unanswered)
             report["same_subject_abstained"] = refused / len(unanswered) if unanswered else None
     backend = backend_of(bot.embedder)
@@ -222,7 +222,7 @@ def _score(bot: Assistant, questions: list[Question], negatives: list[Question])
     text_hit, cited_counts, cited_chars, answered = 0, [], [], []
     for q in questions:
         began = time.perf_counter()
-        answer = bot.ask(q.question)
+        answer = bot.extractive(q.question)
         latency.append(time.perf_counter() - began)
         order = list(dict.fromkeys(p.article_id for p in answer.passages))[:10]
         ranks.append(order.index(q.article_id) + 1 if q.article_id in order else None)
@@ -240,7 +240,7 @@ def _score(bot: Assistant, questions: list[Question], negatives: list[Question])
     neg_abstained = 0
     for q in negatives:
         began = time.perf_counter()
-        neg_abstained += not bot.ask(q.question).found
+        neg_abstained += not bot.extractive(q.question).found
         latency.append(time.perf_counter() - began)
     n = max(len(questions), 1)
     ms = np.asarray(latency) * 1000

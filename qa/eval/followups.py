@@ -182,15 +182,15 @@ def score(
     rows = {k: [] for k in ("original", "rewritten", "follow_up", "alone", "history")}
     completed = switched = 0
     for p in pairs:
-        rows["original"].append(_recall_hit(bot.ask(p.second.question), p.second))
-        rows["rewritten"].append(_recall_hit(bot.ask(p.rewritten), p.second))
+        rows["original"].append(_recall_hit(bot.extractive(p.second.question), p.second))
+        rows["rewritten"].append(_recall_hit(bot.extractive(p.rewritten), p.second))
         chat = Conversation(bot)
         chat.ask(p.first.question)
         answer = chat.ask(p.rewritten)
         completed += answer.searched != answer.question
         rows["follow_up"].append(_recall_hit(answer, p.second))
     for s in switches:
-        rows["alone"].append(_recall_hit(bot.ask(s.second.question), s.second))
+        rows["alone"].append(_recall_hit(bot.extractive(s.second.question), s.second))
         chat = Conversation(bot)
         chat.ask(s.first.question)
         answer = chat.ask(s.second.question)

@@ -1,7 +1,8 @@
 """Generated answers from any OpenAI-compatible model, every sentence checked (verify.py).
 
-Off unless `Settings.llm_url` is set (QA_LLM_URL, `--llm URL`). The `openai` client is
-imported only then (`pip install qa-zh[llm]`). The extractive answer comes first: a refused
+Off unless `Settings.llm_url` is set (QA_LLM_URL, `--llm URL`) or a `ChatModel` is given
+to `qa.load`. The `openai` client is imported only when a reply is asked of the configured
+server (`pip install qa-zh[llm]`). The extractive answer comes first: a refused
 question never reaches the model, and whenever the model fails, times out, returns garbage
 or writes nothing that can be verified, the extractive answer is returned with a one-line
 note saying why.
@@ -19,9 +20,12 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from ..answer.question import MAX_QUESTION_CHARS
-from ..types import Answer
+from ..config import Settings
+from ..types import Answer, Final, Partial
 from .verify import MARKER, Source, verify
 
 TURNS_IN_PROMPT = 3  # earlier turns the model sees
@@ -280,6 +284,34 @@ def stream_reply(
         threading.Thread(target=_close, args=(opened, client), daemon=True).start()
 
 
+class ChatModel(Protocol):
+    """What answers are generated with: a chat model that streams its reply. `OpenAIChat` is
+    the one the settings make; tests and other clients may pass their own to `qa.load`."""
+
+    def stream(self, messages: list[dict]) -> Iterator[str]:
+        """The reply to chat-completions `messages`, piece by piece. Raises ModelFailure."""
+        ...
+
+
+@dataclass(frozen=True)
+class OpenAIChat:
+    """A model behind an OpenAI-compatible chat-completions server (`stream_reply`)."""
+
+    url: str
+    model: str = ""
+    timeout: float = 30.0
+
+    def stream(self, messages: list[dict]) -> Iterator[str]:
+        return stream_reply(self.url, self.model, messages, self.timeout)
+
+
+def make_chat_model(settings: Settings) -> ChatModel | None:
+    """The model `settings.llm_url` names; None without one (answers stay extractive)."""
+    if not settings.llm_url:
+        return None
+    return OpenAIChat(settings.llm_url, settings.llm_model, settings.llm_timeout)
+
+
 def _close(opened: list, client) -> None:
     for thing in (*opened, client):
         try:
@@ -304,36 +336,37 @@ def fallback(answer: Answer, kind: str, detail: str = "") -> Answer:
 def generate(
     answer: Answer,
     paragraph,
-    url: str,
-    model: str,
-    timeout: float,
+    model: ChatModel,
     tokenizer,
     turns: Sequence[tuple[str, Answer]] = (),
-) -> Iterator[str | Answer]:
-    """Stream a generated answer: the reply's text so far (str) while it streams, then the
-    final, verified Answer (or the extractive one, with a note). A refused question is
+) -> Iterator[Partial | Final]:
+    """Stream a generated answer: the reply's text so far (Partial) while it streams, then
+    the verified answer (Final), or the extractive one with a note. A refused question is
     returned at once, without calling the model."""
     if not answer.found:
-        yield answer
+        yield Final(answer)
         return
     sources = sources_of(answer, paragraph)
     msgs = messages(answer.searched, sources, turns)
     began = time.perf_counter()
     raw = ""
     try:
-        key = model_key()
-        for delta in stream_reply(url, model, msgs, timeout, key):
+        key = model_key()  # kept out of every reply, whichever model writes it
+        for delta in model.stream(msgs):
             # the whole reply so far: an escape sequence or the key may come in several pieces
             raw += delta
-            yield hidden(printable(raw), key, streaming=True)
+            yield Partial(hidden(printable(raw), key, streaming=True))
     except ModelFailure as exc:
-        yield fallback(answer, exc.kind, exc.detail)
+        yield Final(fallback(answer, exc.kind, exc.detail))
+        return
+    except Exception as exc:  # a ChatModel of the caller's that fails its own way
+        yield Final(fallback(answer, "error", type(exc).__name__))
         return
     text = hidden(printable(raw), key)  # what is verified, shown and kept
     if not text.strip():
-        yield fallback(answer, "garbage")
+        yield Final(fallback(answer, "garbage"))
         return
-    yield verified(answer, text, sources, tokenizer, time.perf_counter() - began)
+    yield Final(verified(answer, text, sources, tokenizer, time.perf_counter() - began))
 
 
 def verified(
@@ -367,13 +400,3 @@ def verified(
         note="",
         seconds=answer.seconds + seconds,
     )
-
-
-def final(stream: Iterator[str | Answer]) -> Answer:
-    """The last item of `generate`: the answer, once the reply is complete."""
-    last = None
-    for item in stream:
-        last = item
-    if not isinstance(last, Answer):
-        raise RuntimeError("the answer stream ended without an answer")
-    return last

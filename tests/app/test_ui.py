@@ -12,7 +12,7 @@ import qa
 from qa.stores.folder import build_lock
 from ui import render
 from ui.app import open_or_build, parse_auth
-from ui.page import answer_dict, build_app, upload_pairs
+from ui.page import build_app, upload_pairs
 from ui.render import Turn, highlight, keyword_pattern, marker_spans, reply_html
 from ui.service import Service
 from ui.upload import MAX_UPLOAD_BYTES, UploadRejected, safe_name, save_upload, save_uploads
@@ -235,7 +235,7 @@ def test_passages_list_every_retrieved_passage_with_its_score(service: Service):
 
 def test_api_answer_is_plain_json_data(service: Service):
     answer = service.ask("赣服通集成了多少项服务?").answer
-    data = answer_dict(answer)
+    data = answer.to_dict()
     assert data["found"] is True and data["text"] == answer.text
     first = data["citations"][0]
     assert set(first) == {
@@ -465,7 +465,7 @@ def test_a_follow_up_turn_says_how_it_was_understood(service: Service):
 
 def test_api_history_makes_a_follow_up(service: Service):
     answer = service.ask_after("它有多少用户?", ["赣服通集成了多少项服务?"]).answer
-    data = answer_dict(answer)
+    data = answer.to_dict()
     assert data["question"] == "它有多少用户?" and data["searched"] == "赣服通有多少用户?"
     alone = service.ask_after("它有多少用户?", []).answer
-    assert answer_dict(alone)["searched"] == "它有多少用户?"
+    assert alone.to_dict()["searched"] == "它有多少用户?"

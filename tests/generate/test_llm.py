@@ -107,10 +107,11 @@ def test_a_refused_question_never_calls_the_model(bot, server):
 
 
 def test_the_reply_streams_before_the_verified_answer(bot, server):
-    items = list(with_model(bot, server, "faithful").chat().stream(QUESTION))
-    partial = [i for i in items if isinstance(i, str)]
-    assert len(partial) >= 3 and partial[-1].startswith(partial[0])
-    assert isinstance(items[-1], qa.Answer) and items[-1].generated
+    events = list(with_model(bot, server, "faithful").chat().stream(QUESTION))
+    *partial, last = events
+    assert all(isinstance(e, qa.Partial) for e in partial)
+    assert len(partial) >= 3 and partial[-1].text.startswith(partial[0].text)
+    assert isinstance(last, qa.Final) and last.answer.generated
 
 
 def test_verification_rules():
@@ -143,14 +144,13 @@ def test_cli_ask_with_a_model_shows_the_note_and_the_unverified_sentence(
 
 
 def test_the_app_shows_unverified_sentences_struck_through(bot, server):
-    from ui.page import answer_dict
     from ui.render import reply_html
 
     answer = with_model(bot, server, "partly").chat().ask(QUESTION)
     html = reply_html(answer, 1)
     assert '<p class="qa-generated">' in html
     assert "未能在原文中核实" in html and "<del>赣服通是全国用户最多的政务平台。</del>" in html
-    data = answer_dict(answer)
+    data = answer.to_dict()
     assert data["generated"] is True and data["unsupported"] == ["赣服通是全国用户最多的政务平台。"]
     failed = reply_html(with_model(bot, server, "error", 1.0).chat().ask(QUESTION), 1)
     assert '<p class="qa-note">生成回答失败(HTTP 500),以下为原文摘录。</p>' in failed
@@ -302,7 +302,6 @@ def test_a_redirect_is_not_followed(bot, server):
 def test_the_key_and_the_urls_password_are_never_shown(bot, server, monkeypatch, capsys):
     import json
 
-    from ui.page import answer_dict
     from ui.render import reply_html
 
     monkeypatch.setenv("QA_LLM_KEY", "sk-SECRET-KEY-123")
@@ -314,7 +313,7 @@ def test_the_key_and_the_urls_password_are_never_shown(bot, server, monkeypatch,
     assert unreachable.note == NOTES["error"].format("连接不上模型服务")
     shown = [capsys.readouterr()]
     for answer in (echoed, unreachable):
-        shown += [reply_html(answer, 1), json.dumps(answer_dict(answer), ensure_ascii=False)]
+        shown += [reply_html(answer, 1), json.dumps(answer.to_dict(), ensure_ascii=False)]
     assert "SECRET" not in str(shown) and "pa55word" not in str(shown)
 
 
@@ -322,9 +321,10 @@ def test_markup_in_a_reply_is_shown_as_text(bot, server):
     from ui.render import pending_messages, reply_html
 
     items = list(with_model(bot, server, "markup").chat().stream(QUESTION))
-    answer = items[-1]
+    answer = items[-1].answer
     assert answer.generated and len(answer.unsupported) >= 3
-    for html in (reply_html(answer, 1), pending_messages("<b>问</b>", items[-2])[1]["content"]):
+    streamed = items[-2].text
+    for html in (reply_html(answer, 1), pending_messages("<b>问</b>", streamed)[1]["content"]):
         assert "<script" not in html and "<img" not in html and "<b>未闭合" not in html
         assert "&lt;script&gt;" in html and "&amp;lt;b&amp;gt;" in html
     assert "<b>问</b>" not in pending_messages("<b>问</b>", "")[0]["content"]
@@ -364,7 +364,7 @@ def test_a_failure_after_streaming_takes_the_unverified_text_off_the_page(
     service = Service(built_index.parent / "corpus", built_index, bot.settings, bot)
 
     def broken(question, number, history=()):
-        yield "赣服通已于昨日停止运营"  # streamed, not yet verified
+        yield qa.Partial("赣服通已于昨日停止运营")  # streamed, not yet verified
         raise RuntimeError("verification crashed")
 
     monkeypatch.setattr(service, "stream_turn", broken)
@@ -399,7 +399,7 @@ def test_a_reply_written_a_character_at_a_time_is_not_resent_per_character(
         text = ""
         for _ in range(3000):
             text += "字"
-            yield text
+            yield qa.Partial(text)
         raise qa.QAError("stop here")
 
     monkeypatch.setattr(service, "stream_turn", drip)
@@ -533,13 +533,12 @@ def test_terminal_control_from_the_model_is_taken_out_of_every_way_out(
     bot, built_index, server, capsys
 ):
     from qa.cli import main
-    from ui.page import answer_dict
 
     items = list(with_model(bot, server, "escapes").chat().stream(QUESTION))
-    answer = items[-1]
+    answer = items[-1].answer
     assert answer.generated and answer.text == "上线一周年时，赣服通已突破900万用户。[1]"
     assert answer.unsupported == ("赣服通是全国用户最多的政务平台。",)
-    shown = [*items[:-1], repr(dataclasses.asdict(answer)), repr(answer_dict(answer))]
+    shown = [*(e.text for e in items[:-1]), repr(dataclasses.asdict(answer)), repr(answer.to_dict())]
     code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
                  "--llm-model", "escapes"])  # fmt: skip
     out = capsys.readouterr().out
@@ -630,12 +629,11 @@ def test_a_server_echoing_the_key_never_gets_it_shown(
     import json
 
     from qa.cli import main
-    from ui.page import answer_dict
     from ui.render import pending_messages, reply_html
 
     monkeypatch.setenv("QA_LLM_KEY", KEY)
     items = list(with_model(bot, server, "echo-key").chat().stream(QUESTION))
-    answer = items[-1]
+    answer = items[-1].answer
     assert answer.generated and answer.text == "上线一周年时，赣服通已突破900万用户。[1]"
     assert answer.unsupported == ("你的密钥是 Bearer ***。",)
     code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
@@ -646,9 +644,9 @@ def test_a_server_echoing_the_key_never_gets_it_shown(
     shown = [
         capsys.readouterr().out,
         json.dumps(dataclasses.asdict(answer), ensure_ascii=False),
-        json.dumps(answer_dict(answer), ensure_ascii=False),
+        json.dumps(answer.to_dict(), ensure_ascii=False),
         reply_html(answer, 1),
-        *(pending_messages(QUESTION, item)[1]["content"] for item in items[:-1]),
+        *(pending_messages(QUESTION, item.text)[1]["content"] for item in items[:-1]),
     ]
     assert code == 0 and [s for s in shown if KEY[:6] in s] == []  # not even its beginning
 
