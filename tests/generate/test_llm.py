@@ -192,6 +192,86 @@ def test_cli_chat_with_a_model_answers_the_follow_up_generated(
     assert "900万用户" in second["text"]
 
 
+# --- One answering path (issue 22): every way in asks the configured model ---
+
+
+def test_every_way_in_gives_the_same_generated_answer(built_index, server, capsys):
+    import json
+
+    from qa.cli import main
+    from ui.page import api_ask, build_app
+    from ui.service import Service
+    from ui.session import Session
+
+    settings = qa.Settings(model="hash", progress=False, llm_url=server.url, llm_model="faithful")
+    bot = qa.load(built_index, settings)
+    asked = bot.ask(QUESTION)
+    faithful = "上线一周年时，赣服通已突破900万用户。[1]它集成了6697项服务。[1]"
+    assert asked.generated and asked.text == faithful
+    chatted = bot.chat().ask(QUESTION)
+    assert main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
+                 "--llm-model", "faithful", "--json"]) == 0  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    service = Service(built_index.parent / "corpus", built_index, settings, bot)
+    api = api_ask(service)(QUESTION)
+    session = Session()
+    respond = next(f.fn for f in build_app(service).fns.values() if f.name == "respond")
+    *_, (_, chat, _, _) = respond(QUESTION, session)
+    ((_, paged),) = session.history
+
+    def same(data: dict) -> dict:
+        return {k: v for k, v in data.items() if k != "seconds"}  # each answer takes its time
+
+    expected = same(asked.to_dict())
+    assert expected["citations"][0]["n"] == 1 and expected["note"] == ""
+    assert expected["more"] == [dataclasses.asdict(c) for c in asked.more] != []
+    for data in (chatted.to_dict(), printed, api, paged.to_dict()):
+        assert same(data) == expected
+    assert "它集成了6697项服务。" in chat[-1]["content"]  # the page shows the generated text
+
+
+def test_bot_ask_uses_the_model_the_settings_name(built_index, server):
+    server.requests.clear()
+    settings = qa.Settings(model="hash", progress=False, llm_url=server.url, llm_model="partly")
+    answer = qa.load(built_index, settings).ask(QUESTION)
+    assert answer.generated and len(server.requests) == 1
+    assert answer.unsupported == ("赣服通是全国用户最多的政务平台。",)
+
+
+class Scripted:
+    """A chat model in-process: the reply in pieces, or an exception after the first."""
+
+    def __init__(self, *pieces: str, fail: Exception | None = None):
+        self.pieces, self.fail, self.asked = pieces, fail, []
+
+    def stream(self, messages: list[dict]):
+        self.asked.append(messages)
+        for piece in self.pieces:
+            yield piece
+            if self.fail:
+                raise self.fail
+
+
+def test_a_chat_model_given_to_load_writes_every_answer(built_index):
+    model = Scripted("上线一周年时，赣服通", "已突破900万用户[1]。")
+    bot = qa.load(built_index, qa.Settings(model="hash", progress=False), chat_model=model)
+    events = list(bot.stream(QUESTION))
+    assert events[:2] == [qa.Partial("上线一周年时，赣服通"),
+                          qa.Partial("上线一周年时，赣服通已突破900万用户[1]。")]  # fmt: skip
+    assert events[-1].answer.generated and events[-1].answer.text == bot.ask(QUESTION).text
+    assert bot.chat().ask(QUESTION).text == "上线一周年时，赣服通已突破900万用户。[1]"
+    assert len(model.asked) == 3
+    assert not bot.ask("北京烤鸭怎么做?").found and len(model.asked) == 3  # refused: not asked
+
+
+def test_a_chat_model_that_fails_its_own_way_gives_the_extractive_answer(bot, built_index):
+    model = Scripted("上线一周年时", fail=ConnectionResetError("peer"))
+    loaded = qa.load(built_index, qa.Settings(model="hash", progress=False), chat_model=model)
+    answer = loaded.ask(QUESTION)
+    assert not answer.generated and answer.text == bot.ask(QUESTION).text
+    assert answer.note == NOTES["error"].format("ConnectionResetError")
+
+
 # --- Hostile review (issue 12): verification bypasses, misbehaving servers, markup, replay ---
 
 S1 = "上线一周年时,赣服通已突破900万用户,集成了6697项服务和112种电子证照。"
@@ -538,7 +618,11 @@ def test_terminal_control_from_the_model_is_taken_out_of_every_way_out(
     answer = items[-1].answer
     assert answer.generated and answer.text == "上线一周年时，赣服通已突破900万用户。[1]"
     assert answer.unsupported == ("赣服通是全国用户最多的政务平台。",)
-    shown = [*(e.text for e in items[:-1]), repr(dataclasses.asdict(answer)), repr(answer.to_dict())]
+    shown = [
+        *(e.text for e in items[:-1]),
+        repr(dataclasses.asdict(answer)),
+        repr(answer.to_dict()),
+    ]
     code = main(["ask", QUESTION, "--index", str(built_index), "--llm", server.url,
                  "--llm-model", "escapes"])  # fmt: skip
     out = capsys.readouterr().out
