@@ -60,7 +60,7 @@ class Assistant:
         self.searcher = Searcher(retriever, passages, self.embedder, self.tokenizer)
         self.picker = SentencePicker(self.tokenizer, passages.char_df, len(passages), index.idf_of)
         # None: answers are extractive. Made from the settings unless given (a test's model).
-        self.chat_model = chat_model or make_chat_model(settings)
+        self.chat_model = make_chat_model(settings) if chat_model is None else chat_model
 
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""

@@ -31,10 +31,15 @@ def _positive(text: str) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with --model and --backend on top where given."""
-    chosen = {k: getattr(args, k, None) for k in ("model", "backend", "llm", "llm_model")}
-    chosen["llm_url"] = chosen.pop("llm")
-    return Settings(**{k: v for k, v in chosen.items() if v})
+    """Settings from the environment, with --model, --backend and --llm... on top where given."""
+    chosen = {k: getattr(args, k, None) for k in ("model", "backend")}
+    return Settings(**{k: v for k, v in chosen.items() if v}, **_llm(args))
+
+
+def _llm(args: argparse.Namespace) -> dict:
+    """The model --llm and --llm-model name, where given (else QA_LLM_URL, QA_LLM_MODEL)."""
+    given = {"llm_url": getattr(args, "llm", None), "llm_model": getattr(args, "llm_model", None)}
+    return {k: v for k, v in given.items() if v}
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -90,10 +95,8 @@ class _Bars:
 def _open(args: argparse.Namespace):
     from .assistant import load
 
-    llm = {"llm_url": getattr(args, "llm", None), "llm_model": getattr(args, "llm_model", None)}
-    given = {k: v for k, v in llm.items() if v}  # the rest from QA_LLM_URL and QA_LLM_MODEL
     # model=None: the index's own model (QA_MODEL does not apply to asking)
-    return load(args.index, Settings(model=None, **given), model=args.model)
+    return load(args.index, Settings(model=None, **_llm(args)), model=args.model)
 
 
 def _add_llm(p: argparse.ArgumentParser) -> None:
