@@ -113,15 +113,8 @@ class Assistant:
         passages = tuple(self.searcher.passage(h) for h in shown)
         if self._confidence(found) < self.settings.min_confidence:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
-        read = found.hits
-        if prefer:  # changes which sentences are read and cited, not what was retrieved
-            bonus = prefer.get
-            boosted = (
-                dataclasses.replace(h, score=h.score + bonus(self.searcher.place(h), 0))
-                for h in read
-            )
-            read = sorted(boosted, key=lambda h: -h.score)
-        read = read[: self.settings.answer_passages]
+        # `prefer` changes which sentences are read and cited, not what was retrieved.
+        read = self.searcher.preferring(found.hits, prefer)[: self.settings.answer_passages]
         chosen = cite(found.query, found.terms, read, self.passages, self.picker, self.settings)
         if not chosen.citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
@@ -142,9 +135,6 @@ class Assistant:
     def paragraph(self, article_id: str, paragraph: int) -> str:
         """The full text of a paragraph, for showing a citation in context."""
         return self.article(article_id).paragraphs[paragraph]
-
-    def title(self, article_id: str) -> str:
-        return self.article(article_id).title
 
     def context(self, citation: Citation) -> str:
         """The paragraph a citation comes from; its sentence alone if the index no longer

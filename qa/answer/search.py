@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +54,18 @@ class Searcher:
                 seen.add(key)
                 out.append(hit)
         return out[:k]
+
+    def preferring(
+        self, hits: list[Scored], prefer: Mapping[tuple[str, int], float] | None
+    ) -> list[Scored]:
+        """`hits` re-ranked with `prefer`'s bonus (by (article id, paragraph)) added to the
+        scores of the paragraphs it names: in a conversation, those the last answer cited."""
+        if not prefer:
+            return hits
+        boosted = (
+            dataclasses.replace(h, score=h.score + prefer.get(self.place(h), 0)) for h in hits
+        )
+        return sorted(boosted, key=lambda h: -h.score)
 
     def place(self, hit: Scored) -> tuple[str, int]:
         """(article id, paragraph) of the hit's passage."""

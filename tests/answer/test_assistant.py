@@ -47,7 +47,7 @@ def test_search_returns_passages_best_first_located_in_their_paragraph(bot):
     assert scores == sorted(scores, reverse=True)
     for p in passages:
         assert bot.paragraph(p.article_id, p.paragraph)[p.start : p.end] == p.text
-        assert p.title == bot.title(p.article_id)
+        assert p.title == bot.article(p.article_id).title
     assert len({(p.article_id, p.paragraph) for p in passages}) == len(passages)
 
 
@@ -76,7 +76,7 @@ def test_ask_answers_with_citations_that_point_into_the_source(bot, question):
     assert fragment in answer.citations[0].sentence
     for c in answer.citations:
         assert bot.paragraph(c.article_id, c.paragraph)[c.start : c.end] == c.sentence
-        assert c.title == bot.title(c.article_id)
+        assert c.title == bot.article(c.article_id).title
         assert c.sentence in answer.text
     markers = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
     assert markers == list(range(1, len(answer.citations) + 1))
