@@ -1,4 +1,4 @@
-"""Fit the sentence-choice weights (qa.answer.WEIGHTS) on a SQuAD-format file.
+"""Fit the sentence-choice weights (qa.answer.sentences.WEIGHTS) on a SQuAD-format file.
 
     python benchmarks/fit_sentence_weights.py ../shared/data/cmrc2018/cmrc2018_trial.json
 

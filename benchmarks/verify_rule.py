@@ -42,7 +42,7 @@ SHARES = (0.5, 0.6, 0.75, 0.9)
 _CLAUSE = re.compile(r"[^，,；;]+")
 _NUMBER = re.compile(r"\d+")
 NAMES = ("nr", "ns", "nt")
-# The opposites the antonym variant writes (the rule's own table is in qa/verify.py).
+# The opposites the antonym variant writes (the rule's own table is in qa/generate/verify.py).
 OPPOSITES = dict(
     pair.split("/")
     for pair in (

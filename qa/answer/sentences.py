@@ -1,4 +1,4 @@
-"""Extractive answering: pick the source sentences that answer a question, or abstain.
+"""Which sentences answer a question: the signals each candidate sentence is scored by.
 
 Sentence choice scores every sentence of the best passages by a few general signals:
 

@@ -147,10 +147,6 @@ def supporting(units: Sequence[str], plain: str, tokenizer: Tokenizer) -> list[s
 
 
 @lru_cache(maxsize=1024)
-def _words(text: str, tokenizer: Tokenizer) -> frozenset[str]:
-    return frozenset(tokenizer.words(blank_numbers(text)))
-
-
 @lru_cache(maxsize=1024)
 def _polar(text: str, tokenizer: Tokenizer) -> frozenset[str]:
     """The words of OPPOSITES that `text` says: the longer ones wherever they are written

@@ -205,10 +205,6 @@ class Tokenizer:
     """Words for keyword search and sentence matching; the dictionary loads on first use."""
 
     @property
-    def _jieba(self):
-        return _dictionary()
-
-    @property
     def _posseg(self):
         return _tagger()
 

@@ -97,9 +97,7 @@ def test_off_topic_question_is_not_answered(bot, question):
 
     assert not answer.found
     assert answer.text == NOT_FOUND
-    assert "资料中没有找到相关内容" in answer.text
     assert answer.citations == ()
-    assert "[1]" not in answer.text
 
 
 def test_asking_twice_gives_the_same_answer(bot):

@@ -754,7 +754,7 @@ def test_a_markdown_link_in_a_reply_stays_text(bot, server, built_index):
 
 # --- Review of verification (issue 14): facts moved within a paragraph or sentence, a pronoun
 # carrying a fact to another subject, opposites, numbers the checker did not read. Sources
-# as qa/llm.py builds them, from the sample corpus (corpus/, the 赣服通 article).
+# as qa/generate/llm.py builds them, from the sample corpus (corpus/, the 赣服通 article).
 
 
 def test_numbers_put_on_each_others_nouns_are_left_out_and_listed(bot, server):

@@ -76,32 +76,36 @@ def test_long_run_without_end_mark_is_one_sentence() -> None:
 
 def test_short_paragraph_is_one_chunk_covering_it() -> None:
     text = " 第一句。第二句。"
-    (chunk,) = split_passages("doc.txt", 3, text, 100)
-    assert (chunk.article_id, chunk.paragraph, chunk.start, chunk.end) == (
+    (passage,) = split_passages("doc.txt", 3, text, 100)
+    assert (passage.article_id, passage.paragraph, passage.start, passage.end) == (
         "doc.txt",
         3,
         0,
         len(text),
     )
-    assert chunk.text == text
-    assert sentence_texts(text, chunk.sentences) == ("第一句。", "第二句。")
+    assert passage.text == text
+    assert sentence_texts(text, passage.sentences) == ("第一句。", "第二句。")
 
 
 def test_long_paragraph_is_packed_into_windows_of_whole_sentences() -> None:
     text = "第一句话。第二句话。第三句话。第四句话。第五句。"
-    chunks = split_passages("doc.txt", 7, text, 12)
-    assert [c.text for c in chunks] == ["第一句话。第二句话。", "第三句话。第四句话。", "第五句。"]
-    for chunk in chunks:
-        assert chunk.paragraph == 7
-        assert text[chunk.start : chunk.end] == chunk.text
+    passages = split_passages("doc.txt", 7, text, 12)
+    assert [c.text for c in passages] == [
+        "第一句话。第二句话。",
+        "第三句话。第四句话。",
+        "第五句。",
+    ]
+    for passage in passages:
+        assert passage.paragraph == 7
+        assert text[passage.start : passage.end] == passage.text
         # sentence offsets are paragraph offsets, not window offsets
-        assert "".join(sentence_texts(text, chunk.sentences)) == chunk.text
+        assert "".join(sentence_texts(text, passage.sentences)) == passage.text
 
 
 def test_long_sentence_is_cut_after_commas() -> None:
     text = "我们认为，数字政府建设需要投入，也需要持续改进，更需要群众参与。"
-    chunks = split_passages("a", 0, text, 12)
-    assert [c.text for c in chunks] == [
+    passages = split_passages("a", 0, text, 12)
+    assert [c.text for c in passages] == [
         "我们认为，",
         "数字政府建设需要投入，",
         "也需要持续改进，",
@@ -111,15 +115,15 @@ def test_long_sentence_is_cut_after_commas() -> None:
 
 def test_long_english_sentence_is_cut_at_spaces() -> None:
     text = "the quick brown fox jumps over the lazy dog"
-    chunks = split_passages("a", 0, text, 10)
-    assert [c.text for c in chunks] == ["the quick", "brown fox", "jumps", "over the", "lazy dog"]
+    passages = split_passages("a", 0, text, 10)
+    assert [c.text for c in passages] == ["the quick", "brown fox", "jumps", "over the", "lazy dog"]
 
 
 def test_huge_line_without_punctuation_is_cut_into_windows() -> None:
     text = "数字化改革" * 4000  # 20,000 characters, no break anywhere
-    chunks = split_passages("a", 0, text, 300)
-    assert all(0 < len(c.text) <= 300 for c in chunks)
-    assert "".join(c.text for c in chunks) == text
+    passages = split_passages("a", 0, text, 300)
+    assert all(0 < len(c.text) <= 300 for c in passages)
+    assert "".join(c.text for c in passages) == text
 
 
 @pytest.mark.slow
@@ -169,18 +173,18 @@ def test_sentence_spans_cover_text(text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @pytest.mark.slow
 @given(texts, st.integers(min_value=1, max_value=50))
-def test_chunks_cover_text(text: str, max_chars: int) -> None:
-    chunks = split_passages("a", 5, text, max_chars)
-    all_sentences = tuple(span for chunk in chunks for span in chunk.sentences)
+def test_passages_cover_text(text: str, max_chars: int) -> None:
+    passages = split_passages("a", 5, text, max_chars)
+    all_sentences = tuple(span for passage in passages for span in passage.sentences)
     assert_span_guarantees(text, all_sentences)
     if not text.strip():
-        assert chunks == ()
-    for chunk in chunks:
-        assert chunk.paragraph == 5
-        assert chunk.text == text[chunk.start : chunk.end]
-        assert len(chunk.text) <= max_chars
-        assert chunk.sentences
-        for span in chunk.sentences:
-            assert chunk.start <= span.start < span.end <= chunk.end
-    for before, after in itertools.pairwise(chunks):
+        assert passages == ()
+    for passage in passages:
+        assert passage.paragraph == 5
+        assert passage.text == text[passage.start : passage.end]
+        assert len(passage.text) <= max_chars
+        assert passage.sentences
+        for span in passage.sentences:
+            assert passage.start <= span.start < span.end <= passage.end
+    for before, after in itertools.pairwise(passages):
         assert before.end <= after.start

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CMRC = ROOT.parent / "shared" / "data" / "cmrc2018" / "cmrc2018_dev.json"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CMRC.is_file(), reason="needs the CMRC 2018 data in ../shared")
 def test_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     out = tmp_path / "bench.json"

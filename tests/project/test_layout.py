@@ -117,3 +117,21 @@ def test_the_reading_process_imports_only_modules_of_qa_read():
                     outside.append(f"{modules[name].relative_to(ROOT)}:{line} {target}")
     assert {"qa.read.pdf", "qa.read.docx", "qa.read.limits"} <= seen  # the walk sees them
     assert not outside, "\n".join(outside)
+
+
+def test_an_install_holds_every_package_of_qa_and_ui():
+    """A wheel holds the packages pyproject.toml names: every folder of qa/ and ui/ with code
+    (naming the top two alone gave a wheel with 7 modules whose `import qa` failed)."""
+    import tomllib
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    found = config["setuptools"].get("packages")
+    if not isinstance(found, list):
+        found = find_packages(str(ROOT), **config["setuptools"]["packages"]["find"])
+    folders = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in files(*PACKAGES)
+        if p.name != "conftest.py"
+    }
+    assert folders <= set(found), sorted(folders - set(found))
