@@ -22,13 +22,13 @@ from .answer.background import BACKGROUND
 from .answer.cite import cite, sentences_of
 from .answer.confidence import Match, confidence
 from .answer.question import check_question
+from .answer.retrieve import Retriever
 from .answer.search import Searched, Searcher
 from .answer.sentences import NOT_FOUND, SentencePicker, SentenceSignals
 from .config import Settings
 from .errors import IndexMismatchError
 from .generate.llm import ChatModel, generate, make_chat_model
 from .index.embed import Embedder, backend_of, make_embedder
-from .index.retrieve import Retriever
 from .index.tokenize import Tokenizer
 from .stores import Index, open_store
 from .types import Answer, Article, Citation, Final, IndexInfo, Partial, Passage

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..index.retrieve import Scored
 from ..index.split import split_sentences
 from ..stores.data import Passages
 from ..types import Citation, Sentence, Span
+from .retrieve import Scored
 from .sentences import SentencePicker, cheap_answer_type, points_back
 
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)

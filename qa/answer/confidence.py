@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index.retrieve import Scored
 from ..index.tokenize import Tokenizer
+from .retrieve import Scored
 from .sentences import question_chars, share
 
 # Confidence that the best passage answers: a weighted sum of what it shares with the question

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index.embed import Embedder
-from ..index.retrieve import Retriever, Scored
 from ..index.script import match_script
 from ..index.tokenize import Tokenizer
 from ..stores.data import Passages
 from ..types import Passage
+from .retrieve import Retriever, Scored
 
 
 @dataclass(frozen=True)

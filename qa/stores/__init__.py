@@ -7,8 +7,8 @@
     store.open()          # the live index, for questions: an Index
     store.generation()    # changes with every build; None where nothing watches for rebuilds
 
-qa/build.py is the only pipeline and knows no store; a third store is one more module here
-and one more line in `open_store`.
+qa/build.py is the only pipeline and knows no store; a third store is a package here that
+implements Store and Index, and one more branch in `open_store`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..index.retrieve import Candidates
 from ..types import Article, Manifest, Plan
-from .data import Passages
+from .data import Candidates, Passages
 from .folder import FolderStore
 from .milvus import MilvusStore, redact
 

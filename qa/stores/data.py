@@ -4,7 +4,7 @@ with the store (qa/stores/folder/, milvus/), which searches them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +12,19 @@ import numpy as np
 from ..types import Article, IndexedPassage, IndexInfo, Span, StoredArticle
 
 FORMAT_VERSION = 1  # of what a store keeps; an index of another format is rebuilt
+# Vectors are stored and held in half precision: half the disk and memory, and on CMRC the
+# same retrieval and answer figures as float32 (benchmarks/README.md). Every store rounds
+# them so, and so scores passages alike.
+VECTOR_DTYPE = np.float16
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The passages a store found for one question, rows ascending, with both raw scores."""
+
+    rows: np.ndarray  # int
+    dense: np.ndarray  # float32 cosine similarity of each
+    keyword: np.ndarray  # float32 BM25 of each (0 where none of the terms occur)
 
 
 @dataclass(frozen=True)
@@ -82,3 +95,24 @@ class Passages:
             "passages": len(self),
             "sentences": int(self.sentence_start.shape[0]),
         }
+
+
+def unrelated_similarity(
+    n: int, vectors_of: Callable[[np.ndarray], np.ndarray], pairs: int = 2000
+) -> float:
+    """Mean similarity between random pairs of the `n` passages: what 'unrelated' scores.
+
+    `vectors_of(rows)` gives the vectors of some rows: only the sampled ones are read.
+    """
+    if n < 3:
+        return 0.0
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, n, pairs)
+    b = rng.integers(0, n, pairs)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    rows = np.unique(np.concatenate([a, b]))
+    vectors = np.asarray(vectors_of(rows), dtype=np.float32)
+    pa, pb = np.searchsorted(rows, a), np.searchsorted(rows, b)
+    sims = np.einsum("ij,ij->i", vectors[pa], vectors[pb])
+    return float(sims.mean())

@@ -10,9 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...index.bm25 import TermCounts
-from ...index.retrieve import VECTOR_DTYPE
 from ...types import Article, IndexedPassage, Plan, Span
-from ..data import Passages
+from ..data import VECTOR_DTYPE, Passages
 from .disk import FolderData
 from .search import ann_index
 

@@ -27,9 +27,8 @@ import numpy as np
 
 from ...errors import BuildLockedError, IndexWriteError, QAError
 from ...index.bm25 import TermCounts, TermWeights
-from ...index.retrieve import VECTOR_DTYPE
 from ...types import StoredSettings
-from ..data import FORMAT_VERSION, Passages
+from ..data import FORMAT_VERSION, VECTOR_DTYPE, Passages
 
 if TYPE_CHECKING:
     import faiss

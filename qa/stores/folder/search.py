@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...index.bm25 import BM25
-from ...index.retrieve import Candidates, unrelated_similarity
 from ...types import Article
+from ..data import Candidates, unrelated_similarity
 from .disk import FolderData
 from .load import ArticleFile
 

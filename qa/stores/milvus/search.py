@@ -10,9 +10,8 @@ import numpy as np
 
 from ...errors import IndexCorruptError, IndexNotFoundError, QAError, check_format
 from ...index.bm25 import BM25, TermCounts
-from ...index.retrieve import Candidates, unrelated_similarity
 from ...types import Article, StoredArticle
-from ..data import FORMAT_VERSION, Passages
+from ..data import FORMAT_VERSION, Candidates, Passages, unrelated_similarity
 from .address import Target, clean_message
 from .schema import (
     HEAD,

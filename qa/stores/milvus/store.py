@@ -13,9 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from ...errors import QAError
-from ...index.retrieve import VECTOR_DTYPE
 from ...types import Manifest, Plan, StoredArticle, StoredSettings
-from ..data import FORMAT_VERSION
+from ..data import FORMAT_VERSION, VECTOR_DTYPE
 from .address import clean_message, parse_uri
 from .schema import (
     COLLECTIONS,

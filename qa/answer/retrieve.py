@@ -10,15 +10,11 @@ ranks them, so both stores rank alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-# Vectors are stored and held in half precision: half the disk and memory, and on CMRC the
-# same retrieval and answer figures as float32 (benchmarks/README.md). Every store rounds
-# them so, and so scores passages alike.
-VECTOR_DTYPE = np.float16
+from ..stores import Index
 
 
 @dataclass(frozen=True)
@@ -32,19 +28,10 @@ class Scored:
     keyword: float  # BM25, raw
 
 
-@dataclass(frozen=True)
-class Candidates:
-    """The passages a store found for one question, rows ascending, with both raw scores."""
-
-    rows: np.ndarray  # int
-    dense: np.ndarray  # float32 cosine similarity of each
-    keyword: np.ndarray  # float32 BM25 of each (0 where none of the terms occur)
-
-
 class Retriever:
     """Ranks the candidates an index finds. Built once per load; searching allocates little."""
 
-    def __init__(self, index, dense_weight: float = 0.5, candidates: int = 50):
+    def __init__(self, index: Index, dense_weight: float = 0.5, candidates: int = 50):
         self.index = index
         self.dense_weight = dense_weight
         self.candidates = candidates
@@ -78,24 +65,3 @@ class Retriever:
         best = keyword.max() if keyword.size else 0.0
         keyword_n = keyword / best if best > 0 else np.zeros_like(keyword)
         return self.dense_weight * dense_n + (1 - self.dense_weight) * keyword_n
-
-
-def unrelated_similarity(
-    n: int, vectors_of: Callable[[np.ndarray], np.ndarray], pairs: int = 2000
-) -> float:
-    """Mean similarity between random pairs of the `n` passages: what 'unrelated' scores.
-
-    `vectors_of(rows)` gives the vectors of some rows: only the sampled ones are read.
-    """
-    if n < 3:
-        return 0.0
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, n, pairs)
-    b = rng.integers(0, n, pairs)
-    keep = a != b
-    a, b = a[keep], b[keep]
-    rows = np.unique(np.concatenate([a, b]))
-    vectors = np.asarray(vectors_of(rows), dtype=np.float32)
-    pa, pb = np.searchsorted(rows, a), np.searchsorted(rows, b)
-    sims = np.einsum("ij,ij->i", vectors[pa], vectors[pb])
-    return float(sims.mean())
