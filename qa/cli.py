@@ -207,6 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         auth=args.auth,
         auth_file=args.auth_file,
+        api_key_file=args.api_key_file,
         share=args.share,
         settings=_settings(args),
     )
@@ -323,6 +324,12 @@ def parser() -> argparse.ArgumentParser:
         "--auth",
         help="require a login, as user:password; visible to other users in ps, so prefer "
         "--auth-file or QA_AUTH",
+    )
+    s.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="the key /api and /v1 require (Authorization: Bearer KEY): FILE holds one line "
+        "(or set QA_API_KEY); without one they answer only on a loopback --host",
     )
     s.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     s.add_argument("--model", help=model_help)

@@ -18,6 +18,7 @@ import qa
 from qa import Assistant, QAError, Settings
 
 from . import theme
+from .api import build_api, read_api_key
 from .page import build_app
 from .service import Service, index_location
 from .upload import MAX_UPLOAD_BYTES
@@ -139,28 +140,51 @@ def serve(
     share: bool = False,
     settings: Settings | None = None,
     auth_file: str | Path | None = None,
+    api_key_file: str | Path | None = None,
 ) -> None:
     """Build the index if needed, then serve the app until interrupted.
 
-    The login comes from `auth_file`, `auth` or QA_AUTH (see `read_auth`).
+    The login comes from `auth_file`, `auth` or QA_AUTH (see `read_auth`); the key of /api and
+    /v1 from `api_key_file` or QA_API_KEY (ui/api.py).
     """
     # Offline, always: no model hub lookups, no usage statistics.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     settings = settings or Settings()
     login = parse_auth(read_auth(auth, auth_file))
+    key = read_api_key(api_key_file)
     if warning := exposure_warning(host, share, login):
         print(warning, file=sys.stderr)
     corpus, index = Path(corpus), index_location(index)
     assistant = open_or_build(corpus, index, settings)
     if assistant is not None:
         assistant.search("预热")  # load jieba and the model now, not on the first question
-    demo = build_app(Service(corpus, index, settings, assistant))
+    service = Service(corpus, index, settings, assistant)
+    demo = build_app(service)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        auth=login,
-        share=bool(share),
-        **launch_kwargs(),
+    if share:
+        # A share link tunnels Gradio's own server only: the page, without /api and /v1.
+        print("qa: note: /api and /v1 are not served on a --share link.", file=sys.stderr)
+        demo.launch(server_name=host, server_port=port, auth=login, share=True, **launch_kwargs())
+        return
+    run(mount(build_api(service, key, host), demo, host, port, login), host, port)
+
+
+def mount(app, demo, host: str, port: int, login: tuple[str, str] | None):
+    """`app` (the /api and /v1 routes) with the page mounted on it at /, as `launch` would
+    set it up: the login, the looks, the sessions kept."""
+    import gradio as gr
+
+    options = launch_kwargs()
+    demo.state_session_capacity = options.pop("state_session_capacity")
+    return gr.mount_gradio_app(
+        app, demo, path="/", server_name=host, server_port=port, auth=login, **options
     )
+
+
+def run(app, host: str, port: int) -> None:
+    """Serve `app` until interrupted (uvicorn, as Gradio's own launch does)."""
+    import uvicorn
+
+    print(f"qa: serving http://{host}:{port} (API: /api/ask, /v1)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

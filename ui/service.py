@@ -82,11 +82,11 @@ class Service:
     def ask_after(self, question: str, earlier: Sequence[str]) -> Answered:
         """Answer `question` as a follow-up to the `earlier` questions (asked again, in order)."""
         bot = self._answering()
-        chat = Conversation(bot)
-        # The earlier questions are searched again, never sent to the model (qa/generate/llm.py).
-        for q in replayed(earlier):
-            chat.remember(q)
-        return Answered(chat.ask(question), bot)
+        return Answered(_chat_after(bot, earlier).ask(question), bot)
+
+    def stream_after(self, question: str, earlier: Sequence[str]) -> Iterator[Partial | Final]:
+        """`ask_after`, with a generated reply's text so far (Partial) while the model writes."""
+        yield from _chat_after(self._answering(), earlier).stream(question)
 
     def turn(
         self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
@@ -175,6 +175,14 @@ class Service:
             f"删除 {stats.removed}),新嵌入 {stats.embedded} 个段落,用时 {stats.seconds:.1f} 秒。"
         ]
         return lines + [f"跳过 {line}" for line in skipped] + [f"注意 {line}" for line in notes]
+
+
+def _chat_after(bot: Assistant, earlier: Sequence[str]) -> Conversation:
+    chat = Conversation(bot)
+    # The earlier questions are searched again, never sent to the model (qa/generate/llm.py).
+    for q in replayed(earlier):
+        chat.remember(q)
+    return chat
 
 
 def _render(bot: Assistant, answer: Answer, number: int) -> Rendered:

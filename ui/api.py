@@ -1,0 +1,272 @@
+"""The HTTP API beside the page (`build_api`): `POST /api/ask`, the answer's JSON, and an
+OpenAI-compatible `/v1` (models, chat completions) for chat clients such as Cherry Studio,
+ChatBox or Open WebUI (docs/usage.md).
+
+Both answer through `Service.ask_after`, as the page's own API does, so an answer is the same
+whichever door it came in by. They skip Gradio's queue: the handlers run in a thread pool
+(an answer is ~10 ms of CPU), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from qa import Answer, EmptyQuestionError, Final, QAError
+from qa.answer.question import check_question
+
+from .errors import failed
+from .service import NO_INDEX, Service
+
+MODEL_ID = "qa"  # the knowledge base, as the one model /v1/models lists
+MAX_BODY_BYTES = 1_000_000  # a question is at most a few thousand characters
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# Said once in a stream when the verified answer is not the draft streamed so far: a chat
+# client cannot take back text it was sent.
+VERIFIED = "\n\n——核实后的回答——\n\n"
+
+
+@dataclass(frozen=True)
+class ApiError(Exception):
+    """An error answered in the OpenAI shape: {"error": {"message", "type", "code"}}."""
+
+    status: int
+    message: str
+    code: str
+    type: str = "invalid_request_error"
+
+    def response(self) -> JSONResponse:
+        error = {"message": self.message, "type": self.type, "code": self.code}
+        return JSONResponse({"error": error}, status_code=self.status)
+
+
+def read_api_key(key_file: str | Path | None = None) -> str | None:
+    """The API key: the first line of `key_file`, else QA_API_KEY; None when neither is set."""
+    if key_file:
+        try:
+            lines = Path(key_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise QAError(
+                f"Cannot read the API key file {key_file} ({getattr(exc, 'strerror', exc)}): "
+                "it must hold one line, the key."
+            ) from None
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise QAError(f"The API key file {key_file} is empty: write the key on its first line.")
+        return key
+    return os.environ.get("QA_API_KEY", "").strip() or None
+
+
+def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> FastAPI:
+    """The FastAPI app with /api and /v1; the page is mounted on it afterwards (ui/app.py).
+
+    With a `key`, every route wants `Authorization: Bearer <key>`. Without one they answer
+    only on a loopback `host`: anyone who can reach the server could read the articles.
+    """
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(ApiError, lambda request, exc: exc.response())
+
+    async def guard(request: Request) -> None:
+        if key is None:
+            if host not in LOOPBACK:
+                raise ApiError(
+                    403,
+                    f"这个服务器在 {host} 上对外开放,API 需要密钥:请设置 QA_API_KEY"
+                    "(或 qa serve --api-key-file FILE)后重新启动。",
+                    "api_key_required",
+                    "permission_error",
+                )
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), key.encode()
+        ):
+            raise ApiError(
+                401,
+                "API 密钥不对或没有提供:请求头要有 Authorization: Bearer <QA_API_KEY>。",
+                "invalid_api_key",
+                "authentication_error",
+            )
+
+    router = APIRouter(dependencies=[Depends(guard)])
+
+    @router.post("/api/ask")
+    async def ask(request: Request) -> JSONResponse:
+        question, history = ask_request(await read_json(request))
+        answer = await run_in_threadpool(answer_after, service, question, history)
+        return JSONResponse(answer.to_dict())
+
+    @router.get("/v1/models")
+    def models() -> dict:
+        model = {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "qa"}
+        return {"object": "list", "data": [model]}
+
+    @router.post("/v1/chat/completions")
+    async def completions(request: Request):
+        question, history, stream = chat_request(await read_json(request))
+        if not stream:
+            answer = await run_in_threadpool(answer_after, service, question, history)
+            return JSONResponse(completion(answer))
+        if service.assistant is None:
+            raise ApiError(503, NO_INDEX, "no_index", "server_error")
+        events = service.stream_after(question, history)
+        return StreamingResponse(sse(events), media_type="text/event-stream")
+
+    app.include_router(router)
+    return app
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+async def read_json(request: Request) -> object:
+    """The body as JSON, read no further than MAX_BODY_BYTES."""
+    too_big = ApiError(413, f"请求太大:最多 {MAX_BODY_BYTES} 字节。", "body_too_large")
+    try:
+        declared = int(request.headers.get("content-length") or 0)
+    except ValueError:
+        raise ApiError(400, "Content-Length 不是数字。", "invalid_body") from None
+    if declared > MAX_BODY_BYTES:
+        raise too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_big
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ApiError(400, "请求体不是 JSON。", "invalid_json") from None
+
+
+def ask_request(body: object) -> tuple[str, list[str]]:
+    """/api/ask's question and history, or a 400 that says what is wrong."""
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, '请求体要是 JSON 对象:{"question": "...", "history": [...]}。', "invalid_body"
+        )
+    question = body.get("question")
+    history = body.get("history") or []
+    if not isinstance(question, str):
+        raise ApiError(400, '缺少 "question"(字符串)。', "invalid_question")
+    if not isinstance(history, list) or not all(isinstance(q, str) for q in history):
+        raise ApiError(400, '"history" 要是字符串列表:之前的问题,从早到晚。', "invalid_history")
+    return checked(question), history
+
+
+def chat_request(body: object) -> tuple[str, list[str], bool]:
+    """The question (the last user message), the history (the user messages before it) and
+    whether to stream, from a chat-completions body."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise ApiError(400, '请求体要有 "messages" 列表。', "invalid_messages")
+    asked = [
+        message_text(m) for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"
+    ]
+    if not asked:
+        raise ApiError(400, '"messages" 里没有用户的问题(role 为 "user")。', "invalid_messages")
+    return checked(asked[-1]), asked[:-1], bool(body.get("stream"))
+
+
+def message_text(message: dict) -> str:
+    """A message's text: its content string, or its text parts joined (clients send both)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return "".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def checked(question: str) -> str:
+    try:
+        return check_question(question)
+    except EmptyQuestionError as exc:
+        raise ApiError(400, str(exc), "invalid_question") from None
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+def answer_after(service: Service, question: str, history: list[str]) -> Answer:
+    """`Service.ask_after`'s answer; its errors as ApiErrors."""
+    try:
+        return service.ask_after(question, history).answer
+    except EmptyQuestionError as exc:
+        raise ApiError(400, str(exc), "invalid_question") from None
+    except QAError as exc:
+        raise ApiError(503, str(exc), "unavailable", "server_error") from None
+    except Exception as exc:
+        raise ApiError(500, failed("回答失败", exc), "internal_error", "server_error") from None
+
+
+def cited(answer: Answer) -> str:
+    """The answer as a chat reply: its text with the [n] markers, then the numbered sources."""
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+    for n, c in enumerate(answer.citations, 1):
+        page = f"第{c.page}页 " if c.page else ""
+        lines.append(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段: {c.sentence}")
+    return "\n".join(lines)
+
+
+def completion(answer: Answer) -> dict:
+    """A `chat.completion` object; `qa` holds the structured answer, which clients ignore."""
+    message = {"role": "assistant", "content": cited(answer)}
+    return {
+        **_head("chat.completion"),
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "qa": answer.to_dict(),
+    }
+
+
+def sse(events: Iterator) -> Iterator[str]:
+    """`chat.completion.chunk` events: the generated reply as it is written (Partial), then
+    the rest of the cited answer, ending with `data: [DONE]`.
+
+    Starlette runs this sync generator in its thread pool, so answering never blocks the loop.
+    """
+    head = _head("chat.completion.chunk")
+    sent = ""
+
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps({**head, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for event in events:
+            if isinstance(event, Final):
+                final = cited(event.answer)
+                rest = final[len(sent) :] if final.startswith(sent) else VERIFIED + final
+                yield chunk({"content": rest})
+                yield chunk({}, "stop", qa=event.answer.to_dict())
+            elif event.text.startswith(sent) and len(event.text) > len(sent):
+                yield chunk({"content": event.text[len(sent) :]})
+                sent = event.text
+    except Exception as exc:
+        message = failed("回答失败", exc)
+        error = {"message": message, "type": "server_error", "code": "internal_error"}
+        yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _head(kind: str) -> dict:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": MODEL_ID,
+    }
