@@ -15,7 +15,6 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -31,19 +30,17 @@ from .service import NO_INDEX, Service
 MODEL_ID = "qa"  # the knowledge base, as the one model /v1/models lists
 MAX_BODY_BYTES = 1_000_000  # a question is at most a few thousand characters
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-# Said once in a stream when the verified answer is not the draft streamed so far: a chat
-# client cannot take back text it was sent.
-VERIFIED = "\n\n——核实后的回答——\n\n"
 
 
-@dataclass(frozen=True)
 class ApiError(Exception):
-    """An error answered in the OpenAI shape: {"error": {"message", "type", "code"}}."""
+    """An error answered in the OpenAI shape: {"error": {"message", "type", "code"}}.
 
-    status: int
-    message: str
-    code: str
-    type: str = "invalid_request_error"
+    Not a frozen dataclass: Python sets an exception's __traceback__ as it is raised.
+    """
+
+    def __init__(self, status: int, message: str, code: str, kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.code, self.type = status, message, code, kind
 
     def response(self) -> JSONResponse:
         error = {"message": self.message, "type": self.type, "code": self.code}
@@ -63,8 +60,12 @@ def read_api_key(key_file: str | Path | None = None) -> str | None:
         key = lines[0].strip() if lines else ""
         if not key:
             raise QAError(f"The API key file {key_file} is empty: write the key on its first line.")
-        return key
-    return os.environ.get("QA_API_KEY", "").strip() or None
+    else:
+        key = os.environ.get("QA_API_KEY", "").strip()
+    if key and not (key.isascii() and key.isprintable() and " " not in key):
+        # HTTP headers are ASCII: a client could never send such a key.
+        raise QAError("The API key must be printable ASCII without spaces, e.g. sk-... .")
+    return key or None
 
 
 def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> FastAPI:
@@ -233,32 +234,38 @@ def completion(answer: Answer) -> dict:
 
 
 def sse(events: Iterator) -> Iterator[str]:
-    """`chat.completion.chunk` events: the generated reply as it is written (Partial), then
-    the rest of the cited answer, ending with `data: [DONE]`.
+    """`chat.completion.chunk` events ending with `data: [DONE]`: a generated reply's draft
+    as it is written (Partial), then the cited answer as the content.
 
-    Starlette runs this sync generator in its thread pool, so answering never blocks the loop.
+    The draft goes in `reasoning_content`, which Cherry Studio, ChatBox and Open WebUI show
+    as the model's "thinking": verification may drop its sentences or renumber its markers,
+    and a client cannot take back content it was sent. So the content is only ever the
+    verified answer, the same as without streaming. Starlette runs this sync generator in its
+    thread pool, so answering never blocks the event loop.
     """
     head = _head("chat.completion.chunk")
-    sent = ""
+    drafted = ""
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return f"data: {json.dumps({**head, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"
+        data = json.dumps({**head, "choices": [choice], **extra}, ensure_ascii=False)
+        return f"data: {data}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
     try:
         for event in events:
             if isinstance(event, Final):
-                final = cited(event.answer)
-                rest = final[len(sent) :] if final.startswith(sent) else VERIFIED + final
-                yield chunk({"content": rest})
+                yield chunk({"content": cited(event.answer)})
                 yield chunk({}, "stop", qa=event.answer.to_dict())
-            elif event.text.startswith(sent) and len(event.text) > len(sent):
-                yield chunk({"content": event.text[len(sent) :]})
-                sent = event.text
+            elif event.text.startswith(drafted) and len(event.text) > len(drafted):
+                yield chunk({"reasoning_content": event.text[len(drafted) :]})
+                drafted = event.text
     except Exception as exc:
-        message = failed("回答失败", exc)
-        error = {"message": message, "type": "server_error", "code": "internal_error"}
+        error = {
+            "message": failed("回答失败", exc),
+            "type": "server_error",
+            "code": "internal_error",
+        }
         yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"
 
