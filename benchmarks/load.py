@@ -1,13 +1,14 @@
 """Load test of `qa serve` on loopback: concurrent clients asking through the `ask` API.
 
-    python benchmarks/load.py                 # 8 clients x 50 questions, twice
+    python benchmarks/load.py                 # 8 clients x 50 questions, three rounds
     python benchmarks/load.py --clients 2 --questions 5 --model hash   # a quick look
 
 Starts `qa serve` on a free 127.0.0.1 port over a temporary copy of the sample corpus, then
-runs two rounds: the clients alone, and the clients while `qa build` rebuilds the same index
-from another process again and again (an article added each time). Prints, per round, how
-many questions were answered, the errors, p50/p95 latency and throughput, and whether the
-server answered from the rebuilt index afterwards without a restart.
+runs three rounds: the clients alone through Gradio's `/ask` (its queue), the same through the
+plain `POST /api/ask` beside it (ui/api.py, no queue), and the Gradio clients while `qa build`
+rebuilds the same index from another process again and again (an article added each time).
+Prints, per round, how many questions were answered, the errors, p50/p95 latency and
+throughput, and whether the server answered from the rebuilt index afterwards without a restart.
 
 Traffic goes to loopback only; every loop is bounded in count and time, and it stops by itself.
 """
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,10 +69,31 @@ class Round:
     first_errors: list[str]
 
 
-def ask_round(url: str, name: str, clients: int, per_client: int) -> Round:
-    """`clients` threads, each with its own gradio_client, asking `per_client` questions."""
+def gradio_asker(url: str) -> Callable[[str], dict]:
+    """Asks through the page's Gradio API endpoint `/ask` (Gradio's queue)."""
     from gradio_client import Client
 
+    client = Client(url, verbose=False)
+    return lambda q: client.submit(question=q, api_name="/ask").result(timeout=QUESTION_TIMEOUT)
+
+
+def http_asker(url: str) -> Callable[[str], dict]:
+    """Asks through `POST /api/ask` (no queue; open without a key on loopback)."""
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=QUESTION_TIMEOUT)
+
+    def ask(question: str) -> dict:
+        response = client.post("/api/ask", json={"question": question})
+        response.raise_for_status()
+        return response.json()
+
+    return ask
+
+
+def ask_round(url: str, name: str, clients: int, per_client: int, connect=gradio_asker) -> Round:
+    """`clients` threads, each with its own client (`connect(url)`), asking `per_client`
+    questions."""
     latencies: list[float] = []
     errors: list[str] = []
     found = 0
@@ -81,7 +104,7 @@ def ask_round(url: str, name: str, clients: int, per_client: int) -> Round:
     def client_loop(n: int) -> None:
         nonlocal found
         try:
-            client = Client(url, verbose=False)
+            ask = connect(url)
         except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the run
             with lock:
                 errors.extend([f"connect: {exc!r}"] * per_client)
@@ -96,8 +119,7 @@ def ask_round(url: str, name: str, clients: int, per_client: int) -> Round:
             question = QUESTIONS[(n + i) % len(QUESTIONS)]
             began = time.perf_counter()
             try:
-                job = client.submit(question=question, api_name="/ask")
-                result = job.result(timeout=QUESTION_TIMEOUT)
+                result = ask(question)
             except Exception as exc:  # noqa: BLE001
                 with lock:
                     errors.append(f"{question}: {exc!r}")
@@ -185,6 +207,8 @@ def main() -> int:
             Client(url, verbose=False).predict(question=QUESTIONS[0], api_name="/ask")  # warm
             quiet = ask_round(url, "no rebuild", args.clients, args.questions)
             print_round(quiet)
+            plain = ask_round(url, "POST /api/ask", args.clients, args.questions, http_asker)
+            print_round(plain)
 
             rebuilder = Rebuilder(corpus, index, args.model)
             rebuilder.start()
@@ -212,12 +236,12 @@ def main() -> int:
         if args.out:
             figures = {
                 "model": args.model,
-                "rounds": [asdict(quiet), asdict(busy)],
+                "rounds": [asdict(quiet), asdict(plain), asdict(busy)],
                 "rebuilds": rebuilder.builds,
                 "switched": switched,
             }
             Path(args.out).write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
-    ok = quiet.errors == 0 and busy.errors == 0 and switched
+    ok = quiet.errors == 0 and plain.errors == 0 and busy.errors == 0 and switched
     return 0 if ok else 1
 
 
