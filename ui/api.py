@@ -146,7 +146,7 @@ async def read_json(request: Request) -> object:
             raise too_big
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[... nested beyond Python's stack
         raise ApiError(400, "请求体不是 JSON。", "invalid_json") from None
 
 
@@ -157,7 +157,7 @@ def ask_request(body: object) -> tuple[str, list[str]]:
             400, '请求体要是 JSON 对象:{"question": "...", "history": [...]}。', "invalid_body"
         )
     question = body.get("question")
-    history = body.get("history") or []
+    history = body.get("history", [])
     if not isinstance(question, str):
         raise ApiError(400, '缺少 "question"(字符串)。', "invalid_question")
     if not isinstance(history, list) or not all(isinstance(q, str) for q in history):
@@ -190,10 +190,13 @@ def message_text(message: dict) -> str:
 
 
 def checked(question: str) -> str:
+    """`question` as sent (answered as the page's API would), once it is known to be one: an
+    empty question is a 400 here, not an error in the middle of a stream."""
     try:
-        return check_question(question)
+        check_question(question)
     except EmptyQuestionError as exc:
         raise ApiError(400, str(exc), "invalid_question") from None
+    return question
 
 
 # -- answers -------------------------------------------------------------------------------

@@ -185,6 +185,8 @@ def test_api_ask_is_the_page_apis_answer(url, service):
         {"question": "   "},
         {"question": QUESTION, "history": "赣服通"},
         {"question": QUESTION, "history": [1, 2]},
+        {"question": QUESTION, "history": ""},
+        {"question": None},
         [QUESTION],
         "赣服通",
     ],
@@ -196,8 +198,9 @@ def test_api_ask_bad_input_is_a_400_that_says_what_is_wrong(url, body):
 
 
 def test_api_ask_not_json_and_too_big(url):
-    response = ask(url, content=b"{question", timeout=10)
-    assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
+    for body in (b"{question", b"[" * 100_000):  # the second nests beyond Python's stack
+        response = ask(url, content=body, timeout=10)
+        assert response.status_code == 400 and "JSON" in response.json()["error"]["message"]
     huge = {"question": QUESTION, "history": ["赣" * 1000] * (MAX_BODY_BYTES // 3000 + 1)}
     assert ask(url, huge).status_code == 413
 
