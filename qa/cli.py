@@ -303,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     _add_llm(c)
     c.set_defaults(run=cmd_chat)
 
-    s = sub.add_parser("serve", help="the browser app (Gradio)")
+    s = sub.add_parser("serve", help="the browser app (Gradio) and its HTTP API (/api/ask, /v1)")
     s.add_argument(
         "--corpus", default="corpus", help="folder uploads are saved to (default: corpus)"
     )

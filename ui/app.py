@@ -18,7 +18,7 @@ import qa
 from qa import Assistant, QAError, Settings
 
 from . import theme
-from .api import build_api, read_api_key
+from .api import LOOPBACK, build_api, read_api_key
 from .page import build_app
 from .service import Service, index_location
 from .upload import MAX_UPLOAD_BYTES
@@ -153,6 +153,12 @@ def serve(
     settings = settings or Settings()
     login = parse_auth(read_auth(auth, auth_file))
     key = read_api_key(api_key_file)
+    if key is None and not share and host not in LOOPBACK:
+        print(
+            f"qa: note: on {host}, /api and /v1 answer 403 until a key is set: "
+            "QA_API_KEY=... or --api-key-file FILE.",
+            file=sys.stderr,
+        )
     if warning := exposure_warning(host, share, login):
         print(warning, file=sys.stderr)
     corpus, index = Path(corpus), index_location(index)

@@ -255,3 +255,12 @@ def test_the_page_and_the_api_share_one_server(service):
         data = json.loads(events.split("event: complete\ndata: ")[1].splitlines()[0])
         same = ask(base, {"question": FOLLOW_UP, "history": [QUESTION]}).json()
         assert without_time(data[0]) == without_time(same)
+
+
+def test_qa_serve_with_an_unreadable_key_file_stops_with_one_line(capsys, tmp_path):
+    from qa.cli import main
+
+    code = main(["serve", "--api-key-file", str(tmp_path / "nokey"), "--index", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("qa: error: Cannot read the API key file")
+    assert err.count("\n") == 1
