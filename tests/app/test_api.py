@@ -264,3 +264,16 @@ def test_qa_serve_with_an_unreadable_key_file_stops_with_one_line(capsys, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("qa: error: Cannot read the API key file")
     assert err.count("\n") == 1
+
+
+def test_before_any_article_the_api_says_to_upload_one(tmp_path):
+    from ui.service import NO_INDEX
+
+    empty = Service(tmp_path / "corpus", tmp_path / "index", HASH, None)
+    with serving(build_api(empty, KEY)) as base:
+        response = ask(base, {"question": QUESTION})
+        assert response.status_code == 503 and response.json()["error"]["message"] == NO_INDEX
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0)
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError, match="请先"):
+                client.chat.completions.create(model="qa", messages=user(QUESTION), stream=stream)
