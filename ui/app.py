@@ -4,8 +4,9 @@
     serve("corpus", "index")          # http://127.0.0.1:7860
 
 This module starts it: the login, a warning when it is open to others, the index opened or
-built first, and Gradio's launch options. The page itself is ui/page.py; the Service it asks
-is ui/service.py.
+built first, and the page mounted on the HTTP API's app (ui/api.py: /api/ask, /v1) with
+Gradio's launch options, served by uvicorn. The page itself is ui/page.py; the Service both
+ask is ui/service.py.
 """
 
 from __future__ import annotations
