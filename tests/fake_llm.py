@@ -55,7 +55,7 @@ class Handler(BaseHTTPRequestHandler):
         self.server.requests.append(body)
         self.server.keys.append(self.headers.get("Authorization", ""))
         model = body.get("model", "")
-        pause = SLOW_PAUSE if model.endswith("-slowly") else CHUNK_PAUSE
+        pause = SLOW_PAUSE if model.endswith("-slowly") else self.server.pause
         model = model.removesuffix("-slowly")
         if model == "error":
             self.send_error(500, "scripted failure")
@@ -217,8 +217,9 @@ class FakeLLM(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         pass  # a client that gave up (the timeout case) closes the connection mid-reply
 
-    def __init__(self):
+    def __init__(self, pause: float = CHUNK_PAUSE):
         super().__init__(("127.0.0.1", 0), Handler)
+        self.pause = pause  # between streamed pieces (tests that read no screen need none)
         self.requests: list[dict] = []
         self.keys: list[str] = []  # each request's Authorization header
         self.redirect_to = "http://127.0.0.2:9/v1/chat/completions"  # model "redirect"

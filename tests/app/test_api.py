@@ -142,7 +142,7 @@ def test_bad_chat_requests_get_an_openai_error(client):
 
 
 def test_a_generated_reply_streams_its_draft_then_the_verified_answer(service, bot):
-    with FakeLLM() as llm:
+    with FakeLLM(pause=0.0) as llm:
         settings = dataclasses.replace(bot.settings, llm_url=llm.url, llm_model="partly")
         model_service = Service(
             service.corpus, service.index, settings, qa.Assistant(bot.index, settings, bot.embedder)

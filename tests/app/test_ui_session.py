@@ -100,7 +100,7 @@ def streaming_until_shown(page: Page, question: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def llm():
-    with FakeLLM() as server:
+    with FakeLLM(pause=0.02) as server:  # the Page steps through updates itself
         yield server
 
 

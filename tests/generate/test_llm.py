@@ -19,7 +19,7 @@ QUESTION = "赣服通有多少用户?"
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeLLM() as s:
+    with FakeLLM(pause=0.0) as s:
         yield s
 
 
