@@ -231,7 +231,10 @@ class Reader:
     one warning); `runtime` says which.
     """
 
-    def __init__(self, path: str | Path, threads: int = 2, int8: bool = True):
+    def __init__(self, path: str | Path, threads: int = 2, runtime: str = "auto"):
+        """`runtime`: "auto" (int8 where it passes the check), or "int8"/"fp32" to force one."""
+        if runtime not in ("auto", "int8", "fp32"):
+            raise ValueError(f"Unknown runtime {runtime!r}; choose auto, int8 or fp32.")
         self.folder = Path(path)
         if not (self.folder / "reader.json").is_file():
             raise FileNotFoundError(
@@ -239,8 +242,8 @@ class Reader:
             )
         self.config = json.loads((self.folder / "reader.json").read_text(encoding="utf-8"))
         self.tokenizer = load_tokenizer(self.folder)
-        self.runtime = "fp32"
-        if int8 and (self.folder / "model-int8.onnx").is_file():
+        self.runtime = "int8" if runtime == "int8" else "fp32"
+        if runtime == "auto" and (self.folder / "model-int8.onnx").is_file():
             fidelity = machine_fidelity(self.folder)
             if fidelity.good:
                 self.runtime = "int8"
