@@ -104,7 +104,7 @@ def latency_ms(folder: Path, name: str, max_len: int, runs: int = 50) -> float:
     sess = session(folder / name, 2)
     tokenizer = load_tokenizer(folder)
     question = PROBES[0][0]
-    candidates = [s for _, s in PROBES[:5]]
+    candidates = [s for _, s, _ in PROBES[:5]]
     times = []
     for k in range(runs + 3):
         began = time.perf_counter()

@@ -100,7 +100,7 @@ def same_subject(reader, corpus, table, q, sim) -> float | None:
 
 def agreement(model: Path, corpus, table, questions, sims) -> dict[str, float]:
     """int8 against fp32 on the answerable candidates of `questions`."""
-    quick, exact = Reader(model, runtime="int8"), Reader(model, runtime="fp32")
+    quick, exact = (Reader(model, threads=1, runtime=r) for r in ("int8", "fp32"))
     a, b, same_span, same_best = [], [], [], []
     for q, sim in zip(questions, sims, strict=True):
         _, windows = candidates(corpus, table, [q.paragraph, *nearest(sim, 2, {q.paragraph})])
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     model = Path(args.model)
     corpus = load(args.eval)
     check_unseen(model, corpus)
-    reader = Reader(model, runtime=args.runtime)
+    # One thread: spinning onnxruntime threads waste a niced job's CPU on a shared machine.
+    reader = Reader(model, threads=1, runtime=args.runtime)
     table = SentenceTable(corpus)
     overlap = CharOverlap([p.text for p in corpus.paragraphs])
     rng = random.Random(0)

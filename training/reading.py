@@ -27,25 +27,26 @@ CONTEXT_TOKENS = 12  # at most this many tokens of each neighbouring sentence
 ANSWER_TOKENS = 30  # the longest answer phrase searched for
 
 # Where the int8 graph is not used: probabilities more than MAX_SCORE_DIFF apart from the
-# fp32 graph's on PROBES, or fewer than MIN_SPAN_AGREEMENT of their phrases the same.
+# fp32 graph's on PROBES, or fewer than MIN_SPAN_AGREEMENT of the answering probes' phrases
+# the same (a sentence that does not answer has no phrase worth agreeing on).
 MAX_SCORE_DIFF = 0.05
 MIN_SPAN_AGREEMENT = 0.9
 
-# Fixed (question, sentence) pairs for the int8 check: answering and not, numbers, dates,
-# names, traditional characters, mixed scripts.
+# Fixed (question, sentence, answers?) probes for the int8 check: answering and not,
+# numbers, dates, names, traditional characters, mixed scripts.
 PROBES = (
-    ("南昌地铁1号线什么时候开通?", "南昌地铁1号线于2015年12月26日开通试运营,全长28.8公里。"),
-    ("南昌地铁1号线全长多少公里?", "南昌地铁1号线于2015年12月26日开通试运营,全长28.8公里。"),
-    ("景德镇因何得名?", "宋代景德年间,皇帝命这里烧造御用瓷器,景德镇因此得名。"),
-    ("高岭土产自哪里?", "青花瓷用钴料在坯体上绘画,再施透明釉高温烧成,蓝白相映。"),
-    ("高岭土产自哪里?", "高岭土产自附近的高岭村,质地细腻,烧成后洁白坚硬。"),
-    ("谁开创了欧洲对梵语的学术研究?", "在欧洲,梵语的学术研究,由德国学者陆特和汉斯雷顿开创。"),
-    ("誰開創了歐洲對梵語的學術研究?", "在歐洲,梵語的學術研究,由德國學者陸特和漢斯雷頓開創。"),
-    ("TaskGroup 是哪个版本新增的?", "Python 3.11 的 asyncio 新增了 TaskGroup。"),
-    ("前三季度国内生产总值增长了多少?", "数据显示,前三季度国内生产总值同比增长5.2%。"),
-    ("考试需要携带什么证件?", "注意事项:一、请携带身份证原件;二、提前十五分钟到场。"),
-    ("《战国无双3》由哪两个公司开发?", "《战国无双3》是由光荣和ω-force开发的正统续作。"),
-    ("《战国无双3》由哪两个公司开发?", "本作以三大故事为主轴,分别是《关东三国志》和《战国三杰》。"),
+    ("南昌地铁1号线什么时候开通?", "南昌地铁1号线于2015年12月26日开通试运营,全长28.8公里。", True),
+    ("南昌地铁1号线全长多少公里?", "南昌地铁1号线于2015年12月26日开通试运营,全长28.8公里。", True),
+    ("景德镇因何得名?", "宋代景德年间,皇帝命这里烧造御用瓷器,景德镇因此得名。", True),
+    ("高岭土产自哪里?", "青花瓷用钴料在坯体上绘画,再施透明釉高温烧成,蓝白相映。", False),
+    ("高岭土产自哪里?", "高岭土产自附近的高岭村,质地细腻,烧成后洁白坚硬。", True),
+    ("谁开创了欧洲对梵语的学术研究?", "在欧洲,梵语的学术研究,由德国学者陆特和汉斯雷顿开创。", True),
+    ("誰開創了歐洲對梵語的學術研究?", "在歐洲,梵語的學術研究,由德國學者陸特和漢斯雷頓開創。", True),
+    ("TaskGroup 是哪个版本新增的?", "Python 3.11 的 asyncio 新增了 TaskGroup。", True),
+    ("前三季度国内生产总值增长了多少?", "数据显示,前三季度国内生产总值同比增长5.2%。", True),
+    ("考试需要携带什么证件?", "注意事项:一、请携带身份证原件;二、提前十五分钟到场。", True),
+    ("《战国无双3》由哪两个公司开发?", "《战国无双3》是由光荣和ω-force开发的正统续作。", True),
+    ("《战国无双3》由哪两个公司开发?", "本作以三大故事为主轴,如《关东三国志》。", False),
 )
 
 log = logging.getLogger("qa")
@@ -142,6 +143,9 @@ def session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+BATCH = 8  # sequences per onnxruntime call, of similar lengths: less padding
+
+
 def run(sess, tokenizer, max_len, question, candidates, before=None, after=None):
     """Raw outputs for each candidate: (answerable logits, [(start, end) token spans], encoded)."""
     before = before or [""] * len(candidates)
@@ -150,8 +154,15 @@ def run(sess, tokenizer, max_len, question, candidates, before=None, after=None)
         encode(tokenizer, question, c, b, a, max_len)
         for c, b, a in zip(candidates, before, after, strict=True)
     ]
-    logits, starts, ends = sess.run(None, batch_arrays(encoded))
-    spans = [best_span(starts[k], ends[k], e) for k, e in enumerate(encoded)]
+    order = sorted(range(len(encoded)), key=lambda k: len(encoded[k].ids))
+    logits = np.zeros(len(encoded), dtype=np.float32)
+    spans = [(0, -1)] * len(encoded)
+    for begin in range(0, len(order), BATCH):
+        rows = order[begin : begin + BATCH]
+        out, starts, ends = sess.run(None, batch_arrays([encoded[k] for k in rows]))
+        for n, k in enumerate(rows):
+            logits[k] = out[n]
+            spans[k] = best_span(starts[n], ends[n], encoded[k])
     return logits, spans, encoded
 
 
@@ -179,13 +190,17 @@ def measure_fidelity(folder: Path, threads: int = 1) -> Fidelity:
     for name in ("model.onnx", "model-int8.onnx"):
         sess = session(folder / name, threads)
         scores, spans = [], []
-        for question, sentence in PROBES:
+        for question, sentence, _ in PROBES:
             logits, found, _ = run(sess, tokenizer, config["max_len"], question, [sentence])
             scores.append(float(sigmoid(logits)[0]))
             spans.append(found[0])
         out.append((np.array(scores), spans))
     (exact, exact_spans), (quick, quick_spans) = out
-    same = [x == y for x, y in zip(exact_spans, quick_spans, strict=True)]
+    same = [
+        x == y
+        for x, y, (_, _, answers) in zip(exact_spans, quick_spans, PROBES, strict=True)
+        if answers
+    ]
     corr = float(np.corrcoef(exact, quick)[0, 1]) if exact.std() > 0 else 1.0
     return Fidelity(
         float(np.abs(exact - quick).max()), corr, float(np.mean(same)), tuple(cpu_flags())
