@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 # On a shared, niced machine, OpenMP threads that spin while waiting for each other burn
-# the little CPU the job gets: measured here, passive waiting trained about five times
-# more pairs per CPU second. It has to be set before torch starts OpenMP.
+# the little CPU the job gets: measured here (load 5-10), with passive waiting a run trained
+# several times more pairs per CPU second. It has to be set before torch starts OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
