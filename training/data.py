@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.split import split_sentences
+from qa.index.split import split_sentences
 from qa.types import Span
 
 NEGATIVES = {"same-article": 2, "same-paragraph": 1, "other-article": 1}

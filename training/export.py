@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.onnx import OPSET, QUANTISE, RECIPE
+from qa.index.onnx import OPSET, QUANTISE, RECIPE
 from training.reading import PROBES, machine_fidelity, measure_fidelity, run, session
 from training.train import base_model
 

@@ -182,7 +182,7 @@ class Fidelity:
 
 def measure_fidelity(folder: Path, threads: int = 1) -> Fidelity:
     """Read PROBES with both graphs in `folder` and compare scores and phrases."""
-    from qa.cpu import cpu_flags
+    from qa.index.cpu import cpu_flags
 
     config = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
     tokenizer = load_tokenizer(folder)
@@ -211,7 +211,7 @@ def fidelity_file(folder: Path) -> Path:
     """This machine's record for the int8 file: new CPU flags, onnxruntime or files, new record."""
     import onnxruntime
 
-    from qa.cpu import cpu_flags
+    from qa.index.cpu import cpu_flags
 
     parts = [platform.machine(), *cpu_flags(), onnxruntime.__version__]
     for name in ("model.onnx", "model-int8.onnx"):
