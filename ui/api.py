@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from qa import Answer, EmptyQuestionError, Final, QAError
 from qa.answer.question import check_question
 
-from .errors import failed
+from .errors import failed, first_line
 from .service import NO_INDEX, Service
 
 MODEL_ID = "qa"  # the knowledge base, as the one model /v1/models lists
@@ -50,14 +50,7 @@ class ApiError(Exception):
 def read_api_key(key_file: str | Path | None = None) -> str | None:
     """The API key: the first line of `key_file`, else QA_API_KEY; None when neither is set."""
     if key_file:
-        try:
-            lines = Path(key_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise QAError(
-                f"Cannot read the API key file {key_file} ({getattr(exc, 'strerror', exc)}): "
-                "it must hold one line, the key."
-            ) from None
-        key = lines[0].strip() if lines else ""
+        key = first_line(key_file, "API key", "the key")
         if not key:
             raise QAError(f"The API key file {key_file} is empty: write the key on its first line.")
     else:

@@ -20,6 +20,7 @@ from qa import Assistant, QAError, Settings
 
 from . import theme
 from .api import LOOPBACK, build_api, read_api_key
+from .errors import first_line
 from .page import build_app
 from .service import Service, index_location
 from .upload import MAX_UPLOAD_BYTES
@@ -66,14 +67,7 @@ def read_auth(auth: str | None = None, auth_file: str | Path | None = None) -> s
     warning says so, and that QA_AUTH or --auth-file are not.
     """
     if auth_file:
-        try:
-            lines = Path(auth_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise QAError(
-                f"Cannot read the login file {auth_file} ({getattr(exc, 'strerror', exc)}): "
-                "it must hold one line, user:password."
-            ) from None
-        return lines[0].strip() if lines else ""
+        return first_line(auth_file, "login", "user:password")
     if auth:
         print(
             "qa: warning: --auth user:password is visible to other users of this machine "

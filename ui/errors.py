@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from qa import QAError
 from qa.stores import redact
@@ -32,3 +33,16 @@ def redact_secrets(text: str) -> str:
         for secret in {value, *value.split(":")[1:]} - {""}:
             text = text.replace(secret, "***")
     return text
+
+
+def first_line(path: str | Path, what: str, holds: str) -> str:
+    """The first line of a secret's file (a login, a key), stripped; QAError saying what the
+    file must hold when it cannot be read."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QAError(
+            f"Cannot read the {what} file {path} ({getattr(exc, 'strerror', exc)}): "
+            f"it must hold one line, {holds}."
+        ) from None
+    return lines[0].strip() if lines else ""
