@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.index.onnx import OPSET, QUANTISE, RECIPE
+from qa.index.onnx import OPSET, RECIPE, quantise
 from training.reading import PROBES, machine_fidelity, measure_fidelity, run, session
 from training.train import base_model
 
@@ -72,21 +72,6 @@ def export_onnx(model, target: Path) -> None:
             dynamo=False,
         )
     os.replace(tmp, target)
-
-
-def quantise(source: Path, target: Path) -> None:
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    options = {**QUANTISE, "weight_type": QuantType[QUANTISE["weight_type"]]}
-    quiet = logging.getLogger()
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # it suggests a pre-processing step that changes nothing here
-    try:
-        quantize_dynamic(str(source), str(target), **options)
-    finally:
-        quiet.setLevel(level)
 
 
 def sha256(path: Path) -> str:

@@ -153,7 +153,7 @@ def onnx_file(model: str, backend: str) -> Path:
         return fp32
     int8 = folder / int8_name()
     if not int8.is_file():
-        _quantise(fp32, int8)
+        quantise(fp32, int8)
     return int8
 
 
@@ -208,7 +208,8 @@ def _export(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _quantise(source: Path, target: Path) -> None:
+def quantise(source: Path, target: Path) -> None:
+    """`source` quantised to int8 with QUANTISE into `target` (the reader model uses it too)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_suffix(f".tmp{os.getpid()}")

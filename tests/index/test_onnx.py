@@ -68,7 +68,7 @@ def tiny(tmp_path, monkeypatch):
     tokenizer.save(str(folder / "tokenizer.json"))
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(qonnx, "_export", lambda source, target: write_graph(target, FP32_ROW))
-    monkeypatch.setattr(qonnx, "_quantise", lambda source, target: write_graph(target, INT8_ROW))
+    monkeypatch.setattr(qonnx, "quantise", lambda source, target: write_graph(target, INT8_ROW))
 
     class Measured:
         mean = 0.5
@@ -301,7 +301,7 @@ def test_the_emulation_catches_full_range_int8_weights(int8_embedder, tmp_path, 
     fp32 = qonnx.onnx_file("m3e-small", "onnx")
     monkeypatch.setattr(qonnx, "QUANTISE", {**qonnx.QUANTISE, "reduce_range": False})
     old = tmp_path / "old-int8.onnx"
-    qonnx._quantise(fp32, old)
+    qonnx.quantise(fp32, old)
 
     assert len(kernel_mismatches(old)) > 0
 
