@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .answer.background import BACKGROUND
-from .answer.cite import cite, sentences_of
+from .answer.cite import cite, cite_reading, rank, sentences_of
 from .answer.confidence import Match, confidence
 from .answer.question import check_question
+from .answer.reading import load_reader
 from .answer.retrieve import Retriever
 from .answer.search import Searched, Searcher
 from .answer.sentences import NOT_FOUND, SentencePicker, SentenceSignals
@@ -59,6 +60,8 @@ class Assistant:
         retriever = Retriever(index, settings.dense_weight, settings.candidates)
         self.searcher = Searcher(retriever, passages, self.embedder, self.tokenizer)
         self.picker = SentencePicker(self.tokenizer, passages.char_df, len(passages), index.idf_of)
+        # The reader model (None: off), shared by every Assistant of the process.
+        self.reader = load_reader(settings.reader)
         # None: answers are extractive. Made from the settings unless given (a test's model).
         self.chat_model = make_chat_model(settings) if chat_model is None else chat_model
 
@@ -115,12 +118,22 @@ class Assistant:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         # `prefer` changes which sentences are read and cited, not what was retrieved.
         read = self.searcher.preferring(found.hits, prefer)[: self.settings.answer_passages]
-        chosen = cite(found.query, found.terms, read, self.passages, self.picker, self.settings)
+        if self.reader is None:
+            chosen = cite(found.query, found.terms, read, self.passages, self.picker, self.settings)
+        else:
+            ranked = rank(found.query, found.terms, read, self.passages, self.picker)
+            threshold = self.settings.reader_threshold
+            if threshold is None:
+                threshold = self.reader.threshold
+            chosen = cite_reading(found.query, ranked, self.passages, self.reader, threshold)
         if not chosen.citations:
             return Answer(question, NOT_FOUND, False, (), passages, time.perf_counter() - began)
         text = "".join(f"{c.sentence}[{n}]" for n, c in enumerate(chosen.citations, 1))
         seconds = time.perf_counter() - began
-        return Answer(question, text, True, chosen.citations, passages, seconds, chosen.more)
+        return Answer(
+            question, text, True, chosen.citations, passages, seconds, chosen.more,
+            phrase=chosen.phrase,
+        )  # fmt: skip
 
     def chat(self) -> Conversation:
         """A conversation: follow-up questions take their subject from earlier turns."""

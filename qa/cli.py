@@ -141,6 +141,8 @@ def _print_answer(answer) -> None:
         _say(f"(按“{answer.searched}”理解)")
     if answer.note:
         _say(f"({answer.note})")
+    if answer.phrase:  # the short answer the reader marked, on its own line
+        _say(answer.phrase)
     _say(answer.text)
     if answer.unsupported:
         _say("未能在原文中核实(已略去): " + " / ".join(answer.unsupported))

@@ -10,6 +10,7 @@ from pathlib import Path
 from .errors import ModelNotFoundError
 
 DEFAULT_MODEL = "m3e-small"
+DEFAULT_READER = "default"  # Settings.reader: the reader model shipped in qa/models/reader
 
 
 def _default_model() -> str | None:
@@ -23,6 +24,14 @@ def _default_backend() -> str:
         return os.environ["QA_BACKEND"]
     fast = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
     return "onnx-int8" if fast else "torch"
+
+
+def _default_reader() -> str | None:
+    """QA_READER: "off" for none, a folder for another model, else the shipped one."""
+    value = os.environ.get("QA_READER", "").strip()
+    if value.lower() in ("off", "none", "no", "false", "0"):
+        return None
+    return value or DEFAULT_READER
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,13 @@ class Settings:
     citation_margin: float = 2.5
     min_confidence: float = 1.04  # below this the answer is 「资料中没有找到相关内容」
     progress: bool = True  # progress bar while embedding
+    # The reader (qa/answer/reading.py) picks the sentence that answers among the best few,
+    # marks the answer phrase, and refuses when none answers. "default" is the model shipped
+    # in qa/models/reader, or a folder `make reader` wrote; None (QA_READER=off) answers
+    # without it: the sentences are chosen and refused by word overlap alone.
+    reader: str | None = field(default_factory=_default_reader)
+    # Below this reader score no candidate answers (None: the model's own, in reader.json).
+    reader_threshold: float | None = None
     # Generated answers (qa/generate/llm.py), off unless a URL is given: an OpenAI-compatible
     # base URL (Ollama, vLLM, llama.cpp's server ...) and its model name; env QA_LLM_URL,
     # QA_LLM_MODEL.

@@ -135,6 +135,14 @@ class Citation:
     score: float
     page: int | None = None  # the page the paragraph starts on, for PDF articles
     url: str | None = None  # the article's http(s) address (web pages), if known
+    # The answer phrase the reader marked (qa/answer/reading.py), offsets into the paragraph
+    # like start/end; None without one.
+    phrase_start: int | None = None
+    phrase_end: int | None = None
+    # When only a clause of a long sentence is cited: the whole sentence, for showing it as
+    # context (offsets into the paragraph); None when the sentence itself is cited.
+    sentence_start: int | None = None
+    sentence_end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,9 @@ class Answer:
     generated: bool = False
     unsupported: tuple[str, ...] = ()
     note: str = ""
+    # The short answer the reader marked in the first citation (900万, 2019年4月); "" when
+    # there is none, the question was refused, or the reader is off.
+    phrase: str = ""
 
     def __post_init__(self):
         if not self.searched:
@@ -171,6 +182,7 @@ class Answer:
             "question": self.question,
             "searched": self.searched,
             "text": self.text,
+            "phrase": self.phrase,
             "found": self.found,
             "generated": self.generated,
             "note": self.note,

@@ -1,24 +1,23 @@
-"""Export a trained reader to ONNX (fp32), quantise it to int8, check the int8 graph here.
+"""Export a trained reader to the file the system reads: int8 weights, fp32 arithmetic.
 
-    python -m training.export DIR
+    python -m training.export DIR [--ship qa/models/reader]
 
-Reads DIR/reader.pt and writes beside it model.onnx (fp32), model-int8.onnx with its
-sha256 in model-int8.onnx.sha256, and this machine's fidelity record.
-
-The int8 graph follows the embedder's recipe (qa/onnx.py QUANTISE: MatMul weights int8 per
-channel in 7 bits, activations uint8 per call), so it behaves the same with or without VNNI.
-That recipe leaves the embedding table in fp32 (21,128 x 512: 43 MB, over the 30 MB this
-file may take), and quantising Gather with onnxruntime dequantises the whole table at every
-call; so the table is exported already int8 with one scale per row, and only the rows a
-sequence uses are turned back into floats.
+Reads DIR/reader.pt and writes DIR/model.onnx (fp32, for comparison; not shipped) and
+DIR/model-int8.onnx, whose weights are int8 with one scale per output channel (MatMul) or
+per row (embedding tables), each read through a DequantizeLinear that qa/answer/reading.py
+folds back into fp32 on load. So the file is a quarter of fp32's size and the results do not
+depend on a CPU's int8 kernels: the embedder's int8 recipe (int8 activations too) read the
+probes differently from fp32 on this very machine. reader.json gets the file's sha256, the
+fp32 model's readings of the probes (every machine compares itself with them on load), the
+size and the latency of both graphs.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -26,24 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.index.onnx import OPSET, RECIPE, quantise
-from training.reading import PROBES, machine_fidelity, measure_fidelity, run, session
+from qa.answer.reading import MODEL_FILE, PROBES, TRAINED_FILE, Reader, question_key, sha256
+from qa.index.onnx import OPSET
 from training.train import base_model
 
 MAX_INT8_MB = 30
-
-
-class Int8Embedding(torch.nn.Module):
-    """An embedding table stored as int8 rows with one fp32 scale each."""
-
-    def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        scale = weight.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
-        self.register_buffer("table", torch.round(weight / scale).to(torch.int8))
-        self.register_buffer("scale", scale)
-
-    def forward(self, ids):
-        return self.table[ids].to(torch.float32) * self.scale[ids]
+ANSWERED = 0.98  # the threshold keeps this share of held-out answering sentences
+MIN_WEIGHTS = 65536  # smaller tensors (biases, layer norms) stay fp32
+SHIPPED = ("reader.json", "tokenizer.json", MODEL_FILE, TRAINED_FILE)
 
 
 def load_trained(folder: Path):
@@ -74,26 +63,112 @@ def export_onnx(model, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def int8_weights(source: Path, target: Path) -> int:
+    """Every large 2-d fp32 weight of `source` stored as int8 + per-channel scales behind a
+    DequantizeLinear (axis 0 for a Gather's table, 1 for a MatMul's weight). Returns how
+    many tensors were converted."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    users: dict[str, str] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, node.op_type)
+    kept, nodes, done = [], [], 0
+    for tensor in graph.initializer:
+        w = numpy_helper.to_array(tensor)
+        if w.dtype != np.float32 or w.ndim != 2 or w.size < MIN_WEIGHTS:
+            kept.append(tensor)
+            continue
+        axis = 0 if users.get(tensor.name) == "Gather" else 1
+        scale = np.abs(w).max(axis=1 - axis).clip(min=1e-12) / 127
+        shaped = scale.reshape((-1, 1) if axis == 0 else (1, -1))
+        q = np.clip(np.round(w / shaped), -127, 127).astype(np.int8)
+        kept.append(numpy_helper.from_array(q, tensor.name + "_int8"))
+        kept.append(numpy_helper.from_array(scale.astype(np.float32), tensor.name + "_scale"))
+        nodes.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [tensor.name + "_int8", tensor.name + "_scale"],
+                [tensor.name],
+                axis=axis,
+            )
+        )
+        done += 1
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
+    onnx.save(model, str(target))
+    return done
 
 
-def latency_ms(folder: Path, name: str, max_len: int, runs: int = 50) -> float:
-    """p50 of reading 5 candidates (PROBES' sentences) for one question, 2 threads."""
-    from training.reading import load_tokenizer
+def fp32_readings(folder: Path) -> list[list[float]]:
+    """The fp32 graph's (score, start, end) for each probe."""
+    import onnxruntime as ort
 
-    sess = session(folder / name, 2)
+    from qa.answer.reading import batch_arrays, best_span, encode, load_tokenizer, sigmoid
+
+    config = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
     tokenizer = load_tokenizer(folder)
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = []
+    for question, sentence in PROBES:
+        e = encode(tokenizer, question, sentence, "", "", config["max_len"])
+        logit, start, end = sess.run(None, batch_arrays([e]))
+        i, j = best_span(start[0], end[0], e)
+        out.append([float(sigmoid(logit)[0]), e.offsets[i][0], e.offsets[j][1]])
+    return out
+
+
+def calibrate(reader: Reader, path: Path) -> dict:
+    """The threshold that keeps ANSWERED of the held-out questions' answering sentences
+    (train.py's calibration.jsonl), and what it does there: the share of the other
+    sentences refused, how often a question's answering sentence scores best among its
+    pairs, and the phrases' exact match and character F1."""
+    from qa.eval.evaluate import phrase_scores
+
+    by_question: dict[str, list[dict]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        pair = json.loads(line)
+        by_question.setdefault(pair["qid"], []).append(pair)
+    positives, negatives, best, phrases = [], [], [], []
+    for pairs in by_question.values():
+        question = pairs[0]["question"]
+        readings = reader.read(question, [(p["before"], p["sentence"], p["after"]) for p in pairs])
+        for p, r in zip(pairs, readings, strict=True):
+            if p["label"]:
+                positives.append(r.score)
+                answer = p["sentence"][p["start"] : p["end"]]
+                phrases.append(phrase_scores(p["sentence"][r.start : r.end], (answer,)))
+            else:
+                negatives.append(r.score)
+        top = max(range(len(pairs)), key=lambda k: readings[k].score)
+        best.append(pairs[top]["label"] == 1)
+    threshold = float(np.quantile(positives, 1 - ANSWERED))
+    return {
+        "threshold": round(threshold, 4),
+        "questions": len(by_question),
+        "answering_kept": ANSWERED,
+        "others_refused": round(float(np.mean(np.asarray(negatives) < threshold)), 4),
+        "answering_scores_best": round(float(np.mean(best)), 4),
+        "phrase_exact": round(float(np.mean([e for e, _ in phrases])), 4),
+        "phrase_f1": round(float(np.mean([f for _, f in phrases])), 4),
+    }
+
+
+def latency_ms(reader: Reader, runs: int = 50) -> float:
+    """p50 of reading 5 candidates (PROBES' sentences, with neighbours) for one question."""
     question = PROBES[0][0]
-    candidates = [s for _, s, _ in PROBES[:5]]
+    sentences = [s for _, s in PROBES[:5]]
+    candidates = [(s, s, s) for s in sentences]
     times = []
     for k in range(runs + 3):
         began = time.perf_counter()
-        run(sess, tokenizer, max_len, question, candidates, candidates, candidates)
+        reader.read(question, candidates)
         if k >= 3:  # warm-up
             times.append(time.perf_counter() - began)
     return float(np.median(times) * 1000)
@@ -102,49 +177,50 @@ def latency_ms(folder: Path, name: str, max_len: int, runs: int = 50) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
+    parser.add_argument("--ship", help="copy the shipped files here (qa/models/reader)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     folder = Path(args.folder)
     config = json.loads((folder / "reader.json").read_text(encoding="utf-8"))
 
-    model = load_trained(folder)
-    export_onnx(model, folder / "model.onnx")
-    embeddings = model.encoder.embeddings
-    embeddings.word_embeddings = Int8Embedding(embeddings.word_embeddings.weight.detach())
-    staged = folder / "model-int8-table.onnx"
-    export_onnx(model, staged)
-    int8 = folder / "model-int8.onnx"
-    quantise(staged, int8)
-    staged.unlink()
-    for extra in folder.glob("fidelity-*.json"):
-        extra.unlink()  # records of the files just replaced
-
-    size_mb = int8.stat().st_size / 1e6
+    # What qa eval checks its questions against: hashes of the normalised training questions.
+    seen = json.loads((folder / "questions.json").read_text(encoding="utf-8"))["texts"]
+    keys = {"question_keys": sorted(question_key(text) for text in seen)}
+    (folder / TRAINED_FILE).write_text(json.dumps(keys) + "\n", encoding="utf-8")
+    export_onnx(load_trained(folder), folder / "model.onnx")
+    converted = int8_weights(folder / "model.onnx", folder / MODEL_FILE)
+    size_mb = (folder / MODEL_FILE).stat().st_size / 1e6
     if size_mb > MAX_INT8_MB:
-        raise SystemExit(f"model-int8.onnx is {size_mb:.1f} MB, over {MAX_INT8_MB} MB.")
-    digest = sha256(int8)
-    (folder / "model-int8.onnx.sha256").write_text(f"{digest}  model-int8.onnx\n")
-    fidelity = measure_fidelity(folder)
-    machine_fidelity(folder)  # writes this machine's record
-    report = {
-        "recipe": RECIPE + "; word embeddings int8 per row",
+        raise SystemExit(f"{MODEL_FILE} is {size_mb:.1f} MB, over {MAX_INT8_MB} MB.")
+    config["export"] = {
+        "recipe": "int8 weights per output channel / table row, fp32 arithmetic",
+        "int8_tensors": converted,
         "fp32_mb": round((folder / "model.onnx").stat().st_size / 1e6, 1),
         "int8_mb": round(size_mb, 1),
-        "int8_sha256": digest,
-        "fidelity": {
-            "max_score_diff": round(fidelity.max_score_diff, 4),
-            "score_correlation": round(fidelity.score_correlation, 4),
-            "span_agreement": fidelity.span_agreement,
-            "good": fidelity.good,
-        },
-        "latency_ms_5_pairs_p50": {
-            "int8": round(latency_ms(folder, "model-int8.onnx", config["max_len"]), 1),
-            "fp32": round(latency_ms(folder, "model.onnx", config["max_len"]), 1),
-        },
+        "sha256": sha256(folder / MODEL_FILE),
     }
-    config["export"] = report
     (folder / "reader.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=1))
+    config["export"]["probes"] = fp32_readings(folder)
+    (folder / "reader.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+
+    reader = Reader(folder, check=False)
+    fidelity = reader.check()
+    config["export"]["fidelity"] = {
+        "max_score_diff": round(fidelity.max_score_diff, 4),
+        "phrases_agree": fidelity.phrases_agree,
+    }
+    config["export"]["latency_ms_5_pairs_p50"] = round(latency_ms(reader), 1)
+    if (folder / "calibration.jsonl").is_file():
+        config["calibration"] = calibrate(reader, folder / "calibration.jsonl")
+        config["threshold"] = config["calibration"]["threshold"]
+    (folder / "reader.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({k: config.get(k) for k in ("export", "calibration")}, indent=1))
+    if args.ship:
+        ship = Path(args.ship)
+        ship.mkdir(parents=True, exist_ok=True)
+        for name in SHIPPED:
+            shutil.copy(folder / name, ship / name)
+        print(f"copied {', '.join(SHIPPED)} to {ship}")
 
 
 if __name__ == "__main__":

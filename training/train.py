@@ -3,13 +3,14 @@
     python -m training.train --train FILE... [--exclude-ids EVAL_FILE...] --out DIR
 
 Writes DIR/reader.pt (weights), DIR/reader.json (layout and how it was trained),
-DIR/questions.json (ids and normalised texts of every training question, so that
-training/measure.py can refuse to measure on them) and DIR/tokenizer.json.
+DIR/questions.json (ids and normalised texts of every training question, which
+training/export.py turns into the trained.json `qa eval` checks) and DIR/tokenizer.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import random
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 # On a shared, niced machine, OpenMP threads that spin while waiting for each other burn
@@ -26,9 +28,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from qa.answer.reading import encode, load_tokenizer  # noqa: E402
 from qa.config import resolve_model_path  # noqa: E402
 from training.data import SEED, build_pairs, load, normalise, question_keys, without
-from training.reading import encode, load_tokenizer  # noqa: E402
 
 BASE = "m3e-small"
 
@@ -135,6 +137,19 @@ def loss_of(model, batch) -> torch.Tensor:
     return loss
 
 
+def held_out(corpus, pairs, share: float):
+    """(training pairs, calibration pairs): the pairs of questions of about `share` of the
+    articles (chosen by a hash of the article's name) are held out of training; the export
+    chooses the reader's threshold on them (training/export.py)."""
+    article = {q.id: corpus.paragraphs[q.paragraph].article for q in corpus.questions}
+
+    def held(p) -> bool:
+        digest = hashlib.blake2b(article[p.qid].encode(), digest_size=4).digest()
+        return int.from_bytes(digest, "big") / 2**32 < share
+
+    return [p for p in pairs if not held(p)], [p for p in pairs if held(p)]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", nargs="+", required=True, help="SQuAD-format files")
@@ -148,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=0, help="use only this many pairs")
     parser.add_argument("--max-minutes", type=float, default=37.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--calibration", type=float, default=0.05, help="share of articles held out"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -162,9 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     pairs = build_pairs(corpus)
     if args.limit:
         pairs = pairs[: args.limit]
+    pairs, held = held_out(corpus, pairs, args.calibration)
+    with open(out / "calibration.jsonl", "w", encoding="utf-8") as f:
+        for p in held:
+            f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
     kept = {p.qid for p in pairs}
     questions = [q for q in corpus.questions if q.id in kept]
-    print(f"{len(questions)} questions, {len(pairs)} pairs", flush=True)
+    print(f"{len(questions)} questions, {len(pairs)} pairs, {len(held)} held out", flush=True)
 
     folder = Path(resolve_model_path(BASE))
     tokenizer = load_tokenizer(folder)
@@ -221,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         "excluded": [Path(f).name for f in args.exclude_ids],
         "questions": len(questions),
         "pairs": len(pairs),
+        "calibration_pairs": len(held),
         "answers_cut_by_max_len": cut,
         "epochs": args.epochs,
         "steps": step,

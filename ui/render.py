@@ -59,15 +59,35 @@ def emphasise(text: str, keywords: re.Pattern | None) -> str:
     return "".join(out)
 
 
-def highlight(paragraph: str, start: int, end: int, keywords: re.Pattern | None) -> str:
-    """The paragraph as HTML: paragraph[start:end] in <mark>, keywords in <b>.
+def highlight(
+    paragraph: str,
+    start: int,
+    end: int,
+    keywords: re.Pattern | None,
+    phrase: tuple[int, int] | None = None,
+    context: tuple[int, int] | None = None,
+) -> str:
+    """The paragraph as HTML: paragraph[start:end] in <mark>, the answer phrase inside it
+    in <strong>, the whole sentence a cited clause belongs to (`context`) in a <span>, and
+    keywords in <b>.
 
-    Keywords are found on the whole raw paragraph first, then cut at the <mark>
+    Keywords are found on the whole raw paragraph first, then cut at the other tags'
     boundaries, so a keyword that straddles the cited sentence stays emphasised on both
     sides and the tags always nest.
     """
-    start, end = max(0, min(start, len(paragraph))), max(0, min(end, len(paragraph)))
-    start, end = min(start, end), max(start, end)
+    size = len(paragraph)
+
+    def clamp(a: int, b: int, lo: int = 0, hi: int = size) -> tuple[int, int]:
+        a, b = max(lo, min(a, hi)), max(lo, min(b, hi))
+        return min(a, b), max(a, b)
+
+    start, end = clamp(start, end)
+    cs, ce = (
+        (min(max(context[0], 0), start), max(min(context[1], size), end))
+        if context
+        else (start, end)
+    )
+    ps, pe = clamp(*phrase, start, end) if phrase else (end, end)
     spans = [m.span() for m in keywords.finditer(paragraph)] if keywords else []
 
     def piece(lo: int, hi: int) -> str:
@@ -82,8 +102,13 @@ def highlight(paragraph: str, start: int, end: int, keywords: re.Pattern | None)
         out.append(escape(paragraph[pos:hi]))
         return "".join(out)
 
-    marked = f'<mark class="qa-hit">{piece(start, end)}</mark>' if end > start else ""
-    return piece(0, start) + marked + piece(end, len(paragraph))
+    strong = f'<strong class="qa-phrase">{piece(ps, pe)}</strong>' if pe > ps else ""
+    inside = piece(start, ps) + strong + piece(pe, end) if pe > ps else piece(start, end)
+    marked = f'<mark class="qa-hit">{inside}</mark>' if end > start else ""
+    if ce > cs and (cs, ce) != (start, end):
+        marked = f'<span class="qa-context">{piece(cs, start)}{marked}{piece(end, ce)}</span>'
+        return piece(0, cs) + marked + piece(ce, size)
+    return piece(0, start) + marked + piece(end, size)
 
 
 def marker_spans(answer: Answer) -> list[tuple[int, int, int]]:
@@ -112,8 +137,21 @@ def reply_html(answer: Answer, turn: int) -> str:
     if not answer.found:
         return f'{understood_html(answer)}<p class="qa-none">{escape(answer.text)}</p>'
     out, pos = [], 0
-    for start, end, n in marker_spans(answer):
-        out.append(escape(answer.text[pos:start]))
+    spans = marker_spans(answer)
+    # The answer phrase in bold where the first cited sentence shows it (extractive answers).
+    at = answer.text.find(answer.phrase) if answer.phrase and not answer.generated else -1
+    bold = (
+        (at, at + len(answer.phrase))
+        if 0 <= at and spans and at + len(answer.phrase) <= spans[0][0]
+        else None
+    )
+    for start, end, n in spans:
+        if bold and pos == 0:
+            out.append(escape(answer.text[: bold[0]]))
+            out.append(f'<strong class="qa-phrase">{escape(answer.phrase)}</strong>')
+            out.append(escape(answer.text[bold[1] : start]))
+        else:
+            out.append(escape(answer.text[pos:start]))
         out.append(
             f'<a class="qa-cite" href="#{source_id(turn, n)}" title="查看来源 {n}">[{n}]</a>'
         )
@@ -227,12 +265,24 @@ def source_card(
     """One cited source: title, file, paragraph number, and the sentence marked in the
     paragraph (at most SOURCE_CONTEXT_CHARS on each side of it, "…" where cut)."""
     start, end = citation.start, citation.end
+    phrase = (citation.phrase_start, citation.phrase_end)
+    context = (citation.sentence_start, citation.sentence_end)
     if paragraph[start:end] != citation.sentence:
         # The paragraph no longer matches the citation: show the sentence on its own.
         paragraph, start, end = citation.sentence, 0, len(citation.sentence)
-    lo = max(0, start - SOURCE_CONTEXT_CHARS)
-    hi = min(len(paragraph), max(start, end) + SOURCE_CONTEXT_CHARS)
-    shown = highlight(paragraph[lo:hi], start - lo, end - lo, keywords)
+        phrase = context = (None, None)
+    first = start if context[0] is None else min(start, context[0])
+    last = end if context[1] is None else max(end, context[1])
+    lo = max(0, first - SOURCE_CONTEXT_CHARS)
+    hi = min(len(paragraph), last + SOURCE_CONTEXT_CHARS)
+    shown = highlight(
+        paragraph[lo:hi],
+        start - lo,
+        end - lo,
+        keywords,
+        phrase=None if phrase[0] is None else (phrase[0] - lo, phrase[1] - lo),
+        context=None if context[0] is None else (context[0] - lo, context[1] - lo),
+    )
     shown = ("…" if lo > 0 else "") + shown + ("…" if hi < len(paragraph) else "")
     score = retrieval_score(answer, citation)
     score_text = f"检索分 {score:.3f}" if score is not None else f"句子分 {citation.score:.2f}"

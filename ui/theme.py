@@ -67,6 +67,8 @@ mark.qa-hit {
   box-decoration-break: clone; -webkit-box-decoration-break: clone;
 }
 b.qa-kw { font-weight: 700; }
+strong.qa-phrase { font-weight: 800; text-decoration: underline 2px; text-underline-offset: 3px; }
+span.qa-context { background: #fef9e7; border-radius: 3px; }
 details.qa-earlier {
   border-top: 1px dashed var(--border-color-primary); padding-top: 0.5rem;
 }

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from ..config import Settings
 from ..index.split import split_sentences
 from ..stores.data import Passages
 from ..types import Citation, Sentence, Span
 from .retrieve import Scored
-from .sentences import SentencePicker, cheap_answer_type, points_back
+from .sentences import Candidate, SentencePicker, cheap_answer_type, points_back
 
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
+# Cited by the clause that holds the answer when longer than this (policy papers, rulings).
+LONG_SENTENCE = 120
+READ_CANDIDATES = 5  # the picker's best sentences the reader reads
+MIN_CLAUSE = 16  # a clause shorter than this is cited with its neighbours
+_CLAUSE_END = re.compile(r"[；，：;,:]")
 
 
 @dataclass(frozen=True)
 class Cited:
-    """The sentences an answer cites, and the next best ones (its "related sentences")."""
+    """The sentences an answer cites, and the next best ones (its "related sentences");
+    `phrase`: the answer phrase the reader marked in the first one, if any."""
 
     citations: tuple[Citation, ...]
     more: tuple[Citation, ...]
+    phrase: str = ""
 
 
 def sentences_of(hits: list[Scored], passages: Passages) -> list[Sentence]:
@@ -51,14 +59,13 @@ def cite(
     sentence that opens that way is cited with it too (docs/how-it-works.md, "Concise
     answers"). The neighbours are those of the whole paragraph, across passage windows.
     """
-    ranked = picker.rank(question, terms, sentences_of(hits, passages))
     cited: list[Citation] = []
     more: list[Citation] = []
     seen: set[str] = set()
     kind = cheap_answer_type(question)
     first_has_kind = False  # the best sentence holds the number or date asked for
-    for cand in ranked:
-        if cand.text in seen:
+    for cand in rank(question, terms, hits, passages, picker):
+        if cand.text in seen:  # cited already, as a neighbour
             continue
         seen.add(cand.text)
         close = not cited or cand.score >= cited[0].score - settings.citation_margin
@@ -74,6 +81,59 @@ def cite(
         else:
             break
     return Cited(tuple(cited), tuple(more))
+
+
+def rank(
+    question: str, terms: list[str], hits: list[Scored], passages: Passages, picker: SentencePicker
+) -> list[Candidate]:
+    """The distinct sentences of the passages `hits`, best first by the picker's score."""
+    seen: set[str] = set()
+    out = []
+    for cand in picker.rank(question, terms, sentences_of(hits, passages)):
+        if cand.text not in seen:
+            seen.add(cand.text)
+            out.append(cand)
+    return out
+
+
+def cite_read(cand: Candidate, phrase: tuple[int, int], passages: Passages, score: float):
+    """The citation of the sentence the reader chose, with its phrase [start, end) (offsets
+    into the candidate's text): a sentence longer than LONG_SENTENCE is cited by the clause
+    that holds the phrase, with the whole sentence as its context; a short one with the
+    sentence before it when it points back, as `cite` does."""
+    paragraph = passages.paragraph_at(cand.row)
+    has_phrase = phrase[1] > phrase[0]
+    at = (cand.start + phrase[0], cand.start + phrase[1]) if has_phrase else (None, None)
+    if len(cand.text) > LONG_SENTENCE:
+        start, end = clause(cand.text, phrase[0] if has_phrase else 0, phrase[1])
+        citation = _citation(passages, cand.row, cand.start + start, cand.start + end, score)
+        return replace(
+            citation,
+            phrase_start=at[0],
+            phrase_end=at[1],
+            sentence_start=cand.start,
+            sentence_end=cand.end,
+        )
+    start, end = _with_neighbours(paragraph, cand, {cand.text})
+    citation = _citation(passages, cand.row, start, end, score)
+    return replace(citation, phrase_start=at[0], phrase_end=at[1])
+
+
+def clause(sentence: str, start: int, end: int) -> tuple[int, int]:
+    """The clause of `sentence` (split after ；，：;,:) that holds [start, end), widened
+    over its neighbours until it holds at least MIN_CLAUSE characters."""
+    cuts = [0] + [m.end() for m in _CLAUSE_END.finditer(sentence)] + [len(sentence)]
+    cuts = sorted(set(cuts))
+    spans = list(zip(cuts, cuts[1:], strict=False))
+    first = next((k for k, (a, b) in enumerate(spans) if a <= start < b), 0)
+    last = next((k for k, (a, b) in enumerate(spans) if a < end <= b), first)
+    last = max(last, first)
+    while spans[last][1] - spans[first][0] < MIN_CLAUSE and (first > 0 or last < len(spans) - 1):
+        if first > 0:
+            first -= 1
+        if spans[last][1] - spans[first][0] < MIN_CLAUSE and last < len(spans) - 1:
+            last += 1
+    return spans[first][0], spans[last][1]
 
 
 def _with_neighbours(paragraph: str, cand, seen: set[str]) -> tuple[int, int]:
@@ -116,3 +176,45 @@ def _neighbours(paragraph: str, start: int, end: int) -> tuple[Span | None, Span
     before = [s for s in spans if s.end <= start]
     after = [s for s in spans if s.start >= end]
     return (before[-1] if before else None), (after[0] if after else None)
+
+
+def cite_reading(
+    question: str, ranked: list[Candidate], passages: Passages, reader, threshold: float
+) -> Cited:
+    """The answer the reader (qa/answer/reading.py) finds among the picker's best sentences
+    `ranked`: the one it scores highest, cited with its phrase (cite_read), the others as
+    related sentences; no citation when none scores `threshold` or more."""
+    top = ranked[:READ_CANDIDATES]
+    if not top:
+        return Cited((), ())
+    windows = []
+    for cand in top:
+        paragraph = passages.paragraph_at(cand.row)
+        before, after = _neighbours(paragraph, cand.start, cand.end)
+        windows.append(
+            (
+                paragraph[before.start : before.end] if before else "",
+                cand.text,
+                paragraph[after.start : after.end] if after else "",
+            )
+        )
+    readings = reader.read(question, windows)
+    order = sorted(range(len(top)), key=lambda k: -readings[k].score)
+    others = [k for k in order[1:]] + list(range(len(top), len(ranked)))
+    more = tuple(
+        _citation(
+            passages,
+            ranked[k].row,
+            ranked[k].start,
+            ranked[k].end,
+            readings[k].score if k < len(top) else 0.0,
+        )
+        for k in others[:MORE_SENTENCES]
+    )
+    best = order[0]
+    reading = readings[best]
+    if reading.score < threshold:
+        return Cited((), more)
+    cand = top[best]
+    citation = cite_read(cand, (reading.start, reading.end), passages, reading.score)
+    return Cited((citation,), more, cand.text[reading.start : reading.end])

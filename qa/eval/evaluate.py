@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -12,13 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..answer.reading import normalise
 from ..assistant import Assistant, load
 from ..build import build
 from ..config import Settings
 from ..errors import QAError
 from ..index.cpu import cpu_flags
 from ..index.embed import backend_of, make_embedder
+from ..index.split import split_sentences
 from ..types import BuildStats
+
+log = logging.getLogger("qa")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,11 @@ class Report:
     # stayed in, so the index is about their subject but does not answer them
     same_subject: int = 0
     same_subject_abstained: float | None = None
+    # The reader's answer phrase against the reference answers, on answered answerable
+    # questions (None: no reader); what read the sentences ("" when no reader).
+    phrase_exact: float | None = None
+    phrase_f1: float | None = None
+    reader: str = ""
 
     def table(self) -> str:
         rows = [
@@ -83,6 +94,8 @@ class Report:
                 else f"{self.same_subject_abstained:.4f}",
             ),
             ("answer-text hit", f"{self.answer_text_hit:.4f}"),
+            ("answer phrase exact match", _figure(self.phrase_exact)),
+            ("answer phrase character F1", _figure(self.phrase_f1)),
             ("citations per answer", f"{self.citations_per_answer:.2f}"),
             ("answer characters (mean)", f"{self.answer_chars:.1f}"),
             ("answered, low-overlap quarter", f"{self.low_overlap_answered:.4f}"),
@@ -90,11 +103,30 @@ class Report:
             ("ask latency p95 (ms)", f"{self.ask_p95_ms:.1f}"),
             ("index build (s)", f"{self.build_seconds:.1f}"),
             ("embedding", f"{self.backend} (runs as {self.runtime})"),
+            ("reader", self.reader or "off"),
             ("int8 fidelity here", "-" if self.fidelity is None else f"{self.fidelity:.4f}"),
             ("CPU flags", self.cpu_flags or "-"),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def phrase_scores(phrase: str, answers: tuple[str, ...]) -> tuple[float, float]:
+    """Exact match and character F1 of `phrase` against the best of `answers`."""
+    got = normalise(phrase)
+    exact, best = 0.0, 0.0
+    for answer in answers:
+        want = normalise(answer)
+        exact = max(exact, float(got == want and bool(want)))
+        common = sum((Counter(got) & Counter(want)).values())
+        if common:
+            precision, recall = common / len(got), common / len(want)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return exact, best
 
 
 def read_squad(path: str | Path) -> tuple[list[dict], list[Question]]:
@@ -121,30 +153,47 @@ def read_squad(path: str | Path) -> tuple[list[dict], list[Question]]:
 def same_subject_split(
     records: list[dict], questions: list[Question]
 ) -> tuple[list[dict], list[Question], list[Question]]:
-    """Every other context of each title with several contexts left out of the index.
+    """Every other context of each title with several contexts left out of the index; of
+    titles with one context (CMRC's), every other one keeps only its first half of sentences.
 
-    Returns the contexts kept, the questions they answer, and the questions of the contexts
-    left out whose reference answers occur in no kept context of the same title: the index
-    is about their subject (the rest of the article is there) but does not answer them.
+    Returns the contexts kept, the questions they answer, and the questions whose reference
+    answers occur in no kept text of their title: the index is about their subject (the rest
+    of the article is there) but does not answer them.
     """
     by_title: dict[str, list[dict]] = {}
     for r in records:
         by_title.setdefault(r["title"], []).append(r)
     left_out = {r["id"] for group in by_title.values() if len(group) > 1 for r in group[1::2]}
-    kept = [r for r in records if r["id"] not in left_out]
+    single = [group[0] for group in by_title.values() if len(group) == 1]
+    halved = {r["id"]: _first_half(r) for r in single[1::2]}
+    kept = [halved.get(r["id"], r) for r in records if r["id"] not in left_out]
     kept_text: dict[str, str] = {}
     for r in kept:
         kept_text[r["title"]] = kept_text.get(r["title"], "") + "\n".join(r["paragraphs"])
     title = {r["id"]: r["title"] for r in records}
-    answerable = [q for q in questions if q.article_id not in left_out]
+
+    def answered(q: Question) -> bool:
+        return any(a in kept_text.get(title[q.article_id], "") for a in q.answers)
+
+    answerable = [
+        q
+        for q in questions
+        if q.article_id not in left_out and (q.article_id not in halved or answered(q))
+    ]
     unanswered = [
         q
         for q in questions
-        if q.article_id in left_out
-        and q.answers
-        and not any(a in kept_text.get(title[q.article_id], "") for a in q.answers)
+        if (q.article_id in left_out or q.article_id in halved) and q.answers and not answered(q)
     ]
     return kept, answerable, unanswered
+
+
+def _first_half(record: dict) -> dict:
+    """The record with only the first half of its (one) context's sentences."""
+    text = record["paragraphs"][0]
+    spans = split_sentences(text)
+    keep = spans[max(len(spans) // 2, 1) - 1].end if spans else len(text)
+    return {**record, "paragraphs": [text[:keep]]}
 
 
 @contextmanager
@@ -190,6 +239,8 @@ def evaluate(
         questions, negative_questions = questions[:limit], negative_questions[:limit]
         unanswered = unanswered[:limit]
     with indexed(records, settings, index, embedder) as (bot, stats):
+        if bot.reader is not None:
+            _check_unseen(bot.reader, questions + negative_questions + unanswered)
         bot.extractive("预热")  # load the model before timing
         report = _score(bot, questions, negative_questions)
         if same_subject:
@@ -197,7 +248,9 @@ def evaluate(
             report["same_subject"] = len(unanswered)
             report["same_subject_abstained"] = refused / len(unanswered) if unanswered else None
     backend = backend_of(bot.embedder)
+    reader = bot.reader
     return Report(
+        reader="" if reader is None else reader.label,
         data=str(data),
         model=bot.info().model,
         articles=len(records),
@@ -210,6 +263,20 @@ def evaluate(
     )
 
 
+def _check_unseen(reader, questions: list[Question]) -> None:
+    """Refuse to measure a reader on questions it was trained on: the figures would flatter it."""
+    seen = reader.trained_on([q.question for q in questions])
+    if seen is None:
+        log.warning("%s has no record of its training questions: they may overlap.", reader.folder)
+    elif seen:
+        raise QAError(
+            f"{len(seen)} of these questions (e.g. {seen[0]!r}) were in the training data of "
+            f"the reader in {reader.folder}, so its figures here would flatter it. Measure with "
+            f"a reader trained without them (QA_READER=training/out/A for DRCD, .../B for "
+            f"CMRC; training/README.md), or without the reader (QA_READER=off)."
+        )
+
+
 def overlap(bot: Assistant, question: Question) -> float:
     """Share of the question's words that occur in the paragraph that answers it."""
     terms = bot.tokenizer.query_terms(question.question)
@@ -220,6 +287,7 @@ def overlap(bot: Assistant, question: Question) -> float:
 def _score(bot: Assistant, questions: list[Question], negatives: list[Question]) -> dict:
     ranks, hit1, hit3, abstained, latency = [], 0, 0, 0, []
     text_hit, cited_counts, cited_chars, answered = 0, [], [], []
+    phrases: list[tuple[float, float]] = []
     for q in questions:
         began = time.perf_counter()
         answer = bot.extractive(q.question)
@@ -237,6 +305,8 @@ def _score(bot: Assistant, questions: list[Question], negatives: list[Question])
         if answer.found:
             cited_counts.append(len(cited))
             cited_chars.append(sum(map(len, cited)))
+            if bot.reader is not None and q.answers:
+                phrases.append(phrase_scores(answer.phrase, q.answers))
     neg_abstained = 0
     for q in negatives:
         began = time.perf_counter()
@@ -254,6 +324,8 @@ def _score(bot: Assistant, questions: list[Question], negatives: list[Question])
         "citations_per_answer": float(np.mean(cited_counts)) if cited_counts else 0.0,
         "answer_chars": float(np.mean(cited_chars)) if cited_chars else 0.0,
         "answer_text_hit": text_hit / n,
+        "phrase_exact": float(np.mean([e for e, _ in phrases])) if phrases else None,
+        "phrase_f1": float(np.mean([f for _, f in phrases])) if phrases else None,
         "low_overlap_answered": float(np.asarray(answered)[low].mean()) if low.any() else 0.0,
         "questions": len(questions),
         "recall_at_1": recall(1),

@@ -239,8 +239,10 @@ def test_api_answer_is_plain_json_data(service: Service):
     assert data["found"] is True and data["text"] == answer.text
     first = data["citations"][0]
     assert set(first) == {
-        "n", "article_id", "title", "paragraph", "sentence", "start", "end", "score", "page", "url"
+        "n", "article_id", "title", "paragraph", "sentence", "start", "end", "score", "page", "url",
+        "phrase_start", "phrase_end", "sentence_start", "sentence_end",
     }  # fmt: skip
+    assert isinstance(data["phrase"], str)
     assert first["n"] == 1 and "6697项" in first["sentence"]
     assert data["passages"] and {"article_id", "text", "score"} <= set(data["passages"][0])
 

@@ -149,6 +149,39 @@ def test_same_subject_leaves_every_other_context_of_a_title_out():
     assert [q.question for q in unanswered] == ["甲1?", "乙1?"]
 
 
+def test_same_subject_halves_every_other_title_with_one_context():
+    records = [
+        {
+            "id": f"{t}",
+            "title": t,
+            "paragraphs": [f"{t}建于{t}1年。{t}长{t}2米。{t}有{t}3个门。{t}很美。"],
+        }
+        for t in ("甲", "乙", "丙")
+    ]
+    questions = [
+        Question(f"{t}{n}?", t, (f"{t}{n}",)) for t in ("甲", "乙", "丙") for n in (1, 2, 3)
+    ]
+
+    kept, answerable, unanswered = same_subject_split(records, questions)
+
+    assert [r["paragraphs"][0] for r in kept] == [
+        records[0]["paragraphs"][0],
+        "乙建于乙1年。乙长乙2米。",
+        records[2]["paragraphs"][0],
+    ]
+    assert [q.question for q in unanswered] == ["乙3?"]
+    assert [q.question for q in answerable] == [
+        "甲1?",
+        "甲2?",
+        "甲3?",
+        "乙1?",
+        "乙2?",
+        "丙1?",
+        "丙2?",
+        "丙3?",
+    ]
+
+
 def test_evaluate_same_subject_reports_the_left_out_questions(data_file):
     report = evaluate(data_file, settings=HASH, same_subject=True)
 

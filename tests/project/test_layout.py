@@ -137,6 +137,21 @@ def test_an_install_holds_every_package_of_qa_and_ui():
     assert folders <= set(found), sorted(folders - set(found))
 
 
+def test_an_install_holds_the_reader_model():
+    """The reader's files (qa/models/reader) are package data: an installed qa reads them."""
+    from fnmatch import fnmatch
+
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    patterns = config["setuptools"]["package-data"]["qa"]
+    shipped = [p.relative_to(ROOT / "qa").as_posix() for p in (ROOT / "qa/models/reader").iterdir()]
+    assert {"model-int8.onnx", "reader.json", "tokenizer.json", "trained.json"} <= {
+        Path(p).name for p in shipped
+    }
+    assert all(any(fnmatch(p, pattern) for pattern in patterns) for p in shipped)
+
+
 STAGES = ("read", "index", "stores", "answer", "generate", "eval")  # in the order data flows
 
 
