@@ -343,6 +343,18 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
     loaded = rss_mb()
     for q, _ in questions[:warm]:
         bot.extractive(q)
+    reading: list[float] = []  # seconds inside the reader (qa/answer/reading.py), per call
+    if bot.reader is not None:
+        read = bot.reader.read
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return read(*args, **kwargs)
+            finally:
+                reading.append(time.perf_counter() - t)
+
+        bot.reader.read = timed
     search, ask, hits = [], [], 0
     for q, gold in questions:
         t = time.perf_counter()
@@ -380,6 +392,10 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
         "questions": len(questions),
         "recall_at_1": hits / max(len(questions), 1),
         "ann_recall_at_10": recall,
+        # The reader's part of ask time, and how far it reads fixed probes from the fp32
+        # model here (largest probability difference; None: no reader).
+        "reader_share": sum(reading) / sum(ask) if reading else None,
+        "reader_fidelity": None if bot.reader is None else bot.reader.fidelity.max_score_diff,
     }
 
 
@@ -563,6 +579,10 @@ def _size_line(r: dict) -> str:
     )
 
 
+def _share(r: dict) -> str:
+    return "off" if r.get("reader_share") is None else f"{r['reader_share']:.0%}"
+
+
 def table(report: dict) -> str:
     m = report["machine"]
     ref = report["reference"]
@@ -592,8 +612,8 @@ def table(report: dict) -> str:
     lines += [
         "",
         "| paragraphs | chunks | vector search | load s | index RSS MB | process RSS MB | "
-        "search p50 / p95 ms | ask p50 / p95 ms | ANN recall@10 | Recall@1 |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "search p50 / p95 ms | ask p50 / p95 ms | reader share of ask | ANN recall@10 | Recall@1 |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["sizes"]:
         ann = "exact" if r["ann_recall_at_10"] is None else f"{r['ann_recall_at_10']:.4f}"
@@ -601,8 +621,21 @@ def table(report: dict) -> str:
             f"| {r['paragraphs']:,} | {r['chunks']:,} | {r['search_kind']} | {r['load_s']:.2f} | "
             f"{r['rss_index_mb']:.0f} | {r['rss_process_mb']:.0f} | "
             f"{r['search_p50_ms']:.1f} / {r['search_p95_ms']:.1f} | "
-            f"{r['ask_p50_ms']:.1f} / {r['ask_p95_ms']:.1f} | {ann} | {r['recall_at_1']:.3f} |"
+            f"{r['ask_p50_ms']:.1f} / {r['ask_p95_ms']:.1f} | {_share(r)} | {ann} | "
+            f"{r['recall_at_1']:.3f} |"
         )
+    from qa.answer.reading import MAX_SCORE_DIFF
+
+    fidelity = [
+        r["reader_fidelity"] for r in report["sizes"] if r.get("reader_fidelity") is not None
+    ]
+    if fidelity:
+        lines += [
+            "",
+            f"Reader: int8 weights read as fp32; largest probe probability difference from the "
+            f"fp32 model on this machine {max(fidelity):.4f} (qa/answer/reading.py, limit "
+            f"{MAX_SCORE_DIFF})",
+        ]
     inc = report["incremental"]
     if inc:
         lines += [

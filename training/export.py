@@ -30,8 +30,10 @@ from qa.index.onnx import OPSET
 from training.train import base_model
 
 MAX_INT8_MB = 30
+HEADS, HIDDEN = 8, 512  # m3e-small
 ANSWERED = 0.98  # the threshold keeps this share of held-out answering sentences
 MIN_WEIGHTS = 65536  # smaller tensors (biases, layer norms) stay fp32
+TABLE_USERS = ("Gather", "EmbedLayerNormalization")  # tables: one scale per row
 SHIPPED = ("reader.json", "tokenizer.json", MODEL_FILE, TRAINED_FILE)
 
 
@@ -63,6 +65,18 @@ def export_onnx(model, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def fuse(source: Path, target: Path) -> dict:
+    """onnxruntime's BERT fusions (attention, layer norms, GELU): the same fp32 arithmetic in
+    fewer, faster kernels (about a fifth less time here). Returns the fused operators."""
+    from onnxruntime.transformers import optimizer
+
+    model = optimizer.optimize_model(
+        str(source), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN, opt_level=1
+    )
+    model.save_model_to_file(str(target))
+    return {k: v for k, v in model.get_fused_operator_statistics().items() if v}
+
+
 def int8_weights(source: Path, target: Path) -> int:
     """Every large 2-d fp32 weight of `source` stored as int8 + per-channel scales behind a
     DequantizeLinear (axis 0 for a Gather's table, 1 for a MatMul's weight). Returns how
@@ -82,7 +96,7 @@ def int8_weights(source: Path, target: Path) -> int:
         if w.dtype != np.float32 or w.ndim != 2 or w.size < MIN_WEIGHTS:
             kept.append(tensor)
             continue
-        axis = 0 if users.get(tensor.name) == "Gather" else 1
+        axis = 0 if users.get(tensor.name) in TABLE_USERS else 1
         scale = np.abs(w).max(axis=1 - axis).clip(min=1e-12) / 127
         shaped = scale.reshape((-1, 1) if axis == 0 else (1, -1))
         q = np.clip(np.round(w / shaped), -127, 127).astype(np.int8)
@@ -188,12 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     keys = {"question_keys": sorted(question_key(text) for text in seen)}
     (folder / TRAINED_FILE).write_text(json.dumps(keys) + "\n", encoding="utf-8")
     export_onnx(load_trained(folder), folder / "model.onnx")
-    converted = int8_weights(folder / "model.onnx", folder / MODEL_FILE)
+    fused = fuse(folder / "model.onnx", folder / "model-fused.onnx")
+    converted = int8_weights(folder / "model-fused.onnx", folder / MODEL_FILE)
+    (folder / "model-fused.onnx").unlink()
     size_mb = (folder / MODEL_FILE).stat().st_size / 1e6
     if size_mb > MAX_INT8_MB:
         raise SystemExit(f"{MODEL_FILE} is {size_mb:.1f} MB, over {MAX_INT8_MB} MB.")
     config["export"] = {
         "recipe": "int8 weights per output channel / table row, fp32 arithmetic",
+        "fused": fused,
         "int8_tensors": converted,
         "fp32_mb": round((folder / "model.onnx").stat().st_size / 1e6, 1),
         "int8_mb": round(size_mb, 1),
