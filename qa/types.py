@@ -193,6 +193,19 @@ class Answer:
             "seconds": round(self.seconds, 4),
         }
 
+    def to_text(self) -> str:
+        """The answer as a chat reply: its text with the [n] markers, then the numbered
+        sources, one a line (the content of /v1's replies and of MCP's `ask`)."""
+        lines = [self.text]
+        if self.citations:
+            lines.append("")
+        for n, c in enumerate(self.citations, 1):
+            page = f"第{c.page}页 " if c.page else ""
+            lines.append(
+                f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段: {c.sentence}"
+            )
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class Partial:

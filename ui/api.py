@@ -4,7 +4,8 @@ ChatBox or Open WebUI (docs/usage.md).
 
 Both answer through `Service.ask_after`, as the page's own API does, so an answer is the same
 whichever door it came in by. They skip Gradio's queue: the handlers run in a thread pool
-(an answer is ~10 ms of CPU), never on the event loop.
+(an answer is ~10 ms of CPU), never on the event loop. `/mcp` is the MCP server (qa/mcp.py)
+over the same live Assistant, behind the same key.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qa import Answer, EmptyQuestionError, Final, QAError
 from qa.answer.question import check_question
@@ -62,35 +66,21 @@ def read_api_key(key_file: str | Path | None = None) -> str | None:
 
 
 def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> FastAPI:
-    """The FastAPI app with /api and /v1; the page is mounted on it afterwards (ui/app.py).
+    """The FastAPI app with /api, /v1 and the MCP server at /mcp; the page is mounted on it
+    afterwards (ui/app.py).
 
     With a `key`, every route wants `Authorization: Bearer <key>`. Without one they answer
     only on a loopback `host`: anyone who can reach the server could read the articles.
     """
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    mcp = mcp_app(service, host)
+    # The MCP app's lifespan (its session manager) is the API's: Starlette never runs the
+    # lifespan of an app a route leads to.
+    lifespan = mcp.router.lifespan_context if mcp is not None else None
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_exception_handler(ApiError, lambda request, exc: exc.response())
 
     async def guard(request: Request) -> None:
-        if key is None:
-            if host not in LOOPBACK:
-                raise ApiError(
-                    403,
-                    f"这个服务器在 {host} 上对外开放,API 需要密钥:请设置 QA_API_KEY"
-                    "(或 qa serve --api-key-file FILE)后重新启动。",
-                    "api_key_required",
-                    "permission_error",
-                )
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), key.encode()
-        ):
-            raise ApiError(
-                401,
-                "API 密钥不对或没有提供:请求头要有 Authorization: Bearer <QA_API_KEY>。",
-                "invalid_api_key",
-                "authentication_error",
-            )
+        check_key(request, key, host)
 
     router = APIRouter(dependencies=[Depends(guard)])
 
@@ -117,7 +107,68 @@ def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> Fas
         return StreamingResponse(sse(events), media_type="text/event-stream")
 
     app.include_router(router)
+    if mcp is not None:
+        # The app as the endpoint of /mcp, not mounted: it sees the path /mcp, its own route.
+        app.router.routes.append(Route("/mcp", KeyChecked(mcp, key, host)))
     return app
+
+
+def check_key(request: Request, key: str | None, host: str) -> None:
+    """Nothing when the request may be answered; else the ApiError (403, 401) that says why."""
+    if key is None:
+        if host not in LOOPBACK:
+            raise ApiError(
+                403,
+                f"这个服务器在 {host} 上对外开放,API 需要密钥:请设置 QA_API_KEY"
+                "(或 qa serve --api-key-file FILE)后重新启动。",
+                "api_key_required",
+                "permission_error",
+            )
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+        raise ApiError(
+            401,
+            "API 密钥不对或没有提供:请求头要有 Authorization: Bearer <QA_API_KEY>。",
+            "invalid_api_key",
+            "authentication_error",
+        )
+
+
+# -- MCP -----------------------------------------------------------------------------------
+
+
+def mcp_app(service: Service, host: str) -> Starlette | None:
+    """The MCP server (qa/mcp.py) over the live Assistant, as streamable HTTP at /mcp; None
+    without the mcp package (then /mcp is not served).
+
+    Stateless with JSON replies: each call is one request and its answer, so no session is
+    kept on the server for any number of clients, and a restart loses nothing.
+    """
+    from qa.mcp import server
+
+    try:
+        mcp = server(service.answering)
+    except QAError:
+        return None
+    return mcp.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host
+    )
+
+
+class KeyChecked:
+    """An ASGI app (the MCP server) behind `check_key`, as the /api and /v1 routes are."""
+
+    def __init__(self, app: ASGIApp, key: str | None, host: str):
+        self.app, self.key, self.host = app, key, host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            check_key(Request(scope), self.key, self.host)
+        except ApiError as exc:
+            await exc.response()(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -207,20 +258,9 @@ def answer_after(service: Service, question: str, history: list[str]) -> Answer:
         raise ApiError(500, failed("回答失败", exc), "internal_error", "server_error") from None
 
 
-def cited(answer: Answer) -> str:
-    """The answer as a chat reply: its text with the [n] markers, then the numbered sources."""
-    lines = [answer.text]
-    if answer.citations:
-        lines.append("")
-    for n, c in enumerate(answer.citations, 1):
-        page = f"第{c.page}页 " if c.page else ""
-        lines.append(f"[{n}] {c.title} — {c.article_id}, {page}第{c.paragraph + 1}段: {c.sentence}")
-    return "\n".join(lines)
-
-
 def completion(answer: Answer) -> dict:
     """A `chat.completion` object; `qa` holds the structured answer, which clients ignore."""
-    message = {"role": "assistant", "content": cited(answer)}
+    message = {"role": "assistant", "content": answer.to_text()}
     return {
         **_head("chat.completion"),
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
@@ -251,7 +291,7 @@ def sse(events: Iterator) -> Iterator[str]:
     try:
         for event in events:
             if isinstance(event, Final):
-                yield chunk({"content": cited(event.answer)})
+                yield chunk({"content": event.answer.to_text()})
                 yield chunk({}, "stop", qa=event.answer.to_dict())
             elif event.text.startswith(drafted) and len(event.text) > len(drafted):
                 yield chunk({"reasoning_content": event.text[len(drafted) :]})

@@ -4,7 +4,7 @@
     serve("corpus", "index")          # http://127.0.0.1:7860
 
 This module starts it: the login, a warning when it is open to others, the index opened or
-built first, and the page mounted on the HTTP API's app (ui/api.py: /api/ask, /v1) with
+built first, and the page mounted on the HTTP API's app (ui/api.py: /api/ask, /v1, /mcp) with
 Gradio's launch options, served by uvicorn. The page itself is ui/page.py; the Service both
 ask is ui/service.py.
 """
@@ -140,7 +140,7 @@ def serve(
     """Build the index if needed, then serve the app until interrupted.
 
     The login comes from `auth_file`, `auth` or QA_AUTH (see `read_auth`); the key of /api and
-    /v1 from `api_key_file` or QA_API_KEY (ui/api.py).
+    /v1 (and /mcp) from `api_key_file` or QA_API_KEY (ui/api.py).
     """
     # Offline, always: no model hub lookups, no usage statistics.
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -150,7 +150,7 @@ def serve(
     key = read_api_key(api_key_file)
     if key is None and not share and host not in LOOPBACK:
         print(
-            f"qa: note: on {host}, /api and /v1 answer 403 until a key is set: "
+            f"qa: note: on {host}, /api, /v1 and /mcp answer 403 until a key is set: "
             "QA_API_KEY=... or --api-key-file FILE.",
             file=sys.stderr,
         )
@@ -164,15 +164,15 @@ def serve(
     demo = build_app(service)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)
     if share:
-        # A share link tunnels Gradio's own server only: the page, without /api and /v1.
-        print("qa: note: /api and /v1 are not served on a --share link.", file=sys.stderr)
+        # A share link tunnels Gradio's own server only: the page, without /api, /v1 and /mcp.
+        print("qa: note: /api, /v1 and /mcp are not served on a --share link.", file=sys.stderr)
         demo.launch(server_name=host, server_port=port, auth=login, share=True, **launch_kwargs())
         return
     run(mount(build_api(service, key, host), demo, host, port, login), host, port)
 
 
 def mount(app, demo, host: str, port: int, login: tuple[str, str] | None):
-    """`app` (the /api and /v1 routes) with the page mounted on it at /, as `launch` would
+    """`app` (the /api, /v1 and /mcp routes) with the page mounted on it at /, as `launch` would
     set it up: the login, the looks, the sessions kept."""
     import gradio as gr
 
@@ -187,5 +187,9 @@ def run(app, host: str, port: int) -> None:
     """Serve `app` until interrupted (uvicorn, as Gradio's own launch does)."""
     import uvicorn
 
-    print(f"qa: serving http://{host}:{port} (API: /api/ask, /v1)", file=sys.stderr, flush=True)
+    print(
+        f"qa: serving http://{host}:{port} (API: /api/ask, /v1; MCP: /mcp)",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -76,17 +76,17 @@ class Service:
         `history`: the earlier (question, Answer) turns of this conversation, oldest first; a
         follow-up takes its subject from them (qa/answer/conversation.py).
         """
-        bot = self._answering()
+        bot = self.answering()
         return Answered(Conversation(bot, tuple(history)).ask(question), bot)
 
     def ask_after(self, question: str, earlier: Sequence[str]) -> Answered:
         """Answer `question` as a follow-up to the `earlier` questions (asked again, in order)."""
-        bot = self._answering()
+        bot = self.answering()
         return Answered(_chat_after(bot, earlier).ask(question), bot)
 
     def stream_after(self, question: str, earlier: Sequence[str]) -> Iterator[Partial | Final]:
         """`ask_after`, with a generated reply's text so far (Partial) while the model writes."""
-        yield from _chat_after(self._answering(), earlier).stream(question)
+        yield from _chat_after(self.answering(), earlier).stream(question)
 
     def turn(
         self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
@@ -99,7 +99,7 @@ class Service:
         self, question: str, number: int, history: Sequence[tuple[str, Answer]] = ()
     ) -> Iterator[Partial | Rendered]:
         """`turn`, with a generated reply's text so far (Partial) while the model writes it."""
-        bot = self._answering()
+        bot = self.answering()
         for event in Conversation(bot, tuple(history)).stream(question):
             if isinstance(event, Final):
                 yield _render(bot, event.answer, number)
@@ -112,7 +112,8 @@ class Service:
             return render.status_html(None)
         return render.status_html(bot.info())
 
-    def _answering(self) -> Assistant:
+    def answering(self) -> Assistant:
+        """The live Assistant; QAError (NO_INDEX) before there is an index to answer from."""
         bot = self.assistant
         if bot is None:
             raise QAError(NO_INDEX)
