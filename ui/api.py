@@ -113,6 +113,14 @@ def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> Fas
     return app
 
 
+def _host_name(header: str) -> str:
+    """The name in a Host header, without its port: "127.0.0.1", "localhost", "::1"."""
+    header = header.strip().lower()
+    if header.startswith("["):  # [::1]:7860
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
 def check_key(request: Request, key: str | None, host: str) -> None:
     """Nothing when the request may be answered; else the ApiError (403, 401) that says why."""
     if key is None:
@@ -122,6 +130,16 @@ def check_key(request: Request, key: str | None, host: str) -> None:
                 f"这个服务器在 {host} 上对外开放,API 需要密钥:请设置 QA_API_KEY"
                 "(或 qa serve --api-key-file FILE)后重新启动。",
                 "api_key_required",
+                "permission_error",
+            )
+        # Without a key, only pages and programs on this machine may ask: a web page that
+        # points its own host name at 127.0.0.1 (DNS rebinding) sends that name as Host.
+        if _host_name(request.headers.get("host", "")) not in LOOPBACK:
+            raise ApiError(
+                403,
+                "没有密钥时只回答发往 127.0.0.1 或 localhost 的请求;要用别的地址访问,"
+                "请设置 QA_API_KEY(或 qa serve --api-key-file FILE)。",
+                "host_not_allowed",
                 "permission_error",
             )
         return

@@ -217,6 +217,25 @@ def test_without_a_key_only_a_loopback_server_answers(service):
         assert httpx.post(f"{base}/api/ask", json={"question": QUESTION}).status_code == 403
 
 
+def test_without_a_key_a_rebound_host_name_is_refused(service):
+    """DNS rebinding: a hostile page whose own name now points at 127.0.0.1 sends that name
+    as Host; without a key only loopback names are answered."""
+    with serving(build_api(service, None, "127.0.0.1")) as base:
+        port = base.rsplit(":", 1)[1]
+        for host in ("localhost", f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+            answered = httpx.get(f"{base}/v1/models", headers={"Host": host})
+            assert answered.status_code == 200, host
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):
+            refused = httpx.post(
+                f"{base}/api/ask", json={"question": QUESTION}, headers={"Host": host}
+            )
+            assert refused.status_code == 403, host
+            assert refused.json()["error"]["code"] == "host_not_allowed"
+    with serving(build_api(service, KEY, "127.0.0.1")) as base:  # a key decides alone
+        headers = {"Host": "evil.example", "Authorization": f"Bearer {KEY}"}
+        assert httpx.get(f"{base}/v1/models", headers=headers).status_code == 200
+
+
 def test_the_key_comes_from_the_file_or_qa_api_key(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_API_KEY", " sk-env ")
     assert read_api_key() == "sk-env"
