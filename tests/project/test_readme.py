@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from string import Template
 
@@ -62,9 +63,8 @@ def documented(code: str) -> dict[str, str]:
 
 def run(cmd: list[str], cwd: Path = ROOT, timeout: float = 120) -> str:
     """`cmd`'s stdout, once it has exited 0."""
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV
-    )  # a hang fails the test here
+    # a hang fails the test here, by the timeout
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -96,7 +96,7 @@ def sample(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def port(sample: Path, tmp_path_factory) -> str:
+def port(sample: Path, tmp_path_factory) -> Iterator[str]:
     """The port of a `qa serve` over the sample index, with the API key KEY."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with running(sample / "corpus", sample / "index", log=log, env={"QA_API_KEY": KEY}) as url:
