@@ -27,11 +27,12 @@ def _default_backend() -> str:
 
 
 def _default_reader() -> str | None:
-    """QA_READER: "off" for none, a folder for another model, else the shipped one."""
+    """QA_READER: "on" (or "default") for the shipped reader, a folder for another one;
+    unset or "off": none (the reader is experimental: training/README.md, "Figures")."""
     value = os.environ.get("QA_READER", "").strip()
-    if value.lower() in ("off", "none", "no", "false", "0"):
+    if value.lower() in ("", "off", "none", "no", "false", "0"):
         return None
-    return value or DEFAULT_READER
+    return DEFAULT_READER if value.lower() in ("on", "default", "yes", "true", "1") else value
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ class Settings:
     progress: bool = True  # progress bar while embedding
     # The reader (qa/answer/reading.py) picks the sentence that answers among the best few,
     # marks the answer phrase, and refuses when none answers. "default" is the model shipped
-    # in qa/models/reader, or a folder `make reader` wrote; None (QA_READER=off) answers
-    # without it: the sentences are chosen and refused by word overlap alone.
+    # in qa/models/reader (QA_READER=on), or a folder `make reader` wrote. Off (None) by
+    # default: the shipped model does not yet reach the quality it must (training/README.md),
+    # and without it sentences are chosen and refused by word overlap alone.
     reader: str | None = field(default_factory=_default_reader)
     # Below this reader score no candidate answers (None: the model's own, in reader.json).
     reader_threshold: float | None = None

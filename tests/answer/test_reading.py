@@ -123,14 +123,17 @@ def test_a_folder_named_explicitly_must_load_while_the_default_falls_back(
     assert "without the reader" in caplog.text
 
 
-@pytest.mark.parametrize("value", ["off", "OFF", "none", "0"])
-def test_qa_reader_off_turns_it_off(monkeypatch, value):
+@pytest.mark.parametrize("value", ["off", "OFF", "none", "0", ""])
+def test_qa_reader_turns_it_on_or_off(monkeypatch, value):
     monkeypatch.setenv("QA_READER", value)
     assert qa.Settings().reader is None
     monkeypatch.setenv("QA_READER", "/some/folder")
     assert qa.Settings().reader == "/some/folder"
+    for on in ("on", "default", "ON"):
+        monkeypatch.setenv("QA_READER", on)
+        assert qa.Settings().reader == "default"
     monkeypatch.delenv("QA_READER")
-    assert qa.Settings().reader == "default"
+    assert qa.Settings().reader is None  # experimental: off unless asked for
 
 
 def test_the_shipped_reader_reads_its_probes_as_fp32_did_on_this_machine():
