@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 
@@ -16,6 +17,7 @@ MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
 # Cited by the clause that holds the answer when longer than this (policy papers, rulings).
 LONG_SENTENCE = 120
 READ_CANDIDATES = 5  # the picker's best sentences the reader reads
+READ_PRIOR = 2.0  # log-odds a candidate must beat the picker's better-ranked ones by
 MIN_CLAUSE = 16  # a clause shorter than this is cited with its neighbours
 _CLAUSE_END = re.compile(r"[；，：;,:]")
 
@@ -182,8 +184,9 @@ def cite_reading(
     question: str, ranked: list[Candidate], passages: Passages, reader, threshold: float
 ) -> Cited:
     """The answer the reader (qa/answer/reading.py) finds among the picker's best sentences
-    `ranked`: the one it scores highest, cited with its phrase (cite_read), the others as
-    related sentences; no citation when none scores `threshold` or more."""
+    `ranked`: the one it scores highest (READ_PRIOR favours the picker's order), cited with
+    its phrase (cite_read), the others as related sentences; no citation when that one
+    scores below `threshold`."""
     top = ranked[:READ_CANDIDATES]
     if not top:
         return Cited((), ())
@@ -199,7 +202,10 @@ def cite_reading(
             )
         )
     readings = reader.read(question, windows)
-    order = sorted(range(len(top)), key=lambda k: -readings[k].score)
+    # The reader overrides the picker's order only when it is much surer: each place lower in
+    # the picker's ranking costs READ_PRIOR in the reader's log-odds (on DRCD, with the reader
+    # trained without it: sentence Hit@1 0.82 against 0.72 on the reader's scores alone).
+    order = sorted(range(len(top)), key=lambda k: READ_PRIOR * k - _log_odds(readings[k].score))
     others = [k for k in order[1:]] + list(range(len(top), len(ranked)))
     more = tuple(
         _citation(
@@ -218,3 +224,8 @@ def cite_reading(
     cand = top[best]
     citation = cite_read(cand, (reading.start, reading.end), passages, reading.score)
     return Cited((citation,), more, cand.text[reading.start : reading.end])
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

@@ -147,3 +147,85 @@ def test_the_shipped_reader_reads_its_probes_as_fp32_did_on_this_machine():
     assert (SHIPPED / reading.MODEL_FILE).stat().st_size <= 30e6
     assert reading.sha256(SHIPPED / reading.MODEL_FILE) == config["export"]["sha256"]
     assert 0.0 < reader.threshold < 1.0
+
+
+class ScriptedReader:
+    """A stand-in for the model: scores and phrases chosen by the test, by sentence text."""
+
+    def __init__(self, scores: dict[str, float], phrase: str = "", threshold: float = 0.1):
+        self.scores, self.phrase, self.threshold = scores, phrase, threshold
+        self.read_questions: list[tuple[str, int]] = []
+
+    def read(self, question, candidates):
+        self.read_questions.append((question, len(candidates)))
+        out = []
+        for _, sentence, _ in candidates:
+            score = next((v for k, v in self.scores.items() if k in sentence), 0.01)
+            at = sentence.find(self.phrase) if self.phrase else -1
+            span = (at, at + len(self.phrase)) if at >= 0 else (0, 0)
+            out.append(reading.Reading(score, *span))
+        return out
+
+
+@pytest.fixture
+def reading_bot(_built_template):
+    from tests.conftest import HASH
+
+    return qa.load(_built_template / "index", HASH)
+
+
+def test_the_reader_cites_one_sentence_with_its_phrase_where_its_offsets_say(reading_bot):
+    reading_bot.reader = ScriptedReader({"6697项": 0.95}, phrase="6697项")
+    answer = reading_bot.ask("赣服通集成了多少项服务?")
+    assert answer.found and answer.phrase == "6697项"
+    (c,) = answer.citations  # one sentence: the reader chose it
+    paragraph = reading_bot.paragraph(c.article_id, c.paragraph)
+    assert paragraph[c.phrase_start : c.phrase_end] == "6697项"
+    assert c.start <= c.phrase_start < c.phrase_end <= c.end
+    assert answer.text == f"{c.sentence}[1]" and c.sentence_start is None
+    assert answer.to_dict()["phrase"] == "6697项"
+    assert reading_bot.reader.read_questions[0][1] <= 5  # reads the best few only
+
+
+def test_the_reader_refuses_when_no_candidate_scores_its_threshold(reading_bot):
+    reading_bot.reader = ScriptedReader({}, threshold=0.5)  # every sentence 0.01
+    answer = reading_bot.ask("赣服通集成了多少项服务?")
+    assert not answer.found and answer.citations == () and answer.phrase == ""
+    assert answer.text == qa.Assistant.__init__.__globals__["NOT_FOUND"]
+
+
+def test_the_reader_overrides_the_pickers_order_only_when_much_surer(reading_bot):
+    question = "赣服通集成了多少项服务?"
+    reading_bot.reader = ScriptedReader({}, threshold=0.0)
+    picked = reading_bot.ask(question).citations[0].sentence  # the picker's best (all 0.01)
+    other = "李克强总理来到江西省社保中心"
+    assert other not in picked
+    reading_bot.reader = ScriptedReader({other: 0.99})  # far surer than of the picker's best
+    assert other in reading_bot.ask(question).citations[0].sentence
+    reading_bot.reader = ScriptedReader({picked[:8]: 0.5, other: 0.6})  # a little surer
+    assert reading_bot.ask(question).citations[0].sentence == picked
+
+
+def test_a_long_sentence_is_cited_by_the_clause_that_holds_the_phrase(tmp_path):
+    from tests.conftest import HASH
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    long = (
+        "经审理查明,原告与被告于2015年3月签订房屋租赁合同,约定租期五年,月租金人民币八千元;"
+        "合同履行期间,被告自2017年6月起拖欠租金共计人民币九万六千元,经原告多次催告仍未支付;"
+        "原告遂诉至本院,请求判令解除合同并支付欠付租金及违约金,本院依法适用普通程序公开开庭进行了审理。"
+    )
+    assert len(long) > LONG_SENTENCE
+    (corpus / "判决.txt").write_text(
+        f"租赁合同纠纷判决书\n\n本案由审判员独任审理。{long}\n", "utf-8"
+    )
+    qa.build(corpus, tmp_path / "index", HASH)
+    bot = qa.load(tmp_path / "index", HASH)
+    bot.reader = ScriptedReader({"九万六千元": 0.9}, phrase="九万六千元")
+    answer = bot.ask("被告拖欠了多少租金?")
+    (c,) = answer.citations
+    assert "九万六千元" in c.sentence and len(c.sentence) < LONG_SENTENCE // 2
+    paragraph = bot.paragraph(c.article_id, c.paragraph)
+    assert long in paragraph[c.sentence_start : c.sentence_end]  # the whole sentence: context
+    assert paragraph[c.start : c.end] == c.sentence and answer.text == f"{c.sentence}[1]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -247,3 +248,19 @@ def test_chat_answers_a_follow_up_about_the_earlier_subject(capsys, monkeypatch,
     assert "(按“赣服通有多少用户?”理解)" in turns[1] and "900万用户" in turns[1]
     assert "(新对话)" in turns[1]
     assert "按“" not in turns[2]  # after /new the pronoun has nothing to refer to
+
+
+def test_qa_ask_prints_the_readers_phrase_first_on_its_own_line(capsys):
+    from qa.cli import _print_answer
+
+    citation = qa.Citation(
+        "a.txt", "标题", 0, "集成了6697项服务。", 3, 14, 0.9, phrase_start=6, phrase_end=11
+    )
+    answer = qa.Answer(
+        "集成了多少项服务?", "集成了6697项服务。[1]", True, (citation,), phrase="6697项"
+    )
+    _print_answer(answer)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["6697项", "集成了6697项服务。[1]"]
+    _print_answer(dataclasses.replace(answer, phrase=""))  # no reader: the answer first
+    assert capsys.readouterr().out.splitlines()[0] == "集成了6697项服务。[1]"

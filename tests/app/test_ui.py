@@ -109,6 +109,23 @@ def test_keyword_straddling_the_highlight_is_split_not_broken():
     assert visible_text(out) == paragraph
 
 
+def test_the_answer_phrase_is_bold_inside_the_cited_clause_of_its_sentence():
+    paragraph = "开头。赣服通上线一周年,目前已突破900万用户,集成了6697项服务。结尾。"
+    sentence = (paragraph.index("赣"), paragraph.index("结尾"))
+    clause = (paragraph.index("目前"), paragraph.index("集成"))
+    phrase = (paragraph.index("900万"), paragraph.index("用户"))
+    out = highlight(paragraph, *clause, keyword_pattern(["用户"]), phrase=phrase, context=sentence)
+    assert tags_balanced(out) and visible_text(out) == paragraph
+    context = re.search(r'<span class="qa-context">(.*)</span>', out).group(1)
+    assert visible_text(context) == paragraph[slice(*sentence)]
+    marked = re.search(r'<mark class="qa-hit">(.*?)</mark>', out).group(1)
+    assert visible_text(marked) == paragraph[slice(*clause)]
+    assert '<strong class="qa-phrase">900万</strong><b class="qa-kw">用户</b>' in marked
+    # without a phrase or a context, nothing more than before
+    assert "qa-phrase" not in highlight(paragraph, *clause, None)
+    assert "qa-context" not in highlight(paragraph, *clause, None, context=clause)
+
+
 def test_keywords_are_matched_case_insensitively_on_the_raw_text():
     out = highlight("英国Mygov模式", 0, 2, keyword_pattern(["mygov"]))
     assert '<b class="qa-kw">Mygov</b>' in out
