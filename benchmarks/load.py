@@ -4,9 +4,11 @@
     python benchmarks/load.py --clients 2 --questions 5 --model hash   # a quick look
 
 Starts `qa serve` on a free 127.0.0.1 port over a temporary copy of the sample corpus, then
-runs three rounds: the clients alone through Gradio's `/ask` (its queue), the same through the
-plain `POST /api/ask` beside it (ui/api.py, no queue), and the Gradio clients while `qa build`
-rebuilds the same index from another process again and again (an article added each time).
+runs five rounds: the library itself in this process (threads sharing one Assistant: the
+limit no server can pass on this machine), the clients through Gradio's `/ask` (its queue),
+the same through the plain `POST /api/ask` beside it (ui/api.py, no queue), and both again
+while `qa build` rebuilds the same index from another process again and again (an article
+added each time).
 Prints, per round, how many questions were answered, the errors, p50/p95 latency and
 throughput, and whether the server answered from the rebuilt index afterwards without a restart.
 
@@ -89,6 +91,16 @@ def http_asker(url: str) -> Callable[[str], dict]:
         return response.json()
 
     return ask
+
+
+def library_asker(index: Path) -> Callable[[str], Callable[[str], dict]]:
+    """Asks the library itself in this process, one Assistant shared by the client threads:
+    the capacity no server on this machine can exceed (no HTTP, no JSON, no queue)."""
+    import qa
+
+    bot = qa.load(index)
+    bot.ask(QUESTIONS[0])  # warm
+    return lambda _url: lambda q: bot.ask(q).to_dict()
 
 
 def ask_round(url: str, name: str, clients: int, per_client: int, connect=gradio_asker) -> Round:
@@ -205,20 +217,28 @@ def main() -> int:
             from gradio_client import Client
 
             Client(url, verbose=False).predict(question=QUESTIONS[0], api_name="/ask")  # warm
-            quiet = ask_round(url, "no rebuild", args.clients, args.questions)
+            library = ask_round(
+                url, "library (the limit)", args.clients, args.questions, library_asker(index)
+            )
+            print_round(library)
+            quiet = ask_round(url, "Gradio /ask", args.clients, args.questions)
             print_round(quiet)
             plain = ask_round(url, "POST /api/ask", args.clients, args.questions, http_asker)
             print_round(plain)
 
             rebuilder = Rebuilder(corpus, index, args.model)
             rebuilder.start()
-            busy = ask_round(url, "while rebuilding", args.clients, args.questions)
+            busy = ask_round(url, "Gradio, rebuilding", args.clients, args.questions)
+            print_round(busy)
+            plain_busy = ask_round(
+                url, "/api/ask, rebuilding", args.clients, args.questions, http_asker
+            )
             rebuilder.stop.set()
             rebuilder.join(timeout=ROUND_TIMEOUT)
-            print_round(busy)
+            print_round(plain_busy)
             built = [b for b in rebuilder.builds if b[2] == 0]
             print(
-                f"rebuilds by `qa build` during that round: {len(rebuilder.builds)} "
+                f"rebuilds by `qa build` during those two rounds: {len(rebuilder.builds)} "
                 f"({len(built)} succeeded, "
                 f"{', '.join(f'{s:.1f}' for _, s, _ in rebuilder.builds)} s each)",
                 flush=True,
@@ -236,12 +256,13 @@ def main() -> int:
         if args.out:
             figures = {
                 "model": args.model,
-                "rounds": [asdict(quiet), asdict(plain), asdict(busy)],
+                "rounds": [asdict(r) for r in (library, quiet, plain, busy, plain_busy)],
                 "rebuilds": rebuilder.builds,
                 "switched": switched,
             }
             Path(args.out).write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
-    ok = quiet.errors == 0 and plain.errors == 0 and busy.errors == 0 and switched
+    rounds = (library, quiet, plain, busy, plain_busy)
+    ok = all(r.errors == 0 for r in rounds) and switched
     return 0 if ok else 1
 
 
