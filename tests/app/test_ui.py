@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from pathlib import Path
@@ -124,6 +125,17 @@ def test_the_answer_phrase_is_bold_inside_the_cited_clause_of_its_sentence():
     # without a phrase or a context, nothing more than before
     assert "qa-phrase" not in highlight(paragraph, *clause, None)
     assert "qa-context" not in highlight(paragraph, *clause, None, context=clause)
+
+
+def test_the_answer_bubble_shows_the_phrase_bold_in_an_extractive_answer():
+    citation = qa.Citation(
+        "a.txt", "标题", 0, "集成了6697项服务。", 0, 11, 0.9, phrase_start=3, phrase_end=8
+    )
+    answer = qa.Answer("多少项服务?", "集成了6697项服务。[1]", True, (citation,), phrase="6697项")
+    html = render.reply_html(answer, 1)
+    assert '集成了<strong class="qa-phrase">6697项</strong>服务。<a class="qa-cite"' in html
+    written = dataclasses.replace(answer, generated=True, text="共6697项服务。[1]")
+    assert "qa-phrase" not in render.reply_html(written, 1)  # a model's wording: not marked
 
 
 def test_keywords_are_matched_case_insensitively_on_the_raw_text():
