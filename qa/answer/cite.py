@@ -16,7 +16,7 @@ from .sentences import Candidate, SentencePicker, cheap_answer_type, points_back
 MORE_SENTENCES = 5  # candidate sentences kept beside the answer (Answer.more)
 # Cited by the clause that holds the answer when longer than this (policy papers, rulings).
 LONG_SENTENCE = 120
-READ_CANDIDATES = 5  # the picker's best sentences the reader reads
+READ_CANDIDATES = 3  # the picker's best sentences the reader reads (4 or 5 chose the same)
 READ_PRIOR = 2.0  # log-odds a candidate must beat the picker's better-ranked ones by
 MIN_CLAUSE = 16  # a clause shorter than this is cited with its neighbours
 _CLAUSE_END = re.compile(r"[；，：;,:]")

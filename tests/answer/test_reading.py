@@ -13,7 +13,7 @@ import pytest
 
 import qa
 from qa.answer import reading
-from qa.answer.cite import LONG_SENTENCE, MIN_CLAUSE, clause
+from qa.answer.cite import LONG_SENTENCE, MIN_CLAUSE, READ_CANDIDATES, clause
 from qa.answer.reading import SHIPPED, Reader, ReaderError, fp32_graph, load_reader
 
 onnx = pytest.importorskip("onnx")
@@ -184,7 +184,7 @@ def test_the_reader_cites_one_sentence_with_its_phrase_where_its_offsets_say(rea
     assert c.start <= c.phrase_start < c.phrase_end <= c.end
     assert answer.text == f"{c.sentence}[1]" and c.sentence_start is None
     assert answer.to_dict()["phrase"] == "6697项"
-    assert reading_bot.reader.read_questions[0][1] <= 5  # reads the best few only
+    assert reading_bot.reader.read_questions[0][1] <= READ_CANDIDATES  # the best few only
 
 
 def test_the_reader_refuses_when_no_candidate_scores_its_threshold(reading_bot):
