@@ -136,13 +136,24 @@ def bot(_built_template: Path) -> qa.Assistant:
 
 
 @pytest.fixture(scope="session")
-def sample_bot(tmp_path_factory) -> qa.Assistant:
+def sample_index(tmp_path_factory) -> Path:
     """The sample corpus indexed with the real default model (only for `model` tests)."""
     root = tmp_path_factory.mktemp("sample")
     shutil.copytree(SAMPLE_CORPUS, root / "corpus")
-    settings = qa.Settings(model="m3e-small", progress=False)
-    qa.build(root / "corpus", root / "index", settings)
-    return qa.load(root / "index", settings)
+    qa.build(root / "corpus", root / "index", qa.Settings(model="m3e-small", progress=False))
+    return root / "index"
+
+
+@pytest.fixture(scope="session")
+def sample_bot(sample_index: Path) -> qa.Assistant:
+    """An assistant over `sample_index`, with the default settings (the reader off)."""
+    return qa.load(sample_index, qa.Settings(model="m3e-small", reader=None))
+
+
+@pytest.fixture(scope="session")
+def sample_reader_bot(sample_index: Path) -> qa.Assistant:
+    """The same with the shipped reader model on (QA_READER=on)."""
+    return qa.load(sample_index, qa.Settings(model="m3e-small", reader="default"))
 
 
 def run_python(code: str, *args: str, timeout: float = 120) -> dict:
