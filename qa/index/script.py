@@ -34,11 +34,14 @@ def match_script(question: str, known: dict[str, int] | set[str]) -> str:
     return "".join(chars)
 
 
+@functools.lru_cache(maxsize=8192)
 def simplified(text: str) -> str:
     """`text` in simplified characters, position for position (else unchanged).
 
     The answerer's rules (question words, answer types, back-references) are written in
     simplified characters; traditional questions and articles are read through this.
+    Remembered: the converter is pure Python, and one answer reads each of its candidate
+    sentences several times (it was a third of an answer's time, and held the GIL).
     """
     if text.isascii():
         return text
