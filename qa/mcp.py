@@ -74,7 +74,7 @@ def server(current: Callable[[], Assistant]):
         article = answering(lambda bot: _article(bot, article_id))
         if not 0 <= paragraph < len(article.paragraphs):
             raise ToolError(
-                f"《{article.title}》({article_id})没有第 {paragraph} 段:"
+                f"《{article.title}》({article.id})没有第 {paragraph} 段:"
                 f"段落从 0 数到 {len(article.paragraphs) - 1}。"
             )
         return {
@@ -88,12 +88,19 @@ def server(current: Callable[[], Assistant]):
     return app
 
 
+MAX_ID_CHARS = 1000  # an article id is a file's path or a record's id
+QUOTED_CHARS = 100  # of a wrong id, quoted back in the error
+
+
 def _article(bot: Assistant, article_id: str):
+    shown = repr(article_id[:QUOTED_CHARS]) + ("…" if len(article_id) > QUOTED_CHARS else "")
     try:
+        if len(article_id) > MAX_ID_CHARS:
+            raise KeyError(article_id)
         return bot.article(article_id)
     except KeyError:
         raise QAError(
-            f"没有 id 为 {article_id!r} 的文章:article_id 要照 search 或 ask 结果里的写。"
+            f"没有 id 为 {shown} 的文章:article_id 要照 search 或 ask 结果里的写。"
         ) from None
 
 

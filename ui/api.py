@@ -13,9 +13,10 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -34,6 +35,14 @@ from .service import NO_INDEX, Service
 MODEL_ID = "qa"  # the knowledge base, as the one model /v1/models lists
 MAX_BODY_BYTES = 1_000_000  # a question is at most a few thousand characters
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+LOGIN_WITHOUT_KEY = (
+    "这个页面设了登录,API(/api、/v1、/mcp)不会绕过它:请设置 QA_API_KEY"
+    "(或 qa serve --api-key-file FILE)后重新启动,再用这个密钥访问 API。"
+)
+HOST_NOT_ALLOWED = (
+    "没有密钥时只回答发往 127.0.0.1 或 localhost 的请求;要用别的地址访问,"
+    "请设置 QA_API_KEY(或 qa serve --api-key-file FILE)。"
+)
 
 
 class ApiError(Exception):
@@ -65,12 +74,15 @@ def read_api_key(key_file: str | Path | None = None) -> str | None:
     return key or None
 
 
-def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> FastAPI:
+def build_api(
+    service: Service, key: str | None, host: str = "127.0.0.1", login: bool = False
+) -> FastAPI:
     """The FastAPI app with /api, /v1 and the MCP server at /mcp; the page is mounted on it
     afterwards (ui/app.py).
 
     With a `key`, every route wants `Authorization: Bearer <key>`. Without one they answer
-    only on a loopback `host`: anyone who can reach the server could read the articles.
+    only on a loopback `host`: anyone who can reach the server could read the articles; and
+    not at all when the page has a `login`, which its owner takes to protect the articles.
     """
     mcp = mcp_app(service, host)
     # The MCP app's lifespan (its session manager) is the API's: Starlette never runs the
@@ -79,8 +91,13 @@ def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> Fas
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.add_exception_handler(ApiError, lambda request, exc: exc.response())
 
-    async def guard(request: Request) -> None:
+    def allowed(request: Request) -> None:
+        if key is None and login:
+            raise ApiError(403, LOGIN_WITHOUT_KEY, "api_key_required", "permission_error")
         check_key(request, key, host)
+
+    async def guard(request: Request) -> None:
+        allowed(request)
 
     router = APIRouter(dependencies=[Depends(guard)])
 
@@ -109,16 +126,38 @@ def build_api(service: Service, key: str | None, host: str = "127.0.0.1") -> Fas
     app.include_router(router)
     if mcp is not None:
         # The app as the endpoint of /mcp, not mounted: it sees the path /mcp, its own route.
-        app.router.routes.append(Route("/mcp", KeyChecked(mcp, key, host)))
+        app.router.routes.append(Route("/mcp", KeyChecked(mcp, allowed)))
     return app
 
 
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9.-]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(header: str) -> str:
-    """The name in a Host header, without its port: "127.0.0.1", "localhost", "::1"."""
-    header = header.strip().lower()
-    if header.startswith("["):  # [::1]:7860
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
+    """The name in a Host header without its port ("127.0.0.1", "localhost", "::1"); "" for
+    anything that is not exactly a name or [address] and an optional port."""
+    found = _HOST.fullmatch(header.lower())
+    return "" if found is None else found["v6"] or found["name"]
+
+
+def loopback_only(app: ASGIApp) -> ASGIApp:
+    """`app` answering only requests addressed to a loopback name (the Host header), every
+    route of it: the page and Gradio's API too. Without a key that is the only protection
+    against a web page whose own host name now resolves to 127.0.0.1 (DNS rebinding)."""
+
+    async def guarded(scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if _host_name(host) not in LOOPBACK:
+                error = ApiError(403, HOST_NOT_ALLOWED, "host_not_allowed", "permission_error")
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                await error.response()(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded
 
 
 def check_key(request: Request, key: str | None, host: str) -> None:
@@ -133,15 +172,10 @@ def check_key(request: Request, key: str | None, host: str) -> None:
                 "permission_error",
             )
         # Without a key, only pages and programs on this machine may ask: a web page that
-        # points its own host name at 127.0.0.1 (DNS rebinding) sends that name as Host.
+        # points its own host name at 127.0.0.1 (DNS rebinding) sends that name as Host
+        # (serve() also guards every other route with `loopback_only`).
         if _host_name(request.headers.get("host", "")) not in LOOPBACK:
-            raise ApiError(
-                403,
-                "没有密钥时只回答发往 127.0.0.1 或 localhost 的请求;要用别的地址访问,"
-                "请设置 QA_API_KEY(或 qa serve --api-key-file FILE)。",
-                "host_not_allowed",
-                "permission_error",
-            )
+            raise ApiError(403, HOST_NOT_ALLOWED, "host_not_allowed", "permission_error")
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
@@ -169,20 +203,28 @@ def mcp_app(service: Service, host: str) -> Starlette | None:
         mcp = server(service.answering)
     except QAError:
         return None
+    from mcp.server.transport_security import TransportSecuritySettings
+
     return mcp.streamable_http_app(
-        streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        host=host,
+        # One rule for who may ask, check_key's: the SDK's own Host/Origin check would refuse
+        # a keyed server behind a proxy, and a loopback one asked as LOCALHOST.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
 
 
 class KeyChecked:
-    """An ASGI app (the MCP server) behind `check_key`, as the /api and /v1 routes are."""
+    """An ASGI app (the MCP server) behind the check the /api and /v1 routes have."""
 
-    def __init__(self, app: ASGIApp, key: str | None, host: str):
-        self.app, self.key, self.host = app, key, host
+    def __init__(self, app: ASGIApp, allowed: Callable[[Request], None]):
+        self.app, self.allowed = app, allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            check_key(Request(scope), self.key, self.host)
+            self.allowed(Request(scope))
         except ApiError as exc:
             await exc.response()(scope, receive, send)
             return
@@ -237,7 +279,7 @@ def chat_request(body: object) -> tuple[str, list[str], bool]:
     ]
     if not asked:
         raise ApiError(400, '"messages" 里没有用户的问题(role 为 "user")。', "invalid_messages")
-    return checked(asked[-1]), asked[:-1], bool(body.get("stream"))
+    return checked(asked[-1]), asked[:-1], body.get("stream") is True
 
 
 def message_text(message: dict) -> str:

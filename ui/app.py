@@ -19,7 +19,7 @@ import qa
 from qa import Assistant, QAError, Settings
 
 from . import theme
-from .api import LOOPBACK, build_api, read_api_key
+from .api import LOOPBACK, build_api, loopback_only, read_api_key
 from .errors import first_line
 from .page import build_app
 from .service import Service, index_location
@@ -168,7 +168,10 @@ def serve(
         print("qa: note: /api, /v1 and /mcp are not served on a --share link.", file=sys.stderr)
         demo.launch(server_name=host, server_port=port, auth=login, share=True, **launch_kwargs())
         return
-    run(mount(build_api(service, key, host), demo, host, port, login), host, port)
+    app = mount(build_api(service, key, host, login is not None), demo, host, port, login)
+    if key is None and host in LOOPBACK:  # every route, the page's too (ui/api.py)
+        app = loopback_only(app)
+    run(app, host, port)
 
 
 def mount(app, demo, host: str, port: int, login: tuple[str, str] | None):

@@ -19,7 +19,7 @@ from conftest import ANSWERABLE, HASH, OFF_TOPIC
 from fake_llm import FakeLLM
 
 import qa
-from ui.api import MAX_BODY_BYTES, build_api, read_api_key
+from ui.api import MAX_BODY_BYTES, _host_name, build_api, loopback_only, read_api_key
 from ui.service import Service
 
 KEY = "sk-test-key"
@@ -249,6 +249,58 @@ def test_the_key_comes_from_the_file_or_qa_api_key(tmp_path, monkeypatch):
             read_api_key(tmp_path / "key")
     with pytest.raises(qa.QAError, match="Cannot read"):
         read_api_key(tmp_path / "missing")
+
+
+def test_without_a_key_every_route_of_the_served_app_wants_a_loopback_host(service):
+    """serve() guards the page and Gradio's own API too (a rebinding page could read
+    answers through /gradio_api and upload through the page otherwise)."""
+    from ui.app import mount
+    from ui.page import build_app
+
+    demo = build_app(service)
+    app = loopback_only(mount(build_api(service, None), demo, "127.0.0.1", 7860, None))
+    with serving(app) as base:
+        for path in ("/config", "/gradio_api/info", "/v1/models"):
+            assert httpx.get(f"{base}{path}").status_code == 200, path
+            refused = httpx.get(f"{base}{path}", headers={"Host": "evil.example"})
+            assert refused.status_code == 403 and "QA_API_KEY" in refused.text, path
+        call = httpx.post(
+            f"{base}/gradio_api/call/ask",
+            json={"data": [QUESTION, None]},
+            headers={"Host": "evil.example:7860", "Origin": "http://evil.example:7860"},
+        )
+        assert call.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("localhost", "localhost"), ("LOCALHOST:7860", "localhost"), ("127.0.0.1:80", "127.0.0.1"),
+        ("[::1]:7860", "::1"), ("[::1]", "::1"), ("127.0.0.1:80@evil", ""), ("[::1]evil", ""),
+        ("[::1]:80@evil.com", ""), ("localhost\t", ""), ("", ""), ("a b", ""),
+    ],
+)  # fmt: skip
+def test_host_names_are_read_strictly(header, name):
+    assert _host_name(header) == name
+
+
+def test_a_page_with_a_login_keeps_the_api_closed_without_a_key(service):
+    """QA_AUTH without QA_API_KEY: the owner takes the articles to be behind the login."""
+    with serving(build_api(service, None, "127.0.0.1", login=True)) as base:
+        response = ask(base, {"question": QUESTION})
+        assert response.status_code == 403 and "QA_API_KEY" in response.json()["error"]["message"]
+        assert httpx.get(f"{base}/v1/models").status_code == 403
+    with serving(build_api(service, KEY, "127.0.0.1", login=True)) as base:  # the key opens it
+        assert ask(base, {"question": QUESTION}).status_code == 200
+
+
+def test_stream_is_only_true_when_it_is_true(url):
+    for value in ("false", 0, None, "yes"):
+        body = {"model": "qa", "messages": user(QUESTION), "stream": value}
+        response = httpx.post(
+            f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        )
+        assert response.headers["content-type"].startswith("application/json"), value
 
 
 def test_the_page_and_the_api_share_one_server(service):

@@ -153,6 +153,27 @@ def test_qa_serve_serves_mcp_behind_the_api_key(built_index, bot, tmp_path):
         assert refused.group_contains(MCPError, match="error response", depth=None)
 
 
+def test_with_a_key_mcp_answers_whatever_the_host_name(bot, tmp_path):
+    """Behind a proxy the Host is the proxy's name: the key decides, as for /v1 (the SDK's
+    own Host check refused it with 421)."""
+    service = Service(tmp_path / "corpus", tmp_path / "index", HASH, bot)
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    accept = "application/json, text/event-stream"
+    with serving(build_api(service, KEY)) as base:
+        for host in ("kb.example.com", "LOCALHOST:7860", "localhost"):
+            headers = {"Host": host, "Authorization": f"Bearer {KEY}", "Accept": accept}
+            assert httpx.post(f"{base}/mcp", json=ping, headers=headers).status_code == 200, host
+
+
+def test_a_huge_article_id_is_not_echoed_back(bot, tmp_path):
+    service = Service(tmp_path / "corpus", tmp_path / "index", HASH, bot)
+    with serving(build_api(service, KEY)) as base:
+        _, (result,) = call(
+            http(base, KEY), ("read_paragraph", {"article_id": "\u202e" * 200_000, "paragraph": 0})
+        )
+    assert result.is_error and len(text(result)) < 1000  # 100 characters quoted, escaped
+
+
 def test_without_a_key_mcp_is_served_on_loopback_only(bot, tmp_path):
     service = Service(tmp_path / "corpus", tmp_path / "index", HASH, bot)
     with serving(build_api(service, None, "0.0.0.0")) as base:
