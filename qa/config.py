@@ -65,7 +65,7 @@ class Settings:
     progress: bool = True  # progress bar while embedding
     # The reader (qa/answer/reading.py) picks the sentence that answers among the best few,
     # marks the answer phrase, and refuses when none answers. "default" is the model shipped
-    # in qa/models/reader (QA_READER=on), or a folder `make reader` wrote. Off (None) by
+    # in qa/models/reader (QA_READER=on), or a folder training/export.py wrote. Off (None) by
     # default: the shipped model does not yet reach the quality it must (training/README.md),
     # and without it sentences are chosen and refused by word overlap alone.
     reader: str | None = field(default_factory=_default_reader)

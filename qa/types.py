@@ -124,7 +124,10 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """One cited source sentence: `sentence == paragraph_text[start:end]`."""
+    """One cited source sentence: `sentence == paragraph_text[start:end]`. With the reader,
+    a long sentence is cited by its clause: `sentence` is then the clause, and
+    `sentence_start`/`sentence_end` give the whole sentence. `score`: the picker's score of
+    the sentence, or the reader's probability for the one the reader cited."""
 
     article_id: str
     title: str

@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         "pairs": len(pairs),
         "calibration_pairs": len(held),
         "answers_cut_by_max_len": cut,
-        "epochs": args.epochs,
+        "epochs": args.epochs,  # asked for; the time budget may end it sooner
+        "epochs_done": round(seen / max(len(rows), 1), 2),
         "steps": step,
         "pairs_seen": seen,
         "batch": args.batch,
@@ -259,7 +260,9 @@ def main(argv: list[str] | None = None) -> None:
         "ids": sorted(q.id for q in questions),
         "texts": sorted({normalise(q.text) for q in questions}),
     }
-    (out / "questions.json").write_text(json.dumps(seen_questions, ensure_ascii=False) + "\n")
+    (out / "questions.json").write_text(
+        json.dumps(seen_questions, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {out}", flush=True)
 
 

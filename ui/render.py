@@ -138,17 +138,18 @@ def reply_html(answer: Answer, turn: int) -> str:
         return f'{understood_html(answer)}<p class="qa-none">{escape(answer.text)}</p>'
     out, pos = [], 0
     spans = marker_spans(answer)
-    # The answer phrase in bold where the first cited sentence shows it (extractive answers).
-    at = answer.text.find(answer.phrase) if answer.phrase and not answer.generated else -1
-    bold = (
-        (at, at + len(answer.phrase))
-        if 0 <= at and spans and at + len(answer.phrase) <= spans[0][0]
-        else None
-    )
+    # The answer phrase in bold where the first citation's offsets put it (extractive answers:
+    # their text starts with that citation's sentence).
+    bold = None
+    first = answer.citations[0] if answer.citations else None
+    if first and first.phrase_start is not None and not answer.generated:
+        at = first.phrase_start - first.start
+        if answer.text.startswith(first.sentence) and 0 <= at < first.phrase_end - first.start:
+            bold = (at, first.phrase_end - first.start)
     for start, end, n in spans:
         if bold and pos == 0:
             out.append(escape(answer.text[: bold[0]]))
-            out.append(f'<strong class="qa-phrase">{escape(answer.phrase)}</strong>')
+            out.append(f'<strong class="qa-phrase">{escape(answer.text[slice(*bold)])}</strong>')
             out.append(escape(answer.text[bold[1] : start]))
         else:
             out.append(escape(answer.text[pos:start]))

@@ -98,7 +98,7 @@ def rank(
     return out
 
 
-def cite_read(cand: Candidate, phrase: tuple[int, int], passages: Passages, score: float):
+def _chosen(cand: Candidate, phrase: tuple[int, int], passages: Passages, score: float) -> Citation:
     """The citation of the sentence the reader chose, with its phrase [start, end) (offsets
     into the candidate's text): a sentence longer than LONG_SENTENCE is cited by the clause
     that holds the phrase, with the whole sentence as its context; a short one with the
@@ -107,7 +107,7 @@ def cite_read(cand: Candidate, phrase: tuple[int, int], passages: Passages, scor
     has_phrase = phrase[1] > phrase[0]
     at = (cand.start + phrase[0], cand.start + phrase[1]) if has_phrase else (None, None)
     if len(cand.text) > LONG_SENTENCE:
-        start, end = clause(cand.text, phrase[0] if has_phrase else 0, phrase[1])
+        start, end = clause(cand.text, *phrase)
         citation = _citation(passages, cand.row, cand.start + start, cand.start + end, score)
         return replace(
             citation,
@@ -123,7 +123,8 @@ def cite_read(cand: Candidate, phrase: tuple[int, int], passages: Passages, scor
 
 def clause(sentence: str, start: int, end: int) -> tuple[int, int]:
     """The clause of `sentence` (split after ；，：;,:) that holds [start, end), widened
-    over its neighbours until it holds at least MIN_CLAUSE characters."""
+    over its neighbours until it holds at least MIN_CLAUSE characters, without the mark
+    that ends it (a [n] marker follows it in the answer)."""
     cuts = [0] + [m.end() for m in _CLAUSE_END.finditer(sentence)] + [len(sentence)]
     cuts = sorted(set(cuts))
     spans = list(zip(cuts, cuts[1:], strict=False))
@@ -135,7 +136,10 @@ def clause(sentence: str, start: int, end: int) -> tuple[int, int]:
             first -= 1
         if spans[last][1] - spans[first][0] < MIN_CLAUSE and last < len(spans) - 1:
             last += 1
-    return spans[first][0], spans[last][1]
+    begin, finish = spans[first][0], spans[last][1]
+    if finish - begin > 1 and _CLAUSE_END.fullmatch(sentence[finish - 1]):
+        finish -= 1
+    return begin, finish
 
 
 def _with_neighbours(paragraph: str, cand, seen: set[str]) -> tuple[int, int]:
@@ -185,8 +189,8 @@ def cite_reading(
 ) -> Cited:
     """The answer the reader (qa/answer/reading.py) finds among the picker's best sentences
     `ranked`: the one it scores highest (READ_PRIOR favours the picker's order), cited with
-    its phrase (cite_read), the others as related sentences; no citation when that one
-    scores below `threshold`."""
+    its phrase (`_chosen`), the others as related sentences; nothing when that one scores
+    below `threshold`."""
     top = ranked[:READ_CANDIDATES]
     if not top:
         return Cited((), ())
@@ -206,24 +210,20 @@ def cite_reading(
     # the picker's ranking costs READ_PRIOR in the reader's log-odds (on DRCD, with the reader
     # trained without it: sentence Hit@1 0.82 against 0.72 on the reader's scores alone).
     order = sorted(range(len(top)), key=lambda k: READ_PRIOR * k - _log_odds(readings[k].score))
-    others = [k for k in order[1:]] + list(range(len(top), len(ranked)))
-    more = tuple(
-        _citation(
-            passages,
-            ranked[k].row,
-            ranked[k].start,
-            ranked[k].end,
-            readings[k].score if k < len(top) else 0.0,
-        )
-        for k in others[:MORE_SENTENCES]
-    )
-    best = order[0]
-    reading = readings[best]
+    best, reading = order[0], readings[order[0]]
     if reading.score < threshold:
-        return Cited((), more)
+        return Cited((), ())
     cand = top[best]
-    citation = cite_read(cand, (reading.start, reading.end), passages, reading.score)
-    return Cited((citation,), more, cand.text[reading.start : reading.end])
+    citation = _chosen(cand, (reading.start, reading.end), passages, reading.score)
+    # the related sentences: the rest in the order read, each with the picker's score as
+    # without the reader; none the citation already holds (a neighbour pointed back to)
+    others = [top[k] for k in order[1:]] + ranked[len(top) :]
+    more = tuple(
+        _citation(passages, c.row, c.start, c.end, c.score)
+        for c in others
+        if c.row != cand.row or not citation.start <= c.start < citation.end
+    )
+    return Cited((citation,), more[:MORE_SENTENCES], cand.text[reading.start : reading.end])
 
 
 def _log_odds(p: float) -> float:

@@ -227,24 +227,30 @@ class Reader:
         import onnxruntime as ort
 
         self.folder = Path(folder)
+        path = self.folder / MODEL_FILE
         try:
             self.config = json.loads((self.folder / "reader.json").read_text(encoding="utf-8"))
-            expected = self.config["export"]["sha256"]
-            path = self.folder / MODEL_FILE
-            if sha256(path) != expected:
+            if sha256(path) != self.config["export"]["sha256"]:
                 raise ReaderError(f"{path} is not the file reader.json records (sha256).")
+            self.max_len = int(self.config["max_len"])
+            self.threshold = float(self.config["threshold"])
             self.tokenizer = load_tokenizer(self.folder)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ReaderError(f"No usable reader model in {self.folder}: {exc}") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            fp32_graph(path), options, providers=["CPUExecutionProvider"]
-        )
-        self.max_len = int(self.config["max_len"])
-        self.threshold = float(self.config.get("threshold", 0.5))
-        self.fidelity = self.check() if check else None
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self.session = ort.InferenceSession(
+                fp32_graph(path), options, providers=["CPUExecutionProvider"]
+            )
+        except ReaderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - tokenizers and onnxruntime raise bare ones
+            raise ReaderError(
+                f"No usable reader model in {self.folder}: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            self.fidelity = self.check() if check else None
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ReaderError(f"{self.folder}/reader.json has no usable probes: {exc}") from None
         if self.fidelity is not None and not self.fidelity.good:
             raise ReaderError(
                 f"The reader reads its probes differently on this machine than the fp32 model "
@@ -315,6 +321,8 @@ def load_reader(name: str | None) -> Reader | None:
     warning; a folder named explicitly raises ReaderError instead."""
     if name is None:
         return None
+    if name.lower() in ("on", "default", "yes", "true", "1"):  # as QA_READER takes them
+        name = DEFAULT_READER
     folder = str(SHIPPED) if name == DEFAULT_READER else name
     with _loading:
         if folder not in _loaded:

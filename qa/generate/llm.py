@@ -398,5 +398,6 @@ def verified(
         generated=True,
         unsupported=unsupported,
         note="",
+        phrase="",  # the reader's phrase was marked in the extractive text, not in this one
         seconds=answer.seconds + seconds,
     )
