@@ -348,3 +348,31 @@ def test_before_any_article_the_api_says_to_upload_one(tmp_path):
         for stream in (False, True):
             with pytest.raises(openai.InternalServerError, match="请先"):
                 client.chat.completions.create(model="qa", messages=user(QUESTION), stream=stream)
+
+
+# -- the real `qa serve` process, with the openai client ---------------------------------
+
+
+def test_qa_serve_answers_the_openai_client(built_index, bot, tmp_path):
+    """`qa serve` itself (a process on a loopback port, a key set), as a chat app sees it:
+    the model list, a completion, the same streamed, a follow-up through the history, a
+    refused question, a wrong key."""
+    from ui.devserver import running
+
+    corpus = built_index.parent / "corpus"
+    with running(
+        corpus, built_index, "hash", log=tmp_path / "serve.log", env={"QA_API_KEY": KEY}
+    ) as url:
+        served = openai.OpenAI(base_url=f"{url.rstrip('/')}/v1", api_key=KEY, max_retries=0)
+        assert [m.id for m in served.models.list()] == ["qa"]
+        reply = complete(served, user(QUESTION)).choices[0].message.content
+        assert reply == bot.ask(QUESTION).to_text()
+        content, _, answer = streamed(served, user(QUESTION))
+        assert content == reply and answer["found"]
+        follow_up = complete(served, user(QUESTION, FOLLOW_UP)).model_extra["qa"]
+        assert follow_up["searched"] != FOLLOW_UP and follow_up["found"]
+        refused = complete(served, user(OFF_TOPIC[0])).model_extra["qa"]
+        assert not refused["found"] and refused["citations"] == []
+        wrong = openai.OpenAI(base_url=f"{url.rstrip('/')}/v1", api_key="sk-wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
