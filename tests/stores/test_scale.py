@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ANSWERABLE, HASH, PARAGRAPHS, HashEmbedder
+from conftest import ANSWERABLE, HASH, PARAGRAPHS, HashEmbedder, answer_key
 
 import qa
 from qa.stores import folder as store
@@ -100,3 +100,33 @@ def test_a_rebuild_reuses_every_vector_even_when_a_hash_ends_in_a_zero_byte(tmp_
     assert qa.build(corpus, tmp_path / "index", HASH).embedded == 1
 
     assert qa.build(corpus, tmp_path / "index", HASH).embedded == 0
+
+
+def test_a_load_maps_the_big_arrays_and_answers_as_if_it_read_them(built_index, monkeypatch):
+    """At a million passages reading every array was most of a load (issue 23): a load maps
+    them, and every answer is the one the arrays read whole give."""
+    mapped = qa.load(built_index, HASH)
+    data = mapped.index.data
+    assert isinstance(data.vectors, np.memmap) and isinstance(data.weights.docs, np.memmap)
+    assert isinstance(data.passages.sentence_start, np.memmap)
+
+    monkeypatch.setattr(store.load, "_load", lambda path: np.load(path, allow_pickle=False))
+    whole = qa.load(built_index, HASH)
+    assert not isinstance(whole.index.data.vectors, np.memmap)
+    for question in ANSWERABLE:
+        assert answer_key(mapped.ask(question)) == answer_key(whole.ask(question))
+        assert [(p.article_id, p.score) for p in mapped.search(question, 5)] == [
+            (p.article_id, p.score) for p in whole.search(question, 5)
+        ]
+
+
+def test_a_load_finds_articles_by_the_stored_line_ends(built_index):
+    """The build stores where each line of articles.jsonl ends, so a load does not scan it."""
+    gen = live_data(built_index)
+    ends = np.load(gen / store.disk.ARTICLE_ENDS)
+    text = (gen / "articles.jsonl").read_bytes()
+    assert ends.tolist() == [i for i, b in enumerate(text) if b == 0x0A]
+    bot = qa.load(built_index, HASH)
+    assert [a.article.id for a in bot.index.passages.articles] == json.loads(
+        (gen / "article_ids.json").read_text(encoding="utf-8")
+    )

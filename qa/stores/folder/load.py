@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import mmap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from ..data import FORMAT_VERSION, Passages
 from .disk import (
     ANN_FILE,
     ARRAYS,
+    ARTICLE_ENDS,
+    FULL_CHECKSUM_UP_TO,
     MANIFEST,
     SAMPLED_BLOCKS,
     FolderData,
@@ -44,11 +47,18 @@ class ArticleFile(Sequence):
     """
 
     def __init__(
-        self, path: Path, ids: list[str] | None, paragraphs: int, blocks: list[str], size: int
+        self,
+        path: Path,
+        ids: list[str] | None,
+        paragraphs: int,
+        blocks: list[str],
+        size: int,
+        ends: np.ndarray | None = None,
     ):
         self._path = path
-        self._blob = path.read_bytes()
-        ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 0x0A)
+        self._blob = _mapped(path)  # the pages a question shows are read, not the whole file
+        if ends is None:  # written before the build stored the line ends: find them
+            ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 0x0A)
         self._ends = ends
         self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         self._blocks = blocks  # digest per block of `size` bytes; empty: checked whole at load
@@ -107,6 +117,14 @@ class ArticleFile(Sequence):
             self._checked.add(b)  # a set add is atomic: threads may only check twice
 
 
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, memory-mapped (an empty file cannot be mapped)."""
+    with open(path, "rb") as f:
+        if not f.seek(0, 2):
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 def read_manifest(folder: Path) -> dict:
     """The manifest, checked for format; raises a QAError saying what to run."""
     path = folder / MANIFEST
@@ -152,7 +170,10 @@ def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> 
 
 
 def _load(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    # Memory-mapped: a load reads the headers, a question the pages it touches. At a
+    # million passages the arrays are gigabytes (vectors, postings), and reading them all
+    # took most of a load; the values are the same as read whole.
+    return np.load(path, allow_pickle=False, mmap_mode="r")
 
 
 def _read_generation(
@@ -196,15 +217,19 @@ def _read_generation(
         ids = None
         if "article_ids.json" in files:
             ids = json.loads((gen / "article_ids.json").read_text(encoding="utf-8"))
+        ends = _load(gen / ARTICLE_ENDS) if ARTICLE_ENDS in files else None
         articles = ArticleFile(
             gen / "articles.jsonl",
             ids,
             int(manifest["counts"]["paragraphs"]),
             blocks.get("articles.jsonl", []),
             int(manifest.get("block_bytes", 0)),
+            ends,
         )
         if ids is not None and len(ids) != len(articles):
             raise ValueError("article_ids.json and articles.jsonl disagree")
+        if ends is not None and len(ends) and ends[-1] != files["articles.jsonl"] - 1:
+            raise ValueError(f"{ARTICLE_ENDS} and articles.jsonl disagree")
         ann = None
         if with_ann and ANN_FILE in files:
             import faiss
@@ -273,7 +298,7 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
         data.weights.indptr.shape[0] != len(data.vocab) + 1
         or data.weights.idf.shape[0] != len(data.vocab)
         or data.weights.docs.shape != data.weights.weights.shape
-        or (data.weights.docs.size and int(data.weights.docs.max()) >= n)
+        or (_whole_checked(data.weights.docs) and int(data.weights.docs.max()) >= n)
     ):
         raise ValueError("keyword postings disagree with the passages")
     p = data.passages
@@ -281,6 +306,13 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
         raise ValueError("passage arrays disagree in length")
     if n and not (0 <= p.article.min() and p.article.max() < len(p.articles)):
         raise ValueError("passages point at articles that do not exist")
+
+
+def _whole_checked(array: np.ndarray) -> bool:
+    """Whether `array` is small enough to be read whole at load. A bigger one (the postings
+    of a large index: gigabytes at a million passages) is checked by sampled block digests
+    instead; reading it all would be most of the load."""
+    return 0 < array.nbytes <= FULL_CHECKSUM_UP_TO
 
 
 def _check_sampled_blocks(path: Path, digests: list[str], block_bytes: int) -> None:
