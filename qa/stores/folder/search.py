@@ -93,6 +93,12 @@ class FolderIndex:
         similarity = self.data.vectors[ids].astype(np.float32) @ q[0]
         return ids[np.argsort(-similarity, kind="stable")[:k]]
 
+    def keyword(self, query_terms: list[str], k: int) -> np.ndarray:
+        """Rows of the `k` passages with the highest BM25 score (above 0), best first."""
+        scores = self.bm25.scores(query_terms)
+        rows = np.flatnonzero(scores > 0)
+        return rows[np.argsort(-scores[rows], kind="stable")[:k]]
+
     def idf_of(self, term: str) -> float:
         """How rare a keyword token is in the index (BM25 idf)."""
         return self.bm25.idf_of(term)
