@@ -130,3 +130,66 @@ def test_a_load_finds_articles_by_the_stored_line_ends(built_index):
     assert [a.article.id for a in bot.index.passages.articles] == json.loads(
         (gen / "article_ids.json").read_text(encoding="utf-8")
     )
+
+
+@pytest.fixture
+def listed(monkeypatch):
+    """Every index counts as one past a few hundred thousand passages: inverted lists."""
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(store.search, "LISTS_FROM", 0)
+    monkeypatch.setattr(store.search, "lists_for", lambda n: 4)
+
+
+def list_of_passages(bot) -> dict[str, int]:
+    rows = store.search._list_of_rows(bot.index.data.ann)
+    return {bot.index.passages.passage(r).text: int(rows[r]) for r in range(len(rows))}
+
+
+def test_a_very_large_index_searches_inverted_lists_and_finds_what_exact_search_finds(
+    built_index, corpus, tmp_path, listed
+):
+    import faiss
+
+    exact = qa.load(built_index, HASH)
+    large = tmp_path / "large"
+    qa.build(corpus, large, HASH)
+
+    bot = qa.load(large, HASH)
+    assert isinstance(bot.index.data.ann, faiss.IndexIVFScalarQuantizer)
+    for question in ANSWERABLE:
+        assert answer_key(bot.ask(question)) == answer_key(exact.ask(question))
+
+
+def test_a_rebuild_keeps_the_trained_lists_and_adds_new_passages_to_them(corpus, tmp_path, listed):
+    index = tmp_path / "large"
+    qa.build(corpus, index, HASH)
+    before = qa.load(index, HASH)
+    centroids = before.index.data.ann.quantizer.reconstruct_n(0, 4)
+    (corpus / "new.txt").write_text(
+        "新闻\n\n市政府今天公布了新的公交线路，共有十二条。\n", encoding="utf-8"
+    )
+
+    stats = qa.build(corpus, index, HASH)
+
+    after = qa.load(index, HASH)
+    assert stats.embedded == 1 and after.index.data.ann.ntotal == PARAGRAPHS + 1
+    assert np.array_equal(after.index.data.ann.quantizer.reconstruct_n(0, 4), centroids)
+    kept, now = list_of_passages(before), list_of_passages(after)
+    assert all(now[text] == number for text, number in kept.items())
+    assert after.search("新的公交线路有几条?", 1)[0].article_id == "new.txt"
+
+
+def test_a_small_index_ranks_keywords_by_the_full_scores_as_before(built_index, monkeypatch):
+    """Below EXACT_UP_TO (every public evaluation set) nothing of the large-index search
+    runs: the same exact dense search and full BM25 scores, so the same answers."""
+    from qa.index.bm25 import BM25
+
+    def never(*args, **kwargs):
+        raise AssertionError("a small index used the pruned keyword search")
+
+    monkeypatch.setattr(BM25, "top", never)
+    monkeypatch.setattr(BM25, "scores_of", never)
+    bot = qa.load(built_index, HASH)
+    assert bot.index.data.ann is None
+    for question in ANSWERABLE:
+        assert bot.ask(question).found

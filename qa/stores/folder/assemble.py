@@ -67,7 +67,7 @@ def assemble(plan: Plan, previous: FolderData | None) -> FolderData:
         vectors=vectors,
         terms=_terms(plan, sources, previous),
         weights=None,
-        ann=ann_index(vectors),
+        ann=ann_index(vectors, previous.ann if previous is not None else None, source),
         settings=plan.settings,
         build_seconds=time.perf_counter() - plan.started,
     )

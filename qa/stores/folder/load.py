@@ -234,7 +234,9 @@ def _read_generation(
         if with_ann and ANN_FILE in files:
             import faiss
 
-            ann = faiss.read_index(str(gen / ANN_FILE))
+            # Mapped: the inverted lists of a large index are most of its bytes, and a
+            # question reads the few lists it probes.
+            ann = faiss.read_index(str(gen / ANN_FILE), faiss.IO_FLAG_MMAP)
         passages = Passages(
             model=manifest["model"],
             backend=manifest.get("backend", "torch"),

@@ -12,7 +12,7 @@ import numpy as np
 from ...errors import IndexNotFoundError, QAError
 from ...types import Manifest, Plan
 from .assemble import assemble
-from .disk import FolderData, build_lock, live_generation, write_index
+from .disk import ANN_FILE, FolderData, build_lock, live_generation, write_index
 from .load import read_index
 from .search import FolderIndex
 
@@ -44,7 +44,8 @@ class FolderStore:
         # A build reads every article (hashes, titles): parse them once, not per passage.
         articles = tuple(data.passages.articles)
         passages = dataclasses.replace(data.passages, articles=articles)
-        self._previous = data = dataclasses.replace(data, passages=passages)
+        ann = _trained(self.folder)
+        self._previous = data = dataclasses.replace(data, passages=passages, ann=ann)
         return Manifest(
             model=passages.model,
             backend=passages.backend,
@@ -73,6 +74,22 @@ class FolderStore:
     def generation(self) -> str | None:
         """The live generation's name: it changes with every build (cheap to poll)."""
         return live_generation(self.folder)
+
+
+def _trained(folder: Path):
+    """The live approximate index, read into memory (not mapped, as a load does): the next
+    build copies its training. None if there is none or it cannot be read (then it trains
+    again)."""
+    gen = live_generation(folder)
+    path = folder / gen / ANN_FILE if gen else None
+    if path is None or not path.is_file():
+        return None
+    import faiss
+
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError:
+        return None
 
 
 def _rows_by_key(previous: FolderData | None) -> dict[bytes, int]:
