@@ -227,10 +227,14 @@ def _terms(passages: list[IndexedPassage], titles: dict[str, str]) -> tuple[tupl
     """Keyword tokens of each passage: its text's, then its article title's."""
     tokenizer = Tokenizer()
     title_terms: dict[str, list[str]] = {}
+    # Every token is a new string (a slice, a gram): ~70 bytes each, a thousand per passage,
+    # tens of gigabytes at a million passages. Each distinct token is kept once instead.
+    shared: dict[str, str] = {}
     out = []
     for passage in passages:
         owner = passage.article_id
         if owner not in title_terms:
             title_terms[owner] = tokenizer.index_terms(titles[owner])
-        out.append(tuple(tokenizer.index_terms(passage.text) + title_terms[owner]))
+        tokens = tokenizer.index_terms(passage.text) + title_terms[owner]
+        out.append(tuple(map(shared.setdefault, tokens, tokens)))
     return tuple(out)
