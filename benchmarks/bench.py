@@ -358,19 +358,24 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
     }
 
 
-def load_index(index: str, settings=None, wrap=None) -> dict:
+def load_index(
+    index: str, settings=None, wrap=None, model: str | None = None, backend=None
+) -> dict:
     """`qa.load` of `index` timed, with the resident memory before and after it.
 
-    The question embedder (the index's model) is loaded and run once before the baseline:
-    the model is not the index. `wrap(embedder)` may wrap it (to time it, say)."""
+    The question embedder (the index's model, or `model` and `backend` for an index that is
+    not a folder) is loaded and run once before the baseline: the model is not the index.
+    `wrap(embedder)` may wrap it (to time it, say)."""
     import faiss  # noqa: F401  (imported before the baseline: it is not the index's memory)
 
     import qa
     from qa.index.embed import make_embedder
     from qa.stores.folder import read_manifest
 
-    manifest = read_manifest(Path(index))
-    embedder = make_embedder(manifest["model"], 32, manifest.get("backend", "torch"))
+    if model is None:
+        manifest = read_manifest(Path(index))
+        model, backend = manifest["model"], manifest.get("backend", "torch")
+    embedder = make_embedder(model, 32, backend)
     embedder.encode(["预热"])
     if wrap is not None:
         embedder = wrap(embedder)
