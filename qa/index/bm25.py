@@ -68,6 +68,8 @@ class TermWeights:
     docs: np.ndarray  # int32 document of each posting, ascending within a term
     weights: np.ndarray  # float32 BM25 weight of each posting
     n_docs: int
+    # float32 per term: its highest weight (what BM25.top may skip); None: found when used
+    bound: np.ndarray | None = None
 
     @staticmethod
     def from_counts(counts: TermCounts) -> TermWeights:
@@ -86,6 +88,10 @@ class TermWeights:
         # CSC of the document-major matrix is the term-major one.
         by_term = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape).tocsc()
         by_term.sort_indices()
+        bound = np.zeros(n_terms, dtype=np.float32)
+        used = np.flatnonzero(np.diff(by_term.indptr))
+        if len(used):
+            bound[used] = np.maximum.reduceat(by_term.data, by_term.indptr[used])
         return TermWeights(
             vocab=tuple(counts.vocab),
             idf=idf,
@@ -93,6 +99,7 @@ class TermWeights:
             docs=by_term.indices.astype(np.int32),
             weights=by_term.data.astype(np.float32),
             n_docs=int(n_docs),
+            bound=bound,
         )
 
 
@@ -105,8 +112,11 @@ class BM25:
         self.idf = weights.idf
         self._weights = weights
         self.n_docs = weights.n_docs
-        # Each term's highest weight, found the first time a query uses it (NaN: not yet).
-        self._bound = np.full(len(weights.vocab), np.nan, dtype=np.float32)
+        # Each term's highest weight: stored by the build; for older indexes found the
+        # first time a query uses the term (NaN: not yet).
+        self._bound = weights.bound
+        if self._bound is None:
+            self._bound = np.full(len(weights.vocab), np.nan, dtype=np.float32)
 
     def term_ids(self, terms: list[str]) -> np.ndarray:
         """Known ids of `terms`, each once."""

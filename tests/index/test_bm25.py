@@ -3,10 +3,12 @@ postings of very common terms (BM25.top, issue 23): always the exact best k."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from qa.index.bm25 import BM25, TermCounts
+from qa.index.bm25 import BM25, TermCounts, TermWeights
 
 
 def zipf_corpus(docs: int, vocab: int, seed: int) -> list[list[str]]:
@@ -27,7 +29,9 @@ def best(scores: np.ndarray, k: int) -> list[int]:
 @pytest.mark.parametrize("k", [1, 10, 50])
 def test_top_is_the_exact_best_k_of_the_full_scores(k):
     docs = zipf_corpus(3000, 5000, seed=k)
-    bm25 = BM25(TermCounts.from_documents(docs))
+    weights = TermWeights.from_counts(TermCounts.from_documents(docs))
+    bm25 = BM25(weights)
+    unbounded = BM25(dataclasses.replace(weights, bound=None))  # an index stored before bounds
     rng = np.random.default_rng(100 + k)
     for _ in range(60):
         # A question's terms: some common (t1, t2 ... are in most documents), some rare.
@@ -35,6 +39,7 @@ def test_top_is_the_exact_best_k_of_the_full_scores(k):
         scores = bm25.scores(query)
         top = bm25.top(query, k)
         assert sorted(top.tolist()) == sorted(best(scores, k))
+        assert unbounded.top(query, k).tolist() == top.tolist()
         assert np.array_equal(scores[np.sort(top)], bm25.scores_of(query, np.sort(top)))
 
 
@@ -54,3 +59,12 @@ def test_top_finds_the_rare_term_among_thousands_of_equal_common_ones():
 
     assert sorted(top.tolist()) == list(range(2000, 2005))
     assert len(bm25.top(["rare", "common"], 50)) == 50  # then common-only ties
+
+
+def test_each_terms_highest_weight_is_stored_with_the_postings():
+    weights = TermWeights.from_counts(
+        TermCounts.from_documents([["甲", "乙", "乙"], ["乙"], ["丙"] * 4, []])
+    )
+    for t in range(len(weights.vocab)):
+        lo, hi = weights.indptr[t], weights.indptr[t + 1]
+        assert weights.bound[t] == weights.weights[lo:hi].max()

@@ -212,6 +212,8 @@ def write_index(folder: Path, data: FolderData) -> Path:
         _save_npy(tmp / "bm25_indptr.npy", weights.indptr.astype(np.int64))
         _save_npy(tmp / "bm25_docs.npy", weights.docs.astype(np.int32))
         _save_npy(tmp / "bm25_weights.npy", weights.weights.astype(np.float32))
+        if weights.bound is not None:
+            _save_npy(tmp / "bm25_bound.npy", weights.bound.astype(np.float32))
         _fsync_write(
             tmp / "vocab.json", json.dumps(list(data.terms.vocab), ensure_ascii=False).encode()
         )

@@ -213,6 +213,7 @@ def _read_generation(
                 docs=_load(gen / "bm25_docs.npy"),
                 weights=_load(gen / "bm25_weights.npy"),
                 n_docs=len(arrays["passage_article"]),
+                bound=_load(gen / "bm25_bound.npy") if "bm25_bound.npy" in files else None,
             )
         ids = None
         if "article_ids.json" in files:
@@ -300,6 +301,7 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
         data.weights.indptr.shape[0] != len(data.vocab) + 1
         or data.weights.idf.shape[0] != len(data.vocab)
         or data.weights.docs.shape != data.weights.weights.shape
+        or (data.weights.bound is not None and data.weights.bound.shape != (len(data.vocab),))
         or (_whole_checked(data.weights.docs) and int(data.weights.docs.max()) >= n)
     ):
         raise ValueError("keyword postings disagree with the passages")
