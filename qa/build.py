@@ -201,9 +201,11 @@ def _vectors(
     text_of = dict(zip(keys, (p.text for p in passages), strict=True))
     missing = [k for k in dict.fromkeys(keys) if k not in known]
     fresh = _embed([text_of[k] for k in missing], embedder, settings, progress)
-    known.update(zip(missing, fresh, strict=True))
     if not keys:
         return np.zeros((0, 0), dtype=np.float32), 0
+    if len(missing) == len(keys):  # all new and distinct, in order: no second copy (GBs at 1M)
+        return np.asarray(fresh, dtype=np.float32), len(missing)
+    known.update(zip(missing, fresh, strict=True))
     return np.stack([np.asarray(known[k], dtype=np.float32) for k in keys]), len(missing)
 
 
