@@ -193,3 +193,23 @@ def test_a_small_index_ranks_keywords_by_the_full_scores_as_before(built_index, 
     assert bot.index.data.ann is None
     for question in ANSWERABLE:
         assert bot.ask(question).found
+
+
+def test_a_rebuild_that_adds_an_article_parses_none_of_the_stored_ones(
+    built_index, corpus, monkeypatch
+):
+    """At a million passages parsing every stored article (a gigabyte of JSON) was a
+    quarter of a rebuild: their content hashes are stored beside them (issue 23)."""
+    parsed = []
+    parse = store.load.ArticleFile.__getitem__
+    monkeypatch.setattr(
+        store.load.ArticleFile, "__getitem__", lambda self, i: parsed.append(i) or parse(self, i)
+    )
+    (corpus / "new.txt").write_text("新闻\n\n市政府今天公布了新的公交线路。\n", encoding="utf-8")
+
+    stats = qa.build(corpus, built_index, HASH)
+
+    assert (stats.added, stats.unchanged, parsed) == (1, 4, [])
+    (corpus / "new.txt").unlink()
+    assert qa.build(corpus, built_index, HASH).removed == 1  # parses only what it drops
+    assert len(set(parsed)) == 1

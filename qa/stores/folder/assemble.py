@@ -101,9 +101,11 @@ def _spans(plan: Plan, previous: Passages | None) -> tuple[np.ndarray, np.ndarra
     (kept) or first new passage (otherwise), and how many passages it has."""
     rows: dict[str, tuple[int, int]] = {}
     if previous is not None:
-        bounds = np.searchsorted(previous.article, np.arange(len(previous.articles) + 1))
-        for i, a in enumerate(previous.articles):
-            rows[a.article.id] = int(bounds[i]), int(bounds[i + 1])
+        articles = previous.articles
+        ids = articles.ids() if hasattr(articles, "ids") else [a.article.id for a in articles]
+        bounds = np.searchsorted(previous.article, np.arange(len(ids) + 1)).tolist()
+        for i, aid in enumerate(ids):
+            rows[aid] = bounds[i], bounds[i + 1]
     new: dict[str, tuple[int, int]] = {}
     for j, passage in enumerate(plan.passages):
         first, count = new.get(passage.article_id, (j, 0))

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 ANN_FILE = "vectors.faiss"  # approximate-search index, written only for large indexes
 ARTICLE_ENDS = "article_ends.npy"  # offset of each line end of articles.jsonl
+ARTICLE_HASHES = "article_hashes.json"  # each article's content hash, in row order
 # The .npy arrays of a generation, as FolderData.arrays() names them.
 ARRAYS = (
     "passage_article",
@@ -178,6 +179,9 @@ def write_index(folder: Path, data: FolderData) -> Path:
         articles = data.passages.articles
         ids = [stored.article.id for stored in articles]
         _fsync_write(tmp / "article_ids.json", json.dumps(ids, ensure_ascii=False).encode())
+        # What the next build compares, without parsing every article (a gigabyte at 1M).
+        hashes = [stored.hash for stored in articles]
+        _fsync_write(tmp / ARTICLE_HASHES, json.dumps(hashes).encode())
         ends = np.zeros(len(ids), dtype=np.int64)
         with open(tmp / "articles.jsonl", "wb") as f:
             at = 0

@@ -22,6 +22,7 @@ from .disk import (
     ANN_FILE,
     ARRAYS,
     ARTICLE_ENDS,
+    ARTICLE_HASHES,
     FULL_CHECKSUM_UP_TO,
     MANIFEST,
     SAMPLED_BLOCKS,
@@ -54,6 +55,7 @@ class ArticleFile(Sequence):
         blocks: list[str],
         size: int,
         ends: np.ndarray | None = None,
+        hashes: list[str] | None = None,
     ):
         self._path = path
         self._blob = _mapped(path)  # the pages a question shows are read, not the whole file
@@ -67,6 +69,7 @@ class ArticleFile(Sequence):
         self._cache: dict[int, StoredArticle] = {}
         self.paragraphs = paragraphs  # total, from the manifest (checked by the build)
         self._ids = ids
+        self.hashes = hashes  # each article's content hash, as stored; None: not stored
         self._position: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -93,11 +96,14 @@ class ArticleFile(Sequence):
     def __iter__(self) -> Iterator[StoredArticle]:
         return (self[i] for i in range(len(self)))
 
+    def ids(self) -> list[str]:
+        """The article ids in row order (parsed from the articles only if not stored)."""
+        return self._ids if self._ids is not None else [a.article.id for a in self]
+
     def position(self, article_id: str) -> int:
         """Row of the article with this id; KeyError if there is none."""
         if self._position is None:
-            ids = self._ids if self._ids is not None else [a.article.id for a in self]
-            self._position = {a: i for i, a in enumerate(ids)}
+            self._position = {a: i for i, a in enumerate(self.ids())}
         return self._position[article_id]
 
     def _check(self, lo: int, hi: int) -> None:
@@ -169,6 +175,10 @@ def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> 
         return _read_generation(folder, read_manifest(folder), ann, term_counts)
 
 
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _load(path: Path) -> np.ndarray:
     # Memory-mapped: a load reads the headers, a question the pages it touches. At a
     # million passages the arrays are gigabytes (vectors, postings), and reading them all
@@ -226,7 +236,10 @@ def _read_generation(
             blocks.get("articles.jsonl", []),
             int(manifest.get("block_bytes", 0)),
             ends,
+            _json(gen / ARTICLE_HASHES) if ARTICLE_HASHES in files and ids is not None else None,
         )
+        if articles.hashes is not None and len(articles.hashes) != len(articles):
+            raise ValueError(f"{ARTICLE_HASHES} and articles.jsonl disagree")
         if ids is not None and len(ids) != len(articles):
             raise ValueError("article_ids.json and articles.jsonl disagree")
         if ends is not None and len(ends) and ends[-1] != files["articles.jsonl"] - 1:

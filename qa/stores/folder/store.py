@@ -13,7 +13,7 @@ from ...errors import IndexNotFoundError, QAError
 from ...types import Manifest, Plan
 from .assemble import assemble
 from .disk import ANN_FILE, FolderData, build_lock, live_generation, write_index
-from .load import read_index
+from .load import ArticleFile, read_index
 from .search import FolderIndex
 
 log = logging.getLogger("qa")
@@ -41,8 +41,14 @@ class FolderStore:
             # A damaged or outdated index is simply rebuilt: that is the repair.
             log.warning("Rebuilding from scratch: %s", exc)
             return None
-        # A build reads every article (hashes, titles): parse them once, not per passage.
-        articles = tuple(data.passages.articles)
+        articles = data.passages.articles
+        if isinstance(articles, ArticleFile) and articles.hashes is not None:
+            # Stored beside the articles: a build parses only those it drops (char counts).
+            hashes = dict(zip(articles.ids(), articles.hashes, strict=True))
+        else:
+            # An index written before the hashes were stored: parse every article once.
+            articles = tuple(articles)
+            hashes = {a.article.id: a.hash for a in articles}
         passages = dataclasses.replace(data.passages, articles=articles)
         ann = _trained(self.folder)
         self._previous = data = dataclasses.replace(data, passages=passages, ann=ann)
@@ -51,7 +57,7 @@ class FolderStore:
             backend=passages.backend,
             dim=passages.dim,
             settings=data.settings,
-            hashes={a.article.id: a.hash for a in articles},
+            hashes=hashes,
         )
 
     def vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
