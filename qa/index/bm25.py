@@ -177,6 +177,7 @@ class BM25:
         seen = np.zeros(self.n_docs, dtype=bool)
         found: list[np.ndarray] = []
         done = len(ids)
+        checked = np.inf  # what the terms left could add when the k-th best was last found
         for j, t in enumerate(ids):
             lo, hi = w.indptr[t], w.indptr[t + 1]
             docs = w.docs[lo:hi]
@@ -184,12 +185,17 @@ class BM25:
             fresh = docs[~seen[docs]]
             seen[fresh] = True
             found.append(fresh)
-            if j + 1 < len(ids) and left[j + 1] < left[0] - left[j + 1]:  # could stop here
+            # Finding the k-th best costs a pass over the passages found: only when stopping
+            # is possible (the terms added could outweigh those left) and the bound has
+            # fallen by a third since the last try, so a question of common terms only
+            # pays for a few tries, not one per term.
+            if j + 1 < len(ids) and left[j + 1] < min(left[0] - left[j + 1], 0.67 * checked):
+                checked = left[j + 1]
                 rows = np.concatenate(found)
                 if len(rows) >= k and np.partition(acc[rows], -k)[-k] > left[j + 1]:
                     done = j + 1
                     break
-        rows = np.sort(np.concatenate(found))
+        rows = np.concatenate(found)
         scores = acc[rows]
         for j in range(done, len(ids)):
             # Complete the passages that can still reach the k-th best, dropping the rest
@@ -202,7 +208,14 @@ class BM25:
             scores[hit] += w.weights[lo:hi][at]
         positive = scores > 0
         rows, scores = rows[positive], scores[positive]
-        return rows[np.argsort(-scores, kind="stable")[:k]]
+        if len(rows) > k:  # the k best; of equal scores the first rows, as a stable sort
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            above = np.flatnonzero(scores > kth)
+            tied = np.flatnonzero(scores == kth)
+            tied = tied[np.argsort(rows[tied])][: k - len(above)]
+            pick = np.concatenate((above, tied))
+            rows, scores = rows[pick], scores[pick]
+        return rows[np.lexsort((rows, -scores))]
 
     def _bound_of(self, t: int) -> float:
         bound = self._bound[t]
