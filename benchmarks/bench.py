@@ -327,8 +327,20 @@ def _first_chunk(text: str) -> str:
 
 def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> dict:
     """Load time, memory, latencies and ANN recall of one index, in this (fresh) process."""
-    loaded = load_index(index)
-    bot, embedder = loaded["bot"], loaded["embedder"]
+    import faiss  # noqa: F401  (imported before the baseline: it is not the index's memory)
+
+    import qa
+    from qa.index.embed import make_embedder
+    from qa.stores.folder import read_manifest
+
+    manifest = read_manifest(Path(index))
+    embedder = make_embedder(manifest["model"], 32, manifest.get("backend", "torch"))
+    embedder.encode(["预热"])  # the model is not the index: load it before the baseline
+    base = rss_mb()
+    began = time.perf_counter()
+    bot = qa.load(index, embedder=embedder)
+    load_s = time.perf_counter() - began
+    loaded = rss_mb()
     for q, _ in questions[:warm]:
         bot.extractive(q)
     search, ask, hits = [], [], 0
@@ -342,11 +354,24 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
         hits += bool(answer.passages) and answer.passages[0].article_id == gold
     qv = np.asarray(embedder.encode([q for q, _ in questions]), dtype=np.float32)
     index = bot.index  # a folder index (the benchmark builds folders)
+    kind = type(index.faiss).__name__
+    recall = None
+    if index.data.ann is not None:
+        vectors = index.data.vectors
+        exact = np.empty((len(qv), 10), dtype=np.int64)
+        for lo in range(0, len(qv), 64):
+            sims = qv[lo : lo + 64] @ vectors.T.astype(np.float32)
+            top = np.argpartition(-sims, 10, axis=1)[:, :10]
+            exact[lo : lo + 64] = top
+        found = [index.dense(v, 10) for v in qv]  # what `search` starts from
+        recall = float(
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
+        )
     return {
         "chunks": len(index.passages),
-        "search_kind": type(index.faiss).__name__,
-        "load_s": loaded["load_s"],
-        "rss_index_mb": loaded["rss_loaded_mb"] - loaded["rss_base_mb"],
+        "search_kind": kind,
+        "load_s": load_s,
+        "rss_index_mb": loaded - base,
         "rss_process_mb": rss_mb(),
         "search_p50_ms": pct(search, 50),
         "search_p95_ms": pct(search, 95),
@@ -354,62 +379,8 @@ def measure_index(index: str, questions: list[tuple[str, str]], warm: int) -> di
         "ask_p95_ms": pct(ask, 95),
         "questions": len(questions),
         "recall_at_1": hits / max(len(questions), 1),
-        "ann_recall_at_10": ann_recall(index, qv),
+        "ann_recall_at_10": recall,
     }
-
-
-def load_index(
-    index: str, settings=None, wrap=None, model: str | None = None, backend=None
-) -> dict:
-    """`qa.load` of `index` timed, with the resident memory before and after it.
-
-    The question embedder (the index's model, or `model` and `backend` for an index that is
-    not a folder) is loaded and run once before the baseline: the model is not the index.
-    `wrap(embedder)` may wrap it (to time it, say)."""
-    import faiss  # noqa: F401  (imported before the baseline: it is not the index's memory)
-
-    import qa
-    from qa.index.embed import make_embedder
-    from qa.stores.folder import read_manifest
-
-    if model is None:
-        manifest = read_manifest(Path(index))
-        model, backend = manifest["model"], manifest.get("backend", "torch")
-    embedder = make_embedder(model, 32, backend)
-    embedder.encode(["预热"])
-    if wrap is not None:
-        embedder = wrap(embedder)
-    base = rss_mb()
-    began = time.perf_counter()
-    bot = qa.load(index, settings, embedder=embedder)
-    load_s = time.perf_counter() - began
-    return {
-        "bot": bot,
-        "embedder": embedder,
-        "load_s": load_s,
-        "rss_base_mb": base,
-        "rss_loaded_mb": rss_mb(),
-    }
-
-
-def ann_recall(index, qv: np.ndarray, k: int = 10) -> float | None:
-    """Recall@k of the folder index's approximate dense search against exact search over
-    the same stored vectors, for question vectors `qv`; None where search is exact."""
-    if index.data.ann is None:
-        return None
-    vectors = index.data.vectors
-    exact = np.empty((len(qv), k), dtype=np.int64)
-    for lo in range(0, len(qv), 64):
-        sims = np.concatenate(
-            [
-                qv[lo : lo + 64] @ vectors[r : r + 65536].T.astype(np.float32)
-                for r in range(0, len(vectors), 65536)
-            ],
-            axis=1,
-        )
-        exact[lo : lo + 64] = np.argpartition(-sims, k, axis=1)[:, :k]
-    found = [index.dense(v, k) for v in qv]  # what `search` starts from
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, found, strict=True)]))
 
 
 def in_fresh_process(fn, *args):

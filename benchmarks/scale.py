@@ -41,15 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (  # noqa: E402  (benchmarks/ is not a package)
     ROOT,
     TimedEmbedder,
-    ann_recall,
     in_fresh_process,
-    load_index,
     machine,
     norm_text,
     pct,
     rss_mb,
     write_corpus,
 )
+from measure import ann_recall, load_index  # noqa: E402
 
 # ../shared/data beside the project (or beside the folder of its git worktrees)
 DATA = next(
