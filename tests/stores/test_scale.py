@@ -213,3 +213,33 @@ def test_a_rebuild_that_adds_an_article_parses_none_of_the_stored_ones(
     (corpus / "new.txt").unlink()
     assert qa.build(corpus, built_index, HASH).removed == 1  # parses only what it drops
     assert len(set(parsed)) == 1
+
+
+NEW_FILES = ("article_ends.npy", "article_hashes.json", "bm25_bound.npy")
+
+
+def as_written_before_issue_23(index: Path) -> None:
+    """Make `index` what a build wrote before the files of large indexes existed."""
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for name in NEW_FILES:
+        (live_data(index) / name).unlink()
+        for listing in (manifest["files"], manifest["checksums"], manifest["blocks"]):
+            listing.pop(name, None)
+    manifest["digest"] = store.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_an_index_written_before_the_large_index_files_answers_the_same_and_is_completed(
+    built_index, corpus, monkeypatch
+):
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)  # the pruned keyword search too
+    qa.build(corpus, built_index, HASH)
+    before = [answer_key(qa.load(built_index, HASH).ask(q)) for q in ANSWERABLE]
+    as_written_before_issue_23(built_index)
+
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in ANSWERABLE] == before
+    stats = qa.build(corpus, built_index, HASH)
+    assert (stats.embedded, stats.unchanged) == (0, stats.articles)
+    assert all((live_data(built_index) / name).is_file() for name in NEW_FILES)
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in ANSWERABLE] == before
