@@ -201,9 +201,11 @@ def _vectors(
     text_of = dict(zip(keys, (p.text for p in passages), strict=True))
     missing = [k for k in dict.fromkeys(keys) if k not in known]
     fresh = _embed([text_of[k] for k in missing], embedder, settings, progress)
-    known.update(zip(missing, fresh, strict=True))
     if not keys:
         return np.zeros((0, 0), dtype=np.float32), 0
+    if len(missing) == len(keys):  # all new and distinct, in order: no second copy (GBs at 1M)
+        return np.asarray(fresh, dtype=np.float32), len(missing)
+    known.update(zip(missing, fresh, strict=True))
     return np.stack([np.asarray(known[k], dtype=np.float32) for k in keys]), len(missing)
 
 
@@ -227,10 +229,14 @@ def _terms(passages: list[IndexedPassage], titles: dict[str, str]) -> tuple[tupl
     """Keyword tokens of each passage: its text's, then its article title's."""
     tokenizer = Tokenizer()
     title_terms: dict[str, list[str]] = {}
+    # Every token is a new string (a slice, a gram): ~70 bytes each, a thousand per passage,
+    # tens of gigabytes at a million passages. Each distinct token is kept once instead.
+    shared: dict[str, str] = {}
     out = []
     for passage in passages:
         owner = passage.article_id
         if owner not in title_terms:
             title_terms[owner] = tokenizer.index_terms(titles[owner])
-        out.append(tuple(tokenizer.index_terms(passage.text) + title_terms[owner]))
+        tokens = tokenizer.index_terms(passage.text) + title_terms[owner]
+        out.append(tuple(map(shared.setdefault, tokens, tokens)))
     return tuple(out)

@@ -317,3 +317,21 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     for name, array in rebuilt.arrays().items():  # places, sentences, content keys, vectors
         assert array.tolist() == fresh.arrays()[name].tolist(), name
     assert answers(built_index) == answers(tmp_path / "fresh")
+
+
+def test_a_build_keeps_each_distinct_keyword_token_once():
+    """A thousand tokens per passage, each a new string, were tens of gigabytes at a million
+    passages (issue 23): equal tokens of different passages are one object."""
+    from qa.build import _terms
+    from qa.index.split import split_passages
+
+    passages = [
+        *split_passages("a", 0, "北京市今年新建了十二条公交线路。", 480),
+        *split_passages("b", 0, "上海市今年也新建了公交线路。", 480),
+    ]
+    first, second = _terms(passages, {"a": "北京", "b": "上海"})
+
+    shared = set(first) & set(second)
+    assert len(shared) >= 10  # 今, 年, 公交, 新建 ... as words and grams
+    for token in shared:
+        assert next(t for t in first if t == token) is next(t for t in second if t == token)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ANSWERABLE, HASH, PARAGRAPHS, HashEmbedder
+from conftest import ANSWERABLE, HASH, PARAGRAPHS, HashEmbedder, answer_key
 
 import qa
 from qa.stores import folder as store
@@ -100,3 +100,146 @@ def test_a_rebuild_reuses_every_vector_even_when_a_hash_ends_in_a_zero_byte(tmp_
     assert qa.build(corpus, tmp_path / "index", HASH).embedded == 1
 
     assert qa.build(corpus, tmp_path / "index", HASH).embedded == 0
+
+
+def test_a_load_maps_the_big_arrays_and_answers_as_if_it_read_them(built_index, monkeypatch):
+    """At a million passages reading every array was most of a load (issue 23): a load maps
+    them, and every answer is the one the arrays read whole give."""
+    mapped = qa.load(built_index, HASH)
+    data = mapped.index.data
+    assert isinstance(data.vectors, np.memmap) and isinstance(data.weights.docs, np.memmap)
+    assert isinstance(data.passages.sentence_start, np.memmap)
+
+    monkeypatch.setattr(store.load, "_load", lambda path: np.load(path, allow_pickle=False))
+    whole = qa.load(built_index, HASH)
+    assert not isinstance(whole.index.data.vectors, np.memmap)
+    for question in ANSWERABLE:
+        assert answer_key(mapped.ask(question)) == answer_key(whole.ask(question))
+        assert [(p.article_id, p.score) for p in mapped.search(question, 5)] == [
+            (p.article_id, p.score) for p in whole.search(question, 5)
+        ]
+
+
+def test_a_load_finds_articles_by_the_stored_line_ends(built_index):
+    """The build stores where each line of articles.jsonl ends, so a load does not scan it."""
+    gen = live_data(built_index)
+    ends = np.load(gen / store.disk.ARTICLE_ENDS)
+    text = (gen / "articles.jsonl").read_bytes()
+    assert ends.tolist() == [i for i, b in enumerate(text) if b == 0x0A]
+    bot = qa.load(built_index, HASH)
+    assert [a.article.id for a in bot.index.passages.articles] == json.loads(
+        (gen / "article_ids.json").read_text(encoding="utf-8")
+    )
+
+
+@pytest.fixture
+def listed(monkeypatch):
+    """Every index counts as one past a few hundred thousand passages: inverted lists."""
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)
+    monkeypatch.setattr(store.search, "LISTS_FROM", 0)
+    monkeypatch.setattr(store.search, "lists_for", lambda n: 4)
+
+
+def list_of_passages(bot) -> dict[str, int]:
+    rows = store.search._list_of_rows(bot.index.data.ann)
+    return {bot.index.passages.passage(r).text: int(rows[r]) for r in range(len(rows))}
+
+
+def test_a_very_large_index_searches_inverted_lists_and_finds_what_exact_search_finds(
+    built_index, corpus, tmp_path, listed
+):
+    import faiss
+
+    exact = qa.load(built_index, HASH)
+    large = tmp_path / "large"
+    qa.build(corpus, large, HASH)
+
+    bot = qa.load(large, HASH)
+    assert isinstance(bot.index.data.ann, faiss.IndexIVFScalarQuantizer)
+    for question in ANSWERABLE:
+        assert answer_key(bot.ask(question)) == answer_key(exact.ask(question))
+
+
+def test_a_rebuild_keeps_the_trained_lists_and_adds_new_passages_to_them(corpus, tmp_path, listed):
+    index = tmp_path / "large"
+    qa.build(corpus, index, HASH)
+    before = qa.load(index, HASH)
+    centroids = before.index.data.ann.quantizer.reconstruct_n(0, 4)
+    (corpus / "new.txt").write_text(
+        "新闻\n\n市政府今天公布了新的公交线路，共有十二条。\n", encoding="utf-8"
+    )
+
+    stats = qa.build(corpus, index, HASH)
+
+    after = qa.load(index, HASH)
+    assert stats.embedded == 1 and after.index.data.ann.ntotal == PARAGRAPHS + 1
+    assert np.array_equal(after.index.data.ann.quantizer.reconstruct_n(0, 4), centroids)
+    kept, now = list_of_passages(before), list_of_passages(after)
+    assert all(now[text] == number for text, number in kept.items())
+    assert after.search("新的公交线路有几条?", 1)[0].article_id == "new.txt"
+
+
+def test_a_small_index_ranks_keywords_by_the_full_scores_as_before(built_index, monkeypatch):
+    """Below EXACT_UP_TO (every public evaluation set) nothing of the large-index search
+    runs: the same exact dense search and full BM25 scores, so the same answers."""
+    from qa.index.bm25 import BM25
+
+    def never(*args, **kwargs):
+        raise AssertionError("a small index used the pruned keyword search")
+
+    monkeypatch.setattr(BM25, "top", never)
+    monkeypatch.setattr(BM25, "scores_of", never)
+    bot = qa.load(built_index, HASH)
+    assert bot.index.data.ann is None
+    for question in ANSWERABLE:
+        assert bot.ask(question).found
+
+
+def test_a_rebuild_that_adds_an_article_parses_none_of_the_stored_ones(
+    built_index, corpus, monkeypatch
+):
+    """At a million passages parsing every stored article (a gigabyte of JSON) was a
+    quarter of a rebuild: their content hashes are stored beside them (issue 23)."""
+    parsed = []
+    parse = store.load.ArticleFile.__getitem__
+    monkeypatch.setattr(
+        store.load.ArticleFile, "__getitem__", lambda self, i: parsed.append(i) or parse(self, i)
+    )
+    (corpus / "new.txt").write_text("新闻\n\n市政府今天公布了新的公交线路。\n", encoding="utf-8")
+
+    stats = qa.build(corpus, built_index, HASH)
+
+    assert (stats.added, stats.unchanged, parsed) == (1, 4, [])
+    (corpus / "new.txt").unlink()
+    assert qa.build(corpus, built_index, HASH).removed == 1  # parses only what it drops
+    assert len(set(parsed)) == 1
+
+
+NEW_FILES = ("article_ends.npy", "article_hashes.json", "bm25_bound.npy")
+
+
+def as_written_before_issue_23(index: Path) -> None:
+    """Make `index` what a build wrote before the files of large indexes existed."""
+    path = index / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    for name in NEW_FILES:
+        (live_data(index) / name).unlink()
+        for listing in (manifest["files"], manifest["checksums"], manifest["blocks"]):
+            listing.pop(name, None)
+    manifest["digest"] = store.manifest_digest(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_an_index_written_before_the_large_index_files_answers_the_same_and_is_completed(
+    built_index, corpus, monkeypatch
+):
+    monkeypatch.setattr(store.search, "EXACT_UP_TO", 0)  # the pruned keyword search too
+    qa.build(corpus, built_index, HASH)
+    before = [answer_key(qa.load(built_index, HASH).ask(q)) for q in ANSWERABLE]
+    as_written_before_issue_23(built_index)
+
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in ANSWERABLE] == before
+    stats = qa.build(corpus, built_index, HASH)
+    assert (stats.embedded, stats.unchanged) == (0, stats.articles)
+    assert all((live_data(built_index) / name).is_file() for name in NEW_FILES)
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in ANSWERABLE] == before

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import mmap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from ..data import FORMAT_VERSION, Passages
 from .disk import (
     ANN_FILE,
     ARRAYS,
+    ARTICLE_ENDS,
+    ARTICLE_HASHES,
+    FULL_CHECKSUM_UP_TO,
     MANIFEST,
     SAMPLED_BLOCKS,
     FolderData,
@@ -44,11 +48,19 @@ class ArticleFile(Sequence):
     """
 
     def __init__(
-        self, path: Path, ids: list[str] | None, paragraphs: int, blocks: list[str], size: int
+        self,
+        path: Path,
+        ids: list[str] | None,
+        paragraphs: int,
+        blocks: list[str],
+        size: int,
+        ends: np.ndarray | None = None,
+        hashes: list[str] | None = None,
     ):
         self._path = path
-        self._blob = path.read_bytes()
-        ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 0x0A)
+        self._blob = _mapped(path)  # the pages a question shows are read, not the whole file
+        if ends is None:  # written before the build stored the line ends: find them
+            ends = np.flatnonzero(np.frombuffer(self._blob, dtype=np.uint8) == 0x0A)
         self._ends = ends
         self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         self._blocks = blocks  # digest per block of `size` bytes; empty: checked whole at load
@@ -57,6 +69,7 @@ class ArticleFile(Sequence):
         self._cache: dict[int, StoredArticle] = {}
         self.paragraphs = paragraphs  # total, from the manifest (checked by the build)
         self._ids = ids
+        self.hashes = hashes  # each article's content hash, as stored; None: not stored
         self._position: dict[str, int] | None = None
 
     def __len__(self) -> int:
@@ -83,11 +96,14 @@ class ArticleFile(Sequence):
     def __iter__(self) -> Iterator[StoredArticle]:
         return (self[i] for i in range(len(self)))
 
+    def ids(self) -> list[str]:
+        """The article ids in row order (parsed from the articles only if not stored)."""
+        return self._ids if self._ids is not None else [a.article.id for a in self]
+
     def position(self, article_id: str) -> int:
         """Row of the article with this id; KeyError if there is none."""
         if self._position is None:
-            ids = self._ids if self._ids is not None else [a.article.id for a in self]
-            self._position = {a: i for i, a in enumerate(ids)}
+            self._position = {a: i for i, a in enumerate(self.ids())}
         return self._position[article_id]
 
     def _check(self, lo: int, hi: int) -> None:
@@ -105,6 +121,14 @@ class ArticleFile(Sequence):
                     f"the build wrote); run `qa build --index {folder}` to rebuild it."
                 )
             self._checked.add(b)  # a set add is atomic: threads may only check twice
+
+
+def _mapped(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, memory-mapped (an empty file cannot be mapped)."""
+    with open(path, "rb") as f:
+        if not f.seek(0, 2):
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def read_manifest(folder: Path) -> dict:
@@ -151,8 +175,15 @@ def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> 
         return _read_generation(folder, read_manifest(folder), ann, term_counts)
 
 
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _load(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    # Memory-mapped: a load reads the headers, a question the pages it touches. At a
+    # million passages the arrays are gigabytes (vectors, postings), and reading them all
+    # took most of a load; the values are the same as read whole.
+    return np.load(path, allow_pickle=False, mmap_mode="r")
 
 
 def _read_generation(
@@ -192,24 +223,34 @@ def _read_generation(
                 docs=_load(gen / "bm25_docs.npy"),
                 weights=_load(gen / "bm25_weights.npy"),
                 n_docs=len(arrays["passage_article"]),
+                bound=_load(gen / "bm25_bound.npy") if "bm25_bound.npy" in files else None,
             )
         ids = None
         if "article_ids.json" in files:
             ids = json.loads((gen / "article_ids.json").read_text(encoding="utf-8"))
+        ends = _load(gen / ARTICLE_ENDS) if ARTICLE_ENDS in files else None
         articles = ArticleFile(
             gen / "articles.jsonl",
             ids,
             int(manifest["counts"]["paragraphs"]),
             blocks.get("articles.jsonl", []),
             int(manifest.get("block_bytes", 0)),
+            ends,
+            _json(gen / ARTICLE_HASHES) if ARTICLE_HASHES in files and ids is not None else None,
         )
+        if articles.hashes is not None and len(articles.hashes) != len(articles):
+            raise ValueError(f"{ARTICLE_HASHES} and articles.jsonl disagree")
         if ids is not None and len(ids) != len(articles):
             raise ValueError("article_ids.json and articles.jsonl disagree")
+        if ends is not None and len(ends) and ends[-1] != files["articles.jsonl"] - 1:
+            raise ValueError(f"{ARTICLE_ENDS} and articles.jsonl disagree")
         ann = None
         if with_ann and ANN_FILE in files:
             import faiss
 
-            ann = faiss.read_index(str(gen / ANN_FILE))
+            # Mapped: the inverted lists of a large index are most of its bytes, and a
+            # question reads the few lists it probes.
+            ann = faiss.read_index(str(gen / ANN_FILE), faiss.IO_FLAG_MMAP)
         passages = Passages(
             model=manifest["model"],
             backend=manifest.get("backend", "torch"),
@@ -273,7 +314,8 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
         data.weights.indptr.shape[0] != len(data.vocab) + 1
         or data.weights.idf.shape[0] != len(data.vocab)
         or data.weights.docs.shape != data.weights.weights.shape
-        or (data.weights.docs.size and int(data.weights.docs.max()) >= n)
+        or (data.weights.bound is not None and data.weights.bound.shape != (len(data.vocab),))
+        or (_whole_checked(data.weights.docs) and int(data.weights.docs.max()) >= n)
     ):
         raise ValueError("keyword postings disagree with the passages")
     p = data.passages
@@ -281,6 +323,13 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
         raise ValueError("passage arrays disagree in length")
     if n and not (0 <= p.article.min() and p.article.max() < len(p.articles)):
         raise ValueError("passages point at articles that do not exist")
+
+
+def _whole_checked(array: np.ndarray) -> bool:
+    """Whether `array` is small enough to be read whole at load. A bigger one (the postings
+    of a large index: gigabytes at a million passages) is checked by sampled block digests
+    instead; reading it all would be most of the load."""
+    return 0 < array.nbytes <= FULL_CHECKSUM_UP_TO
 
 
 def _check_sampled_blocks(path: Path, digests: list[str], block_bytes: int) -> None:

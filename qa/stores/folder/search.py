@@ -26,25 +26,87 @@ if TYPE_CHECKING:
 # A scan is linear in size: past a few hundred thousand passages a graph would pay again.
 EXACT_UP_TO = 20_000
 RESCORE = 5
+# Above LISTS_FROM passages a full scan of the codes is too slow (~1 ms per 20k passages:
+# ~55 ms at a million), so the codes are kept in inverted lists (faiss IVF): the vectors
+# are clustered around LISTS(n) centroids and a question scans the PROBES lists nearest to
+# it. Measured on the stand-in vectors of benchmarks/scale.py (benchmarks/README.md).
+LISTS_FROM = 200_000
+PROBES = 64
+TRAIN_PER_LIST = 64  # vectors sampled per list to train the centroids (faiss warns below 39)
 
 
-def ann_index(vectors: np.ndarray) -> faiss.Index | None:
+def lists_for(n: int) -> int:
+    """How many inverted lists an index of `n` passages gets: about sqrt(n), a power of 2
+    (so an index that grows a little keeps its lists, and its training, at a rebuild)."""
+    return int(2 ** round(np.log2(max(np.sqrt(n), 1))))
+
+
+def ann_index(
+    vectors: np.ndarray, previous: faiss.Index | None = None, source: np.ndarray | None = None
+) -> faiss.Index | None:
     """The approximate-search index a build stores for `vectors`, or None if exact is fast.
 
     Inner product on unit vectors is cosine similarity. Each dimension is coded in 8 bits
-    between its minimum and maximum over the vectors.
+    between its minimum and maximum over the vectors. `previous` (the last build's index)
+    and `source` (each row's row in it, or -1 for a new passage) let a large index keep its
+    trained centroids and every kept passage's list: a rebuild that adds a few articles
+    then costs no clustering, only the new passages' nearest centroids.
     """
     if vectors.shape[0] <= EXACT_UP_TO:
         return None
     import faiss
 
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.shape[0] > LISTS_FROM:
+        return _lists_index(x, previous, source)
     index = faiss.IndexScalarQuantizer(
         vectors.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
     index.train(x)
     index.add(x)
     return index
+
+
+def _lists_index(x: np.ndarray, previous, source: np.ndarray | None):
+    import faiss
+
+    n, d = x.shape
+    lists = lists_for(n)
+    if (
+        isinstance(previous, faiss.IndexIVFScalarQuantizer)
+        and (previous.nlist, previous.d) == (lists, d)
+        and source is not None
+    ):
+        index = faiss.clone_index(previous)  # the same centroids and 8-bit ranges, no codes
+        index.reset()
+        assigned = np.empty(n, dtype=np.int64)
+        kept = source >= 0
+        assigned[kept] = _list_of_rows(previous)[source[kept]]
+        if (~kept).any():
+            assigned[~kept] = index.quantizer.assign(x[~kept], 1).ravel()
+        index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(assigned))
+        return index
+    index = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(d), d, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    sample = np.random.default_rng(0).choice(n, min(n, TRAIN_PER_LIST * lists), replace=False)
+    index.train(x[np.sort(sample)])
+    index.add(x)
+    index.nprobe = PROBES
+    return index
+
+
+def _list_of_rows(index) -> np.ndarray:
+    """The inverted list each row of an IVF index is in."""
+    import faiss
+
+    out = np.full(index.ntotal, -1, dtype=np.int64)
+    lists = index.invlists
+    for number in range(index.nlist):
+        size = lists.list_size(number)
+        if size:
+            out[faiss.rev_swig_ptr(lists.get_ids(number), size)] = number
+    return out
 
 
 class FolderIndex:
@@ -76,6 +138,10 @@ class FolderIndex:
                 np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
             )
         dense_ids = self.dense(q[0], want)
+        if self.data.ann is not None:  # a large index: BM25 of the pool only (bm25.top)
+            pool = np.union1d(dense_ids, self.bm25.top(query_terms, want))
+            dense = self.data.vectors[pool].astype(np.float32) @ q[0]
+            return Candidates(pool, dense, self.bm25.scores_of(query_terms, pool))
         keyword = self.bm25.scores(query_terms)
         keyword_ids = np.argpartition(-keyword, want - 1)[:want] if want < n else np.arange(n)
         pool = np.union1d(dense_ids, keyword_ids[keyword[keyword_ids] > 0])
@@ -92,6 +158,14 @@ class FolderIndex:
         ids = ids[0][ids[0] >= 0]
         similarity = self.data.vectors[ids].astype(np.float32) @ q[0]
         return ids[np.argsort(-similarity, kind="stable")[:k]]
+
+    def keyword(self, query_terms: list[str], k: int) -> np.ndarray:
+        """Rows of the `k` passages with the highest BM25 score (above 0), best first."""
+        if self.data.ann is not None:
+            return self.bm25.top(query_terms, k)
+        scores = self.bm25.scores(query_terms)
+        rows = np.flatnonzero(scores > 0)
+        return rows[np.argsort(-scores[rows], kind="stable")[:k]]
 
     def idf_of(self, term: str) -> float:
         """How rare a keyword token is in the index (BM25 idf)."""

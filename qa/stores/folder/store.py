@@ -12,8 +12,8 @@ import numpy as np
 from ...errors import IndexNotFoundError, QAError
 from ...types import Manifest, Plan
 from .assemble import assemble
-from .disk import FolderData, build_lock, live_generation, write_index
-from .load import read_index
+from .disk import ANN_FILE, FolderData, build_lock, live_generation, write_index
+from .load import ArticleFile, read_index
 from .search import FolderIndex
 
 log = logging.getLogger("qa")
@@ -41,16 +41,23 @@ class FolderStore:
             # A damaged or outdated index is simply rebuilt: that is the repair.
             log.warning("Rebuilding from scratch: %s", exc)
             return None
-        # A build reads every article (hashes, titles): parse them once, not per passage.
-        articles = tuple(data.passages.articles)
+        articles = data.passages.articles
+        if isinstance(articles, ArticleFile) and articles.hashes is not None:
+            # Stored beside the articles: a build parses only those it drops (char counts).
+            hashes = dict(zip(articles.ids(), articles.hashes, strict=True))
+        else:
+            # An index written before the hashes were stored: parse every article once.
+            articles = tuple(articles)
+            hashes = {a.article.id: a.hash for a in articles}
         passages = dataclasses.replace(data.passages, articles=articles)
-        self._previous = data = dataclasses.replace(data, passages=passages)
+        ann = _trained(self.folder)
+        self._previous = data = dataclasses.replace(data, passages=passages, ann=ann)
         return Manifest(
             model=passages.model,
             backend=passages.backend,
             dim=passages.dim,
             settings=data.settings,
-            hashes={a.article.id: a.hash for a in articles},
+            hashes=hashes,
         )
 
     def vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
@@ -73,6 +80,22 @@ class FolderStore:
     def generation(self) -> str | None:
         """The live generation's name: it changes with every build (cheap to poll)."""
         return live_generation(self.folder)
+
+
+def _trained(folder: Path):
+    """The live approximate index, read into memory (not mapped, as a load does): the next
+    build copies its training. None if there is none or it cannot be read (then it trains
+    again)."""
+    gen = live_generation(folder)
+    path = folder / gen / ANN_FILE if gen else None
+    if path is None or not path.is_file():
+        return None
+    import faiss
+
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError:
+        return None
 
 
 def _rows_by_key(previous: FolderData | None) -> dict[bytes, int]:
