@@ -286,7 +286,12 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(run=cmd_build)
 
     for name, run, text in (
-        ("ask", cmd_ask, "answer a question with cited source sentences"),
+        (
+            "ask",
+            cmd_ask,
+            "answer a question with cited source sentences (QA_READER=on: the answer phrase "
+            "the experimental reader marked, first, on its own line)",
+        ),
         ("search", cmd_search, "list the passages most relevant to a question"),
     ):
         c = sub.add_parser(name, help=text)
