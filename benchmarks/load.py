@@ -99,7 +99,7 @@ def library_asker(index: Path) -> Callable[[str], Callable[[str], dict]]:
     import qa
 
     bot = qa.load(index)
-    bot.ask(QUESTIONS[0])  # warm
+    bot.warm()
     return lambda _url: lambda q: bot.ask(q).to_dict()
 
 

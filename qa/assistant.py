@@ -9,7 +9,10 @@ in (`ask`, `chat()`, the CLI, the app) answers through `stream`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -36,6 +39,51 @@ from .types import Answer, Article, Citation, Final, IndexInfo, Partial, Passage
 
 if TYPE_CHECKING:
     from .answer.conversation import Conversation
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Turns:
+    """At most `n` threads inside at once, the others let in in the order they came.
+
+    (threading.Semaphore lets the thread that just left take its place again before a
+    waiting one wakes: with 8 askers on 2 places, one waited 1.4 s for its first answer.)
+    """
+
+    def __init__(self, n: int):
+        self._lock = threading.Lock()
+        self._free = n
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the thread that hands its place over
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._free += 1
+
+
+# Finding and citing is CPU work, half of it Python holding the GIL: more answers at once than
+# there are cores only make every one slower (8 threads on 2 cores: about 140 answers/s; with
+# 2 at a time and the rest waiting their turn here, about 200; benchmarks/load.py). Shared by
+# every Assistant of the process, as the cores are. A chat model's reply is written outside.
+ANSWERING = Turns(_cores())
 
 
 class Assistant:
@@ -67,7 +115,9 @@ class Assistant:
 
     def search(self, question: str, k: int = 10) -> list[Passage]:
         """The `k` passages most relevant to `question`, best first."""
-        hits = self.searcher.search(check_question(question), 2 * k).hits
+        question = check_question(question)
+        with ANSWERING:
+            hits = self.searcher.search(question, 2 * k).hits
         return [self.searcher.passage(hit) for hit in self.searcher.distinct(hits, k)]
 
     def ask(
@@ -109,8 +159,14 @@ class Assistant:
         paragraphs the previous answer cited stay in view (qa/answer/conversation.py). The
         retrieved passages and the abstention are the question's own.
         """
-        began = time.perf_counter()
+        began = time.perf_counter()  # the asker's wait counts, a turn at ANSWERING too
         question = check_question(question)
+        with ANSWERING:
+            return self._extractive(question, prefer, began)
+
+    def _extractive(
+        self, question: str, prefer: Mapping[tuple[str, int], float] | None, began: float
+    ) -> Answer:
         found = self.searcher.search(question, max(20, self.settings.answer_passages))
         shown = self.searcher.distinct(found.hits, 10)
         passages = tuple(self.searcher.passage(h) for h in shown)
@@ -134,6 +190,13 @@ class Assistant:
             question, text, True, chosen.citations, passages, seconds, chosen.more,
             phrase=chosen.phrase,
         )  # fmt: skip
+
+    def warm(self) -> None:
+        """Load now what the first question would wait for: jieba's word and part-of-speech
+        tables (about a second), the model, the background vectors (qa/answer/background.py)."""
+        self.tokenizer.tagged("预热")
+        self.search("预热")
+        self._background  # noqa: B018 (made on first use)
 
     def chat(self) -> Conversation:
         """A conversation: follow-up questions take their subject from earlier turns."""
@@ -164,10 +227,12 @@ class Assistant:
     def best_match(self, question: str) -> Match:
         """How sure `ask` would be of the question's best passage, and its article's title."""
         k = max(20, self.settings.answer_passages)  # as `ask` searches: the same best hit
-        found = self.searcher.search(check_question(question), k)
-        if not found.hits:
-            return Match(0.0, "")
-        return Match(self._confidence(found), self.passages.article_at(found.hits[0].row).title)
+        question = check_question(question)
+        with ANSWERING:
+            found = self.searcher.search(question, k)
+            if not found.hits:
+                return Match(0.0, "")
+            return Match(self._confidence(found), self.passages.article_at(found.hits[0].row).title)
 
     def candidate_sentences(self, question: str) -> SentenceSignals:
         """The sentences an answer to `question` is chosen from, with the signals each is

@@ -159,7 +159,7 @@ def serve(
     corpus, index = Path(corpus), index_location(index)
     assistant = open_or_build(corpus, index, settings)
     if assistant is not None:
-        assistant.search("预热")  # load jieba and the model now, not on the first question
+        assistant.warm()  # not in the first question
     service = Service(corpus, index, settings, assistant)
     demo = build_app(service)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)

@@ -63,7 +63,7 @@ class LiveAssistant:
             # question after the swap stays fast.
             embedder=current.embedder if current is not None else None,
         )
-        fresh.search("预热")  # read jieba's tables here, not in the first question
+        fresh.warm()  # not in the first question
         with self._swap:
             self._assistant, self._generation = fresh, generation
 

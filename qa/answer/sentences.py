@@ -198,7 +198,7 @@ class SentencePicker:
                 t: self.word_idf(t) * (TITLE_WEIGHT if title_l and t in title_l else 1.0)
                 for t in unique_terms
             }
-            words = set(self.tokenizer.words(lowered))
+            words = self.tokenizer.words_among(lowered, unique_terms)
             present = set(lowered)
             typed = wanted in _CHEAP_TYPES or (wanted is not None and tag_all)
             out.append(

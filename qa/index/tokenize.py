@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
 log = logging.getLogger("qa")
@@ -152,6 +153,22 @@ class _Segmenter:
                     out.extend(map(str.lower, found))
         return out
 
+    def words_among(self, text: str, wanted: Collection[str]) -> set[str]:
+        """`set(self.words(text)) & set(wanted)`, cutting only the runs that hold one of
+        `wanted`: a run is cut on its own, and every word it yields is part of it."""
+        found: set[str] = set()
+        for n, part in enumerate(_HAN.split(text)):
+            low = part.lower()
+            if not any(w in low for w in wanted):
+                continue
+            out: list[str] = []
+            if n % 2:
+                self._cut(part, out)
+            else:
+                out = [w.lower() for w in _WORD.findall(part)]
+            found.update(w for w in out if w in wanted)
+        return found
+
     def _cut(self, s: str, out: list[str]) -> None:
         table, freq, logtotal, ln = self.table, self.freq.get, self.logtotal, math.log
         get = table.get
@@ -214,6 +231,12 @@ class Tokenizer:
         # (赣服通有 -> 赣服/通有, 赣服通上线 -> 赣/服通), and then question and article disagree.
         # _segmenter() is jieba's cut(text, HMM=False), faster, and reads the dictionary only.
         return _segmenter().words(text)
+
+    def words_among(self, text: str, wanted: Collection[str]) -> set[str]:
+        """Which of the words `wanted` are words of `text`: `set(words(text)) & wanted`,
+        cutting only the parts of `text` that hold one of them (an answer asks it of every
+        candidate sentence; cutting them whole was a fifth of a served answer's time)."""
+        return _segmenter().words_among(text, wanted)
 
     def terms(self, text: str) -> list[str]:
         """Words that carry meaning: `words` without stopwords."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ from conftest import ANSWERABLE, OFF_TOPIC, answer_key
 import qa
 from qa.answer.question import MAX_QUESTION_CHARS
 from qa.answer.sentences import NOT_FOUND, WEIGHTS, answer_type
+from qa.assistant import Turns
 from qa.index.bm25 import BM25, TermCounts
 
 # --- search --------------------------------------------------------------------------------
@@ -155,6 +157,50 @@ def test_concurrent_asks_give_the_same_answers_as_one_at_a_time(corpus, tmp_path
         together = list(pool.map(lambda q: answer_key(fresh.ask(q)), questions))
 
     assert together == [answer_key(fresh.ask(q)) for q in questions]
+
+
+def test_turns_let_n_in_at_once_and_the_others_in_the_order_they_came():
+    turns = Turns(2)
+    inside, most, order = 0, 0, []
+    count = threading.Lock()
+    first_in = threading.Barrier(3)  # the first two, inside, and this test
+
+    def enter(n: int) -> None:
+        nonlocal inside, most
+        with turns:
+            with count:
+                inside += 1
+                most = max(most, inside)
+                order.append(n)
+            if n < 2:
+                first_in.wait()
+            time.sleep(0.01)
+            with count:
+                inside -= 1
+
+    threads = [threading.Thread(target=enter, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    first_in.wait()  # both places taken: the rest queue, one at a time, in this order
+    for n in range(2, 10):
+        threads.append(threading.Thread(target=enter, args=(n,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while len(turns._waiting) < n - 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+    for t in threads:
+        t.join(timeout=10)
+    assert most == 2
+    assert order[2:] == list(range(2, 10))
+
+
+def test_an_error_inside_a_turn_hands_its_place_on():
+    turns = Turns(1)
+    with pytest.raises(RuntimeError), turns:
+        raise RuntimeError("failed")
+    done = threading.Event()
+    threading.Thread(target=lambda: (turns.__enter__(), done.set())).start()
+    assert done.wait(5)
 
 
 def test_product_name_followed_by_you_is_still_found(bot):

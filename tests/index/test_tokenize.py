@@ -77,3 +77,19 @@ def test_dictionary_cache(fresh_dictionary):
     repaired = fresh_dictionary()  # damaged: jieba's way again, and the cache rewritten
     assert repaired.FREQ == first.FREQ and repaired.total == first.total
     assert fresh_dictionary().FREQ == first.FREQ
+
+
+def test_words_among_are_the_wanted_words_of_the_whole_cut():
+    # An answer asks which question terms are words of each candidate sentence, cutting only
+    # the runs that hold one: the same set as cutting the sentence whole.
+    pieces = "".join(TEXTS) + "中华人民共和国北京大学生物化学研究所长江大桥" * 3 + "aZ09+#&._%-"
+    rnd = random.Random(11)
+    t = Tokenizer()
+    wanted = {"iphone", "pro", "t恤", "买了", "了"}
+    assert t.words_among("买了 iPhone 12 Pro,T恤", wanted) == {"iphone", "pro", "t恤", "了"}
+    vocabulary = sorted({w for text in TEXTS for w in t.words(text)})
+    for _ in range(400):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 60)))
+        wanted = set(rnd.sample(vocabulary, 6)) | set(rnd.sample(t.words(text) or ["x"], 1))
+        wanted |= {"", "大学生", "c++", "学而"}  # empty, a word inside another, symbols
+        assert t.words_among(text, wanted) == set(t.words(text)) & wanted, (text, wanted)

@@ -102,17 +102,26 @@ def test_a_rebuild_reuses_every_vector_even_when_a_hash_ends_in_a_zero_byte(tmp_
     assert qa.build(corpus, tmp_path / "index", HASH).embedded == 0
 
 
+def is_mapped(array: np.ndarray) -> bool:
+    """Is the array's memory a mapped file (the array itself, or what it is a view of)?"""
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return False
+
+
 def test_a_load_maps_the_big_arrays_and_answers_as_if_it_read_them(built_index, monkeypatch):
     """At a million passages reading every array was most of a load (issue 23): a load maps
     them, and every answer is the one the arrays read whole give."""
     mapped = qa.load(built_index, HASH)
     data = mapped.index.data
-    assert isinstance(data.vectors, np.memmap) and isinstance(data.weights.docs, np.memmap)
-    assert isinstance(data.passages.sentence_start, np.memmap)
+    assert is_mapped(data.vectors) and is_mapped(data.weights.docs)
+    assert is_mapped(data.passages.sentence_start)
 
     monkeypatch.setattr(store.load, "_load", lambda path: np.load(path, allow_pickle=False))
     whole = qa.load(built_index, HASH)
-    assert not isinstance(whole.index.data.vectors, np.memmap)
+    assert not is_mapped(whole.index.data.vectors)
     for question in ANSWERABLE:
         assert answer_key(mapped.ask(question)) == answer_key(whole.ask(question))
         assert [(p.article_id, p.score) for p in mapped.search(question, 5)] == [
