@@ -69,6 +69,7 @@ class Round:
     seconds: float
     per_second: float
     first_errors: list[str]
+    rebuilds: int = 0  # `qa build` runs during the round (the rebuilding rounds)
 
 
 def gradio_asker(url: str) -> Callable[[str], dict]:
@@ -173,6 +174,11 @@ class Rebuilder(threading.Thread):
         self.corpus, self.index, self.model = corpus, index, model
         self.stop = threading.Event()
         self.builds: list[tuple[int, float, int]] = []  # (article number, seconds, exit code)
+        self.spans: list[tuple[float, float]] = []  # (began, ended) of each, perf_counter
+
+    def during(self, began: float, ended: float) -> int:
+        """How many builds ran (at least partly) between `began` and `ended`."""
+        return sum(a < ended and b > began for a, b in self.spans)
 
     def run(self) -> None:
         n = 0
@@ -185,6 +191,7 @@ class Rebuilder(threading.Thread):
             cmd += ["--index", str(self.index), "--model", self.model]
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=ROUND_TIMEOUT)
             self.builds.append((n, time.perf_counter() - began, done.returncode))
+            self.spans.append((began, time.perf_counter()))
 
 
 def print_round(r: Round) -> None:
@@ -192,7 +199,8 @@ def print_round(r: Round) -> None:
         f"{r.name:<22} {r.clients} clients x {r.asked // r.clients} questions: "
         f"answered {r.answered}/{r.asked}, errors {r.errors}, found {r.found}; "
         f"p50 {r.p50_ms:.0f} ms, p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms; "
-        f"{r.per_second:.1f} questions/s over {r.seconds:.1f} s",
+        f"{r.per_second:.1f} questions/s over {r.seconds:.1f} s"
+        + (f"; {r.rebuilds} rebuilds during it" if r.rebuilds else ""),
         flush=True,
     )
     for line in r.first_errors:
@@ -228,13 +236,18 @@ def main() -> int:
 
             rebuilder = Rebuilder(corpus, index, args.model)
             rebuilder.start()
+            began = time.perf_counter()
             busy = ask_round(url, "Gradio, rebuilding", args.clients, args.questions)
-            print_round(busy)
+            middle = time.perf_counter()
             plain_busy = ask_round(
                 url, "/api/ask, rebuilding", args.clients, args.questions, http_asker
             )
+            ended = time.perf_counter()
             rebuilder.stop.set()
             rebuilder.join(timeout=ROUND_TIMEOUT)
+            busy.rebuilds = rebuilder.during(began, middle)
+            plain_busy.rebuilds = rebuilder.during(middle, ended)
+            print_round(busy)
             print_round(plain_busy)
             built = [b for b in rebuilder.builds if b[2] == 0]
             print(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .answer.background import BACKGROUND
+from .answer.background import background_vectors
 from .answer.cite import cite, cite_reading, rank, sentences_of
 from .answer.confidence import Match, confidence
 from .answer.question import check_question
@@ -257,7 +257,7 @@ class Assistant:
     @cached_property
     def _background(self) -> np.ndarray:
         """Vectors of the unrelated sentences of qa/answer/background.py, made on first use."""
-        return np.asarray(self.embedder.encode(list(BACKGROUND)), dtype=np.float32)
+        return background_vectors(self.embedder)
 
 
 def _chosen_model(settings: Settings | None) -> str | None:

@@ -7,6 +7,13 @@ with these sentences on everyday topics (`answer.background_z`, `Assistant.confi
 Statements, not questions, and about nothing in particular.
 """
 
+from __future__ import annotations
+
+import contextlib
+import weakref
+
+import numpy as np
+
 BACKGROUND = (
     "今天晴转多云,最高气温二十八度,傍晚有阵雨。",
     "这道红烧肉要先焯水,再加冰糖和酱油慢炖一小时。",
@@ -49,3 +56,18 @@ BACKGROUND = (
     "快递一般三天内送达,偏远地区要晚一些。",
     "这场音乐会的门票开售十分钟就被抢光了。",
 )
+
+
+# The vectors depend on the model alone: an index rebuilt and loaded again with the same
+# embedder (ui/live.py) reuses them instead of embedding these sentences once more.
+_VECTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def background_vectors(embedder) -> np.ndarray:
+    """BACKGROUND embedded by `embedder` (float32), made once per embedder."""
+    with contextlib.suppress(KeyError, TypeError):  # TypeError: not weakly referable
+        return _VECTORS[embedder]
+    vectors = np.asarray(embedder.encode(list(BACKGROUND)), dtype=np.float32)
+    with contextlib.suppress(TypeError):
+        _VECTORS[embedder] = vectors
+    return vectors

@@ -52,10 +52,11 @@ def confidence(
     than unrelated text.
     """
     text = text.lower()
-    words = coverage(terms, set(tokenizer.words(text)), idf)
+    words = coverage(terms, tokenizer.words_among(text, set(terms)), idf)
     chars = share({c: char_idf(c) for c in question_chars(question)}, set(text))
     pairs = {g for g in tokenizer.grams(question) if len(g) == 3}
-    present = {g for g in tokenizer.grams(text) if len(g) == 3}
+    # A pair of word characters is one of the text's grams exactly when it is in the text.
+    present = {g for g in pairs if g[1:] in text}
     pair_share = share({g: idf(g) for g in pairs}, present)
     z = background_z(vector, best.dense, background)
     w = CONFIDENCE

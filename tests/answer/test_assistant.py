@@ -13,6 +13,7 @@ import pytest
 from conftest import ANSWERABLE, OFF_TOPIC, answer_key
 
 import qa
+from qa.answer.background import BACKGROUND
 from qa.answer.question import MAX_QUESTION_CHARS
 from qa.answer.sentences import NOT_FOUND, WEIGHTS, answer_type
 from qa.assistant import Turns
@@ -159,39 +160,78 @@ def test_concurrent_asks_give_the_same_answers_as_one_at_a_time(corpus, tmp_path
     assert together == [answer_key(fresh.ask(q)) for q in questions]
 
 
-def test_turns_let_n_in_at_once_and_the_others_in_the_order_they_came():
-    turns = Turns(2)
+def test_a_rebuilt_index_loaded_with_the_same_model_does_not_embed_the_background_again(
+    built_index,
+):
+    # ui/live.py loads each index `qa build` writes, with the model already loaded: the
+    # unrelated sentences the confidence compares with are embedded once, not per load.
+    first = qa.load(built_index)
+    embedded = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(first.embedder, name)
+
+        def encode(self, texts, **kwargs):
+            embedded.append(list(texts))
+            return first.embedder.encode(texts, **kwargs)
+
+    model = Counting()
+    answers = [answer_key(qa.load(built_index, embedder=model).ask(q)) for q in ANSWERABLE]
+    again = [answer_key(qa.load(built_index, embedder=model).ask(q)) for q in ANSWERABLE]
+    assert again == answers == [answer_key(first.ask(q)) for q in ANSWERABLE]
+    assert embedded.count(list(BACKGROUND)) == 1
+
+
+def _queue_at(turns: Turns, places: int, n: int) -> tuple[list[int], int]:
+    """Threads 0..n-1 enter `turns` one after another, the first `places` staying inside until
+    all the others are queued: the order they got in, and the most inside at once."""
     inside, most, order = 0, 0, []
     count = threading.Lock()
-    first_in = threading.Barrier(3)  # the first two, inside, and this test
+    release = threading.Event()
 
-    def enter(n: int) -> None:
+    def enter(k: int) -> None:
         nonlocal inside, most
         with turns:
             with count:
                 inside += 1
                 most = max(most, inside)
-                order.append(n)
-            if n < 2:
-                first_in.wait()
-            time.sleep(0.01)
+                order.append(k)
+            if k < places:
+                release.wait(10)
+            time.sleep(0.002)
             with count:
                 inside -= 1
 
-    threads = [threading.Thread(target=enter, args=(n,)) for n in range(2)]
-    for t in threads:
-        t.start()
-    first_in.wait()  # both places taken: the rest queue, one at a time, in this order
-    for n in range(2, 10):
-        threads.append(threading.Thread(target=enter, args=(n,)))
-        threads[-1].start()
-        deadline = time.monotonic() + 5
-        while len(turns._waiting) < n - 1 and time.monotonic() < deadline:
+    def until(done) -> None:
+        deadline = time.monotonic() + 10
+        while not done() and time.monotonic() < deadline:
             time.sleep(0.001)
+
+    threads = []
+    for k in range(n):
+        threads.append(threading.Thread(target=enter, args=(k,)))
+        threads[-1].start()
+        if k < places:
+            until(lambda k=k: len(order) == k + 1)
+        else:  # queued behind the ones before it
+            until(lambda k=k: len(turns._waiting) == k - places + 1)
+    release.set()
     for t in threads:
         t.join(timeout=10)
+    return order, most
+
+
+def test_turns_let_n_in_at_once():
+    order, most = _queue_at(Turns(2), 2, 10)
     assert most == 2
-    assert order[2:] == list(range(2, 10))
+    assert sorted(order) == list(range(10))
+
+
+def test_turns_let_the_waiting_in_the_order_they_came():
+    # (With one place: with two, the two let in together race to note it down.)
+    order, _ = _queue_at(Turns(1), 1, 10)
+    assert order == list(range(10))
 
 
 def test_an_error_inside_a_turn_hands_its_place_on():

@@ -13,7 +13,7 @@ from conftest import PARAGRAPHS
 
 import qa
 from qa.answer.sentences import NOT_FOUND
-from qa.cli import main
+from qa.cli import BUILD_NICE, main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -47,6 +47,18 @@ def test_build_prints_what_it_did(capsys, corpus, tmp_path):
     assert code == 0
     assert "0 added, 0 changed, 0 removed, 4 unchanged" in out
     assert "embedded 0 passages" in out
+
+
+def test_build_runs_below_normal_priority_unless_told(capsys, corpus, tmp_path, monkeypatch):
+    # A served index keeps answering at full speed while `qa build` rebuilds it.
+    asked = []
+    monkeypatch.setattr(os, "nice", asked.append)
+    argv = ("build", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--model", "hash")
+    assert run(capsys, *argv)[0] == 0
+    assert run(capsys, *argv, "--nice", "0")[0] == 0
+    assert run(capsys, *argv, "--nice", "19")[0] == 0
+    assert asked == [BUILD_NICE, 19]
+    assert BUILD_NICE > 0
 
 
 def test_build_lists_skipped_files(capsys, corpus, tmp_path):

@@ -93,3 +93,17 @@ def test_words_among_are_the_wanted_words_of_the_whole_cut():
         wanted = set(rnd.sample(vocabulary, 6)) | set(rnd.sample(t.words(text) or ["x"], 1))
         wanted |= {"", "大学生", "c++", "学而"}  # empty, a word inside another, symbols
         assert t.words_among(text, wanted) == set(t.words(text)) & wanted, (text, wanted)
+
+
+def test_a_pair_gram_of_a_text_is_a_pair_of_word_characters_in_it():
+    # What qa/answer/confidence.py relies on to find a question's pairs in a passage without
+    # listing all of the passage's grams.
+    pieces = "".join(TEXTS) + "中华人民共和国北京大学生物化学研究所长江大桥" * 3 + "aZ09+#&._%-İ"
+    rnd = random.Random(5)
+    t = Tokenizer()
+    for _ in range(300):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 60))).lower()
+        question = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 30)))
+        pairs = {g for g in t.grams(question) if len(g) == 3}
+        listed = {g for g in t.grams(text) if len(g) == 3}
+        assert pairs & listed == {g for g in pairs if g[1:] in text}, (text, question)
