@@ -69,7 +69,15 @@ class Turns:
             turn = threading.Lock()
             turn.acquire()
             self._waiting.append(turn)
-        turn.acquire()  # released by the thread that hands its place over
+        try:
+            turn.acquire()  # released by the thread that hands its place over
+        except BaseException:  # Ctrl-C while waiting: a place handed to no one is lost for good
+            with self._lock:
+                if turn in self._waiting:
+                    self._waiting.remove(turn)
+                    raise
+            self.__exit__()  # handed over meanwhile: on to the next one
+            raise
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -240,6 +241,45 @@ def test_an_error_inside_a_turn_hands_its_place_on():
         raise RuntimeError("failed")
     done = threading.Event()
     threading.Thread(target=lambda: (turns.__enter__(), done.set())).start()
+    assert done.wait(5)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt(signum, frame):
+    raise _Interrupted
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timer")
+def test_a_wait_for_a_turn_interrupted_gives_up_its_place_in_the_queue():
+    # Ctrl-C (here a timer's signal) while waiting for a turn: the place the next one to leave
+    # hands over must go to someone still waiting, or it is lost, and with all of them lost
+    # (two Ctrl-Cs on two cores) every later question waits for ever.
+    turns = Turns(1)
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with turns:
+            inside.set()
+            leave.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(5)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(_Interrupted), turns:
+            pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    leave.set()
+    holder.join(5)
+    done = threading.Event()
+    threading.Thread(target=lambda: (turns.__enter__(), done.set()), daemon=True).start()
     assert done.wait(5)
 
 
