@@ -33,6 +33,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _niceness(text: str) -> int:
+    # Below normal only: a higher priority needs root, and 19 is the lowest there is.
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 19, not {value}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --model, --backend and --llm... on top where given."""
     chosen = {k: getattr(args, k, None) for k in ("model", "backend")}
@@ -300,10 +308,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--backend", choices=BACKENDS, help=BACKEND_HELP)
     b.add_argument(
         "--nice",
-        type=int,
+        type=_niceness,
         default=BUILD_NICE,
         metavar="N",
-        help=f"run N steps below normal CPU priority (default {BUILD_NICE}; 0: normal), so "
+        help=f"run N (0-19) steps below normal CPU priority (default {BUILD_NICE}; 0: normal), so "
         "that a qa serve on the same machine keeps answering at full speed while this builds",
     )
     b.set_defaults(run=cmd_build)

@@ -61,6 +61,19 @@ def test_build_runs_below_normal_priority_unless_told(capsys, corpus, tmp_path, 
     assert BUILD_NICE > 0
 
 
+@pytest.mark.parametrize("nice", ["-5", "20", "1000"])
+def test_build_refuses_a_priority_it_cannot_give(capsys, corpus, tmp_path, monkeypatch, nice):
+    # --nice -5 asks for a higher priority, which qa build never takes: an error, not a build
+    # at normal priority as if it had been heard; above 19 the system has no lower priority.
+    asked = []
+    monkeypatch.setattr(os, "nice", asked.append)
+    argv = ["build", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--model", "hash"]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--nice", nice])
+    assert exited.value.code == 2 and "between 0 and 19" in capsys.readouterr().err
+    assert asked == [] and not (tmp_path / "i").exists()
+
+
 def test_build_lists_skipped_files(capsys, corpus, tmp_path):
     (corpus / "broken.json").write_text("{不是JSON", encoding="utf-8")
 
