@@ -158,15 +158,12 @@ class _Segmenter:
         `wanted`: a run is cut on its own, and every word it yields is part of it."""
         found: set[str] = set()
         for n, part in enumerate(_HAN.split(text)):
-            low = part.lower()
-            if not any(w in low for w in wanted):
-                continue
-            out: list[str] = []
-            if n % 2:
+            if not n % 2:  # each character alone, lower-cased alone: a final Σ is σ, not ς
+                found.update(w for w in map(str.lower, _WORD.findall(part)) if w in wanted)
+            elif any(w in part.lower() for w in wanted):  # ASCII and Han: lower() keeps them
+                out: list[str] = []
                 self._cut(part, out)
-            else:
-                out = [w.lower() for w in _WORD.findall(part)]
-            found.update(w for w in out if w in wanted)
+                found.update(w for w in out if w in wanted)
         return found
 
     def _cut(self, s: str, out: list[str]) -> None:

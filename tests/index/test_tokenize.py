@@ -95,6 +95,15 @@ def test_words_among_are_the_wanted_words_of_the_whole_cut():
         assert t.words_among(text, wanted) == set(t.words(text)) & wanted, (text, wanted)
 
 
+def test_words_among_text_whose_lower_case_is_not_its_characters_lower_cased():
+    # words() lower-cases each character alone, str.lower() the text as a whole: a final Σ is
+    # σ alone but ς at a word's end, so "ΑΣ".lower() holds no σ although words("ΑΣ") does.
+    t = Tokenizer()
+    for text in ("ΑΣ", "ΟΔΥΣΣΕΥΣ 奥德修斯", "İSTANBUL"):
+        for word in set(t.words(text)) | {"ς", "i"}:
+            assert t.words_among(text, {word}) == {word} & set(t.words(text)), (text, word)
+
+
 def test_a_pair_gram_of_a_text_is_a_pair_of_word_characters_in_it():
     # What qa/answer/confidence.py relies on to find a question's pairs in a passage without
     # listing all of the passage's grams.
