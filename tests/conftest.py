@@ -106,6 +106,13 @@ def answer_key(answer: qa.Answer) -> tuple:
     return answer.text, answer.found, answer.citations, answer.passages
 
 
+@pytest.fixture(autouse=True)
+def _build_keeps_priority(monkeypatch):
+    """`qa build` run in-process (cli.main) would lower the test run's own CPU priority for
+    good (qa/cli.py `give_way`): the tests that check it record the call instead."""
+    monkeypatch.setattr(os, "nice", lambda n: None)
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     """The four fixture articles in tmp_path/corpus."""
