@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 
 def _cores() -> int:
-    """The cores this process may run on (a container's limit, not the host's count)."""
+    """The cores this process may run on: its CPU affinity (a cpuset, not a CPU quota)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
