@@ -4,6 +4,7 @@ and `qa.build` repairs them."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -222,3 +223,33 @@ def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_i
     derived = qa.Assistant(store.FolderIndex(dataclasses.replace(data, weights=None)), HASH)
     assert manifest["files"]["bm25_weights.npy"] > 0
     assert [p.score for p in bot.search(QUESTION)] == [p.score for p in derived.search(QUESTION)]
+
+
+def test_a_build_hashes_every_block_of_article_text_and_the_sampled_blocks_of_arrays(
+    corpus, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(store.disk, "FULL_CHECKSUM_UP_TO", 0)
+    monkeypatch.setattr(store.disk, "BLOCK_BYTES", 64)
+    index = tmp_path / "blocked"
+    qa.build(corpus, index, HASH)
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    for name, digests in manifest["blocks"].items():
+        hashed = [b for b, d in enumerate(digests) if d is not None]
+        if name == "articles.jsonl":  # each article's block is checked when it is first read
+            assert hashed == list(range(len(digests)))
+        else:  # a load checks these only
+            assert hashed == store.disk.sampled_blocks(len(digests)), name
+    assert len(manifest["blocks"]["vectors.npy"]) > store.disk.SAMPLED_BLOCKS
+    assert "6697" in qa.load(index, HASH).ask(QUESTION).text
+
+    # An index written when every block was hashed loads as before.
+    gen = live_data(index)
+    for name in manifest["blocks"]:
+        data = (gen / name).read_bytes()
+        manifest["blocks"][name] = [
+            hashlib.blake2b(data[i : i + 64], digest_size=16).hexdigest()
+            for i in range(0, len(data), 64)
+        ]
+    manifest["digest"] = store.disk.manifest_digest(manifest)
+    (index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert "6697" in qa.load(index, HASH).ask(QUESTION).text

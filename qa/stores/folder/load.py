@@ -25,11 +25,11 @@ from .disk import (
     ARTICLE_HASHES,
     FULL_CHECKSUM_UP_TO,
     MANIFEST,
-    SAMPLED_BLOCKS,
     FolderData,
     checksum,
     live_generation,
     manifest_digest,
+    sampled_blocks,
 )
 
 # What an index written before passages were called passages (up to this release) named
@@ -336,10 +336,8 @@ def _whole_checked(array: np.ndarray) -> bool:
 
 def _check_sampled_blocks(path: Path, digests: list[str], block_bytes: int) -> None:
     """Hash SAMPLED_BLOCKS blocks spread over the file, first and last included."""
-    n = len(digests)
-    picks = sorted({round(k * (n - 1) / max(SAMPLED_BLOCKS - 1, 1)) for k in range(SAMPLED_BLOCKS)})
     with open(path, "rb") as f:
-        for b in picks:
+        for b in sampled_blocks(len(digests)):
             f.seek(b * block_bytes)
             if hashlib.blake2b(f.read(block_bytes), digest_size=16).hexdigest() != digests[b]:
                 raise ValueError(f"{path.name} is not the file the build wrote")
