@@ -86,7 +86,7 @@ def give_way(nice: int) -> None:
     """Lower this process's CPU priority by `nice`: a rebuild is background work, and the
     questions a served index answers meanwhile are not. With 8 clients asking `qa serve` while
     `qa build` rebuilt again and again on 2 cores: 98 and 105 answers/s at normal priority,
-    122 and 131 below it, the rebuilds hardly slower (benchmarks/load.py). Where the
+    122 and 131 below it, each rebuild about a third slower (benchmarks/load.py). Where the
     system offers no priorities (or refuses), the build runs as it is. The priority is
     the process's: `main(["build", ...])` called inside another program lowers it too."""
     if nice > 0 and hasattr(os, "nice"):
