@@ -280,21 +280,23 @@ def measure(index: str, asked: list[str], agree_on: int, model: str, backend: st
 def bm25_agreement(bot, folder: str, asked: list[str], k: int = 10) -> dict:
     """Whether the keyword search's top k equals a plain BM25 computation, per question.
 
-    The plain one is the Okapi formula in float64 straight from the stored per-passage term
-    counts (terms_*.npy), over the very terms a question's search sends (its words and
-    character grams, each once). Equal means: the same k passages, or, where they differ,
-    passages whose plain scores tie with the k-th (float32 rounding)."""
+    The plain one is the Okapi formula in float64 straight from the stored term counts
+    (bm25_tf.npy; each passage's length summed again from them), over the very terms a
+    question's search sends (its words and character grams, each once). Equal means: the
+    same k passages, or, where they differ, passages whose plain scores tie with the k-th
+    (float32 rounding)."""
     from qa.index.bm25 import K1, B
     from qa.index.script import match_script
     from qa.stores.folder import read_index
 
     index = bot.index
-    counts = read_index(Path(folder), ann=False, term_counts=True).terms
-    m = counts.matrix.tocsc()
-    lengths = np.asarray(counts.matrix.sum(axis=1), dtype=np.float64).ravel()
+    postings = read_index(Path(folder), ann=False, term_counts=True).postings
+    docs_of, tf_of, indptr = postings.docs, postings.tf, postings.indptr
+    n = len(postings.lengths)
+    # Each passage's length counted again from the postings, not taken from the index.
+    lengths = np.bincount(docs_of, weights=tf_of.astype(np.float64), minlength=n)
     norm = K1 * (1 - B + B * lengths / lengths.mean())
-    vocab = {t: i for i, t in enumerate(counts.vocab)}
-    n = m.shape[0]
+    vocab = {t: i for i, t in enumerate(postings.vocab)}
     tokenizer = bot.searcher.tokenizer
     failed = []
     for q in asked:
@@ -302,10 +304,8 @@ def bm25_agreement(bot, folder: str, asked: list[str], k: int = 10) -> dict:
         terms = tokenizer.query_terms(query) + tokenizer.question_grams(query)
         exact = np.zeros(n)
         for t in {vocab[t] for t in terms if t in vocab}:
-            docs, tf = (
-                m.indices[m.indptr[t] : m.indptr[t + 1]],
-                m.data[m.indptr[t] : m.indptr[t + 1]],
-            )
+            docs = docs_of[indptr[t] : indptr[t + 1]]
+            tf = tf_of[indptr[t] : indptr[t + 1]].astype(np.float64)
             idf = np.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
             exact[docs] += idf * tf * (K1 + 1) / (tf + norm[docs])
         mine = index.keyword(terms, k)

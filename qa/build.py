@@ -9,6 +9,7 @@ Nothing here depends on where the index lives (qa/stores/).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,11 +26,13 @@ from .index.embed import Embedder, backend_of, make_embedder
 from .index.split import split_passages
 from .index.tokenize import Tokenizer
 from .read import SUPPORTED_SUFFIXES, Corpus, read_corpus
+from .read.corpus import reading_version
 from .stores import Store, open_store
 from .types import (
     Article,
     BuildStats,
     IndexedPassage,
+    KeptArticle,
     Manifest,
     Plan,
     StoredArticle,
@@ -82,23 +85,31 @@ def build(
     """
     began = time.perf_counter()
     settings = settings or Settings()
-    read = read_articles(Path(corpus), progress)
-    embedder = embedder or make_embedder(
-        settings.build_model, settings.batch_size, settings.backend
-    )
     store = open_store(index)
     with store.lock():
-        plan, stats = _plan(read.articles, store, embedder, settings, progress, began)
-        store.write(plan)
+        stored = store.manifest()
+        root = Path(corpus)
+        read = read_articles(root, progress, _remembered(stored, root, settings))
+        embedder = embedder or make_embedder(
+            settings.build_model, settings.batch_size, settings.backend
+        )
+        old = _previous(stored, embedder)
+        if read.unchanged and (old is None or not read.unchanged.keys() <= old.hashes.keys()):
+            read = read_articles(root, progress)  # another model: every article is split again
+        plan, stats = _plan(read, old, store, embedder, settings, progress, began)
+        store.write(dataclasses.replace(plan, read=_to_remember(read, root)))
     return BuildStats(
         **stats, seconds=time.perf_counter() - began, skipped=read.skipped, notes=read.notes
     )
 
 
-def read_articles(corpus: Path, progress: Progress | None = None) -> Corpus:
-    """The corpus's articles; EmptyCorpusError when there is none to index."""
-    read = read_corpus(corpus, progress)
-    if not read.articles:
+def read_articles(
+    corpus: Path, progress: Progress | None = None, known: dict[str, dict] | None = None
+) -> Corpus:
+    """The corpus's articles; EmptyCorpusError when there is none to index. `known`: what
+    the index remembers of the files it read (read_corpus)."""
+    read = read_corpus(corpus, progress, known)
+    if not read.articles and not read.unchanged:
         raise EmptyCorpusError(
             f"No readable article in {corpus} (supported: {' '.join(SUPPORTED_SUFFIXES)}); "
             "add some articles and run `qa build` again."
@@ -106,9 +117,23 @@ def read_articles(corpus: Path, progress: Progress | None = None) -> Corpus:
     return read
 
 
-def _previous(store: Store, embedder: Embedder) -> Manifest | None:
+def _remembered(old: Manifest | None, corpus: Path, settings: Settings) -> dict | None:
+    """What the index remembers of the files of `corpus`, if it can be trusted: read from
+    the same folder by the same reading code, and split the way this build splits."""
+    if old is None or not old.read or old.settings != stored_settings(settings):
+        return None
+    read = old.read
+    if read.get("root") != str(corpus.resolve()) or read.get("version") != reading_version():
+        return None
+    return read.get("files")
+
+
+def _to_remember(read: Corpus, corpus: Path) -> dict:
+    return {"root": str(corpus.resolve()), "version": reading_version(), "files": read.files}
+
+
+def _previous(old: Manifest | None, embedder: Embedder) -> Manifest | None:
     """What the store holds, if its vectors can be reused, else None."""
-    old = store.manifest()
     if old is None:
         return None
     model, backend = embedder.name, backend_of(embedder)
@@ -123,30 +148,35 @@ def _previous(store: Store, embedder: Embedder) -> Manifest | None:
 
 
 def _plan(
-    articles: tuple[Article, ...],
+    read: Corpus,
+    old: Manifest | None,
     store: Store,
     embedder: Embedder,
     settings: Settings,
     progress: Progress | None,
     began: float,
 ) -> tuple[Plan, dict]:
-    old = _previous(store, embedder)
     shape = stored_settings(settings)
     old_hashes = old.hashes if old is not None else {}
-    stored = tuple(StoredArticle(a, article_hash(a)) for a in articles)
-    new_ids = {a.article.id for a in stored}
-    added = sum(a.article.id not in old_hashes for a in stored)
-    changed = sum(a.article.id in old_hashes and old_hashes[a.article.id] != a.hash for a in stored)
+    # Articles of unchanged files (not read again: read_corpus) keep what the store holds.
+    unchanged = [KeptArticle(i, old_hashes[i], n) for i, n in read.unchanged.items()]
+    stored: tuple[StoredArticle | KeptArticle, ...] = tuple(
+        sorted(
+            [*(StoredArticle(a, article_hash(a)) for a in read.articles), *unchanged],
+            key=lambda a: a.id,
+        )
+    )
+    new_ids = {a.id for a in stored}
+    added = sum(a.id not in old_hashes for a in stored)
+    changed = sum(a.id in old_hashes and old_hashes[a.id] != a.hash for a in stored)
     removed = sum(i not in new_ids for i in old_hashes)
     # An unchanged article keeps its stored passages while they were split the same way.
     same_shape = old is not None and old.settings == shape
-    kept = frozenset(
-        a.article.id for a in stored if same_shape and old_hashes.get(a.article.id) == a.hash
-    )
+    kept = frozenset(a.id for a in stored if same_shape and old_hashes.get(a.id) == a.hash)
     passages = [
         passage
         for item in stored
-        if item.article.id not in kept
+        if item.id not in kept
         for p, text in enumerate(item.article.paragraphs)
         for passage in split_passages(item.article.id, p, text, settings.passage_chars)
     ]
@@ -157,7 +187,7 @@ def _plan(
     # its time outside the GIL. Tokenizing while it embeds takes the tokens' time mostly off
     # the build's wall clock: 2.9 s of 1,000 CMRC contexts, here.
     with ThreadPoolExecutor(1, thread_name_prefix="qa-terms") as pool:
-        titles = {a.article.id: a.article.title for a in stored}
+        titles = {a.id: a.article.title for a in stored if a.id not in kept}
         tokens = pool.submit(_terms, passages, titles)
         reuse = store if old is not None else None
         vectors, embedded = _vectors(passages, keys, reuse, embedder, settings, progress)
@@ -182,7 +212,7 @@ def _plan(
         "removed": removed,
         "unchanged": len(stored) - added - changed,
         "articles": len(stored),
-        "paragraphs": sum(len(a.article.paragraphs) for a in stored),
+        "paragraphs": sum(a.paragraph_count for a in stored),
         "embedded": embedded,
     }
     return plan, stats

@@ -261,6 +261,25 @@ class StoredArticle:
     article: Article
     hash: str
 
+    @property
+    def id(self) -> str:
+        return self.article.id
+
+    @property
+    def paragraph_count(self) -> int:
+        return len(self.article.paragraphs)
+
+
+@dataclass(frozen=True)
+class KeptArticle:
+    """An article a build did not read again (its file is unchanged since the build that
+    stored it): the store keeps what it holds of it. Only a store that remembers what was
+    read (Manifest.read) gets these."""
+
+    id: str
+    hash: str
+    paragraph_count: int
+
 
 @dataclass(frozen=True)
 class StoredSettings:
@@ -291,6 +310,9 @@ class Manifest:
     dim: int
     settings: StoredSettings
     hashes: dict[str, str]  # article id -> content hash
+    # What the build that wrote it read ({"root", "version", "files"}: qa/read/corpus.py),
+    # so the next one need not read unchanged files again; None: not kept by this store.
+    read: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -306,7 +328,7 @@ class Plan:
     backend: str
     dim: int
     settings: StoredSettings
-    articles: tuple[StoredArticle, ...]
+    articles: tuple[StoredArticle | KeptArticle, ...]
     kept: frozenset[str]  # ids of articles whose stored passages stay
     passages: tuple[IndexedPassage, ...]  # of the other articles, in corpus order
     keys: tuple[bytes, ...]  # content key of each passage's embedded text
@@ -314,3 +336,4 @@ class Plan:
     terms: tuple[tuple[str, ...], ...]  # keyword tokens of each passage, its title's included
     built_at: str
     started: float  # time.perf_counter() when the build began
+    read: dict | None = None  # what to remember of this read of the corpus (Manifest.read)

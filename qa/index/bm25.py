@@ -1,9 +1,9 @@
 """Okapi BM25 over token ids, stored as plain sparse arrays.
 
-Documents are kept as term counts (doc-major CSR) so an incremental build can reuse the
-tokens of unchanged text; the term-major weights are derived from them once, at build time,
-and stored beside them, so a query costs a few postings lists added up, not a loop over
-documents, and a load only reads arrays.
+Term counts are kept term-major (`Postings`) so a rebuild extends them rather than counting
+every passage again; the BM25 weights are derived from them at build time and stored beside
+them, so a query costs a few postings lists added up, not a loop over documents, and a load
+only reads arrays.
 """
 
 from __future__ import annotations
@@ -55,11 +55,138 @@ class TermCounts:
 
 
 @dataclass(frozen=True)
+class Postings:
+    """Term counts, term-major: for each term the documents holding it (ascending) and how
+    often. What the BM25 weights derive from, and what a rebuild extends in place of
+    counting every passage again: new documents are inserted into each term's list,
+    dropped ones filtered out, and nothing is sorted but the new postings."""
+
+    vocab: tuple[str, ...]
+    indptr: np.ndarray  # int64, len = terms + 1: postings of term t are [indptr[t], indptr[t+1])
+    docs: np.ndarray  # int32 document of each posting, ascending within a term
+    tf: np.ndarray  # count of each posting (uint16, or float32 where one does not fit)
+    lengths: np.ndarray  # float32 per document: its number of tokens
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.lengths)
+
+    @staticmethod
+    def from_counts(counts: TermCounts) -> Postings:
+        """The postings of a document-major count matrix."""
+        tf = counts.matrix.tocsr()
+        lengths = np.asarray(tf.sum(axis=1), dtype=np.float32).ravel()
+        by_term = tf.tocsc()
+        by_term.sort_indices()
+        return Postings(
+            vocab=tuple(counts.vocab),
+            indptr=by_term.indptr.astype(np.int64),
+            docs=by_term.indices.astype(np.int32, copy=False),
+            tf=_compact_counts(by_term.data),
+            lengths=lengths,
+        )
+
+    def merged(
+        self, row_of: np.ndarray, n_docs: int, new_rows: np.ndarray, new: TermCounts
+    ) -> Postings:
+        """These postings renumbered into a collection of `n_docs` documents, with `new`'s.
+
+        `row_of[d]` is the new number of document d, or -1 for one dropped; it must keep the
+        kept documents in order (a build keeps articles in id order). `new_rows[i]` is the
+        number of `new`'s document i (ascending). `new.vocab` extends this vocabulary (its
+        first terms are this one's, in order). Terms no document holds any more are dropped.
+        """
+        if len(new.vocab) < len(self.vocab) or new.vocab[: len(self.vocab)] != self.vocab:
+            raise ValueError("the new counts do not extend this vocabulary")
+        row_of = np.asarray(row_of, dtype=np.int32)
+        if (np.diff(row_of[row_of >= 0]) <= 0).any():
+            raise ValueError("kept documents must keep their order")
+        indptr, docs, tf = self.indptr, self.docs, self.tf
+        if not np.array_equal(row_of, np.arange(len(row_of), dtype=np.int32)):
+            docs = row_of[docs]  # each kept document's new number (in the same order)
+            if (row_of < 0).any():  # dropped documents leave their terms' lists
+                alive = docs >= 0
+                indptr = np.concatenate(([0], np.cumsum(alive, dtype=np.int64)))[indptr]
+                docs, tf = docs[alive], tf[alive]
+        n_terms = len(new.vocab)
+        indptr = np.concatenate((indptr, np.full(n_terms - len(self.vocab), indptr[-1])))
+        lengths = np.zeros(n_docs, dtype=np.float32)
+        kept = row_of >= 0
+        lengths[row_of[kept]] = self.lengths[kept]
+        if new.matrix.shape[0]:
+            fresh = Postings.from_counts(new)
+            lengths[new_rows] = fresh.lengths
+            fresh_docs = fresh.docs
+            if not np.array_equal(new_rows, np.arange(n_docs)):
+                fresh_docs = np.asarray(new_rows, dtype=np.int32)[fresh_docs]
+            fresh_indptr = np.pad(fresh.indptr, (0, n_terms + 1 - len(fresh.indptr)), "edge")
+            if len(docs):
+                # Where each new posting goes in its term's list (its documents ascend).
+                at = np.empty(len(fresh_docs), dtype=np.int64)
+                for t in np.flatnonzero(np.diff(fresh_indptr)).tolist():
+                    lo, hi = fresh_indptr[t], fresh_indptr[t + 1]
+                    old = docs[indptr[t] : indptr[t + 1]]
+                    at[lo:hi] = indptr[t] + np.searchsorted(old, fresh_docs[lo:hi])
+                docs = np.insert(docs, at, fresh_docs)
+                tf = np.insert(tf.astype(np.result_type(tf, fresh.tf)), at, fresh.tf)
+            else:
+                docs, tf = fresh_docs, fresh.tf
+            indptr = indptr + fresh_indptr
+        used = np.flatnonzero(np.diff(indptr))
+        if len(used) < n_terms:
+            vocab = tuple(new.vocab[t] for t in used.tolist())
+            indptr = np.concatenate(([0], np.cumsum(np.diff(indptr)[used])))
+        else:
+            vocab = tuple(new.vocab)
+        docs = np.asarray(docs, dtype=np.int32)
+        return Postings(vocab, indptr.astype(np.int64), docs, _compact_counts(tf), lengths)
+
+    def weights(self) -> TermWeights:
+        """The BM25 weight of every posting, with this collection's statistics."""
+        n_docs, n_terms = self.n_docs, len(self.vocab)
+        lengths = self.lengths
+        avg = float(lengths.mean()) if n_docs else 0.0
+        df = np.diff(self.indptr).astype(np.float32)
+        # The "plus one" idf of Lucene: never negative, so common terms still count a little.
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        # weight = idf * (tf * (K1 + 1) / (tf + norm)), computed in place where it can be (at
+        # a million passages each array of postings is 1.2 GB).
+        data = self.tf.astype(np.float32)
+        norm = (K1 * (1 - B + B * lengths / max(avg, 1e-9))).astype(np.float32)[self.docs]
+        norm += data
+        data *= np.float32(K1 + 1)
+        data /= norm
+        del norm
+        weights = np.repeat(idf, np.diff(self.indptr))
+        weights *= data
+        del data
+        bound = np.zeros(n_terms, dtype=np.float32)
+        used = np.flatnonzero(np.diff(self.indptr))
+        if len(used):
+            bound[used] = np.maximum.reduceat(weights, self.indptr[used])
+        return TermWeights(
+            vocab=self.vocab,
+            idf=idf,
+            indptr=self.indptr,
+            docs=self.docs,
+            weights=weights,
+            n_docs=int(n_docs),
+            bound=bound,
+        )
+
+
+def _compact_counts(tf: np.ndarray) -> np.ndarray:
+    """Counts as 16-bit integers (half the bytes) where every one fits, else float32."""
+    if not len(tf) or tf.max() < 1 << 16:
+        return tf.astype(np.uint16, copy=False)
+    return tf.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
 class TermWeights:
     """BM25 weight of each term in each document, term-major (CSR: vocabulary x documents).
 
-    A build derives it from the term counts and stores it, so a load only reads it back:
-    deriving it (a sort of every posting) took seconds at 100k passages.
+    A build derives it from the postings and stores it, so a load only reads it back.
     """
 
     vocab: tuple[str, ...]
@@ -73,43 +200,7 @@ class TermWeights:
 
     @staticmethod
     def from_counts(counts: TermCounts) -> TermWeights:
-        tf = counts.matrix.tocsr()
-        n_docs, n_terms = tf.shape
-        data = tf.data.astype(np.float32, copy=False)
-        per_doc = np.diff(tf.indptr)
-        lengths = np.asarray(tf.sum(axis=1), dtype=np.float32).ravel()
-        avg = float(lengths.mean()) if n_docs else 0.0
-        df = np.bincount(tf.indices, minlength=n_terms).astype(np.float32)
-        # The "plus one" idf of Lucene: never negative, so common terms still count a little.
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        # weight = idf * (tf * (K1 + 1) / (tf + norm)), computed in place where it can be (at
-        # a million passages each array of postings is 1.2 GB), with the same operations in
-        # the same order as before: the same floats.
-        norm = np.repeat((K1 * (1 - B + B * lengths / max(avg, 1e-9))).astype(np.float32), per_doc)
-        norm += data
-        scale = data * np.float32(K1 + 1)
-        scale /= norm
-        del norm
-        weights = idf[tf.indices]
-        weights *= scale
-        del scale
-        # CSC of the document-major matrix is the term-major one.
-        by_term = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape).tocsc()
-        del weights
-        by_term.sort_indices()
-        bound = np.zeros(n_terms, dtype=np.float32)
-        used = np.flatnonzero(np.diff(by_term.indptr))
-        if len(used):
-            bound[used] = np.maximum.reduceat(by_term.data, by_term.indptr[used])
-        return TermWeights(
-            vocab=tuple(counts.vocab),
-            idf=idf,
-            indptr=by_term.indptr.astype(np.int64),
-            docs=by_term.indices.astype(np.int32, copy=False),
-            weights=by_term.data.astype(np.float32, copy=False),
-            n_docs=int(n_docs),
-            bound=bound,
-        )
+        return Postings.from_counts(counts).weights()
 
 
 class BM25:

@@ -88,7 +88,7 @@ class Passages:
         """How many articles, paragraphs, passages and sentences (a manifest records them)."""
         paragraphs = getattr(self.articles, "paragraphs", None)  # an ArticleFile knows it
         if paragraphs is None:
-            paragraphs = sum(len(a.article.paragraphs) for a in self.articles)
+            paragraphs = sum(a.paragraph_count for a in self.articles)
         return {
             "articles": len(self.articles),
             "paragraphs": paragraphs,

@@ -7,8 +7,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from qa.index.bm25 import BM25, TermCounts, TermWeights
+from qa.index.bm25 import BM25, Postings, TermCounts, TermWeights
 
 
 def zipf_corpus(docs: int, vocab: int, seed: int) -> list[list[str]]:
@@ -68,3 +69,105 @@ def test_each_terms_highest_weight_is_stored_with_the_postings():
     for t in range(len(weights.vocab)):
         lo, hi = weights.indptr[t], weights.indptr[t + 1]
         assert weights.bound[t] == weights.weights[lo:hi].max()
+
+
+def doc_major_weights(counts: TermCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BM25 weights as they were derived before the counts were kept term-major (per
+    passage, then transposed): what every index up to then stored."""
+    from qa.index.bm25 import K1, B
+
+    tf = counts.matrix.tocsr()
+    data = tf.data.astype(np.float32)
+    lengths = np.asarray(tf.sum(axis=1), dtype=np.float32).ravel()
+    avg = float(lengths.mean())
+    df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float32)
+    idf = np.log1p((tf.shape[0] - df + 0.5) / (df + 0.5)).astype(np.float32)
+    norm = np.repeat(
+        (K1 * (1 - B + B * lengths / max(avg, 1e-9))).astype(np.float32), np.diff(tf.indptr)
+    )
+    norm += data
+    scale = data * np.float32(K1 + 1)
+    scale /= norm
+    weights = idf[tf.indices] * scale
+    by_term = sp.csr_matrix((weights, tf.indices, tf.indptr), shape=tf.shape).tocsc()
+    by_term.sort_indices()
+    return by_term.indptr, by_term.indices, by_term.data
+
+
+def test_weights_are_the_same_floats_as_derived_per_passage():
+    counts = TermCounts.from_documents(zipf_corpus(2000, 3000, seed=5))
+    weights = TermWeights.from_counts(counts)
+    indptr, docs, data = doc_major_weights(counts)
+    assert weights.indptr.tolist() == indptr.tolist()
+    assert weights.docs.tolist() == docs.tolist()
+    assert weights.weights.tobytes() == data.astype(np.float32).tobytes()
+
+
+def by_term(weights: TermWeights, names: list[str]) -> dict[tuple[str, str], float]:
+    """Each posting's weight, by (term, document name): comparable across numberings."""
+    out = {}
+    for t, term in enumerate(weights.vocab):
+        lo, hi = weights.indptr[t], weights.indptr[t + 1]
+        for d, w in zip(
+            weights.docs[lo:hi].tolist(), weights.weights[lo:hi].tolist(), strict=False
+        ):
+            out[term, names[d]] = w
+    return out
+
+
+def test_merged_postings_are_those_of_counting_the_new_collection_again():
+    """A rebuild renumbers the kept documents, drops some, inserts new ones among them and
+    adds new terms: its postings, lengths and weights are exactly a fresh count's."""
+    rng = np.random.default_rng(3)
+    old_docs = zipf_corpus(600, 800, seed=11)
+    old = Postings.from_counts(TermCounts.from_documents(old_docs))
+    keep = rng.random(len(old_docs)) > 0.2
+    keep[0] = False  # the first dropped too
+    added = [doc + [f"new{len(doc) % 7}"] for doc in zipf_corpus(150, 900, seed=12)]
+    # The new collection: kept documents in their order, new ones placed among them.
+    slots = sorted(rng.choice(int(keep.sum()) + len(added), len(added), replace=False))
+    names_old = [f"o{i}" for i in range(len(old_docs))]
+    kept_names = [n for n, k in zip(names_old, keep, strict=False) if k]
+    names, docs, new_rows, kept_iter, added_iter = (
+        [],
+        [],
+        [],
+        iter(kept_names),
+        iter(range(len(added))),
+    )
+    for row in range(len(kept_names) + len(added)):
+        if slots and row == slots[0]:
+            slots.pop(0)
+            i = next(added_iter)
+            names.append(f"n{i}")
+            docs.append(added[i])
+            new_rows.append(row)
+        else:
+            name = next(kept_iter)
+            names.append(name)
+            docs.append(old_docs[int(name[1:])])
+    row_of = np.full(len(old_docs), -1)
+    row_of[np.flatnonzero(keep)] = [names.index(n) for n in kept_names]
+    vocab = {t: i for i, t in enumerate(old.vocab)}
+    new = TermCounts.from_documents([added[int(names[r][1:])] for r in new_rows], vocab)
+
+    merged = old.merged(row_of, len(docs), np.array(new_rows), new)
+    fresh = Postings.from_counts(TermCounts.from_documents(docs))
+
+    assert merged.lengths.tobytes() == fresh.lengths.tobytes()
+    assert sorted(merged.vocab) == sorted(fresh.vocab)  # terms only dropped docs held: gone
+    a, b = merged.weights(), fresh.weights()
+    assert by_term(a, names) == by_term(b, names)  # every weight, to the bit
+    for t in range(len(a.vocab)):
+        lo, hi = a.indptr[t], a.indptr[t + 1]
+        assert (np.diff(a.docs[lo:hi]) > 0).all()  # each list ascends (BM25.top relies on it)
+        assert a.bound[t] == a.weights[lo:hi].max()
+    query = ["t1", "t2", "t7", "new3", "t40"]
+    assert np.array_equal(BM25(a).scores(query), BM25(b).scores(query))
+
+
+def test_merging_refuses_documents_out_of_order():
+    old = Postings.from_counts(TermCounts.from_documents([["甲"], ["乙"]]))
+    empty = TermCounts.from_documents([], {t: i for i, t in enumerate(old.vocab)})
+    with pytest.raises(ValueError, match="order"):
+        old.merged(np.array([1, 0]), 2, np.zeros(0, np.int64), empty)

@@ -316,7 +316,25 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     assert rebuilt.arrays().keys() == fresh.arrays().keys()
     for name, array in rebuilt.arrays().items():  # places, sentences, content keys, vectors
         assert array.tolist() == fresh.arrays()[name].tolist(), name
+    # Keyword counts and BM25 weights: the rebuild extends the stored postings, the fresh
+    # build counts everything; the same rows hold the same terms with the same floats.
+    assert postings_by_term(rebuilt) == postings_by_term(fresh)
+    assert rebuilt.postings.lengths.tolist() == fresh.postings.lengths.tolist()
     assert answers(built_index) == answers(tmp_path / "fresh")
+
+
+def postings_by_term(data) -> dict[str, tuple[list, list, list]]:
+    weights, postings = data.weights, data.postings
+    assert weights.docs.tolist() == postings.docs.tolist()
+    out = {}
+    for t, term in enumerate(weights.vocab):
+        lo, hi = weights.indptr[t], weights.indptr[t + 1]
+        out[term] = (
+            weights.docs[lo:hi].tolist(),
+            postings.tf[lo:hi].tolist(),
+            weights.weights[lo:hi].tobytes(),
+        )
+    return out
 
 
 def test_a_build_keeps_each_distinct_keyword_token_once():

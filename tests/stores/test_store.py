@@ -9,7 +9,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 from conftest import HASH, OFF_TOPIC, PARAGRAPHS, answer_key
 
 import qa
@@ -126,6 +128,54 @@ def test_index_written_before_the_rename_answers_and_is_rebuilt_without_embeddin
     assert (stats.embedded, stats.unchanged) == (0, stats.articles)  # every vector reused
     assert (live_data(built_index) / "passage_article.npy").is_file()
     assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)] == before
+
+
+def as_written_with_per_passage_counts(index: Path) -> None:
+    """Make `index` what a build wrote before the keyword counts were kept term-major:
+    terms_*.npy (a passages x vocabulary CSR matrix of counts), no bm25_tf / bm25_lengths."""
+    data = store.read_index(index, term_counts=True)
+    p = data.postings
+    matrix = sp.csc_matrix(
+        (p.tf.astype(np.float32), p.docs, p.indptr), shape=(p.n_docs, len(p.vocab))
+    ).tocsr()
+    gen = live_data(index)
+    np.save(gen / "terms_indptr.npy", matrix.indptr.astype(np.int64))
+    np.save(gen / "terms_indices.npy", matrix.indices.astype(np.int32))
+    np.save(gen / "terms_counts.npy", matrix.data.astype(np.float32))
+
+    def change(manifest):
+        for name in ("bm25_tf.npy", "bm25_lengths.npy"):
+            (gen / name).unlink()
+            for listing in (manifest["files"], manifest["checksums"], manifest["blocks"]):
+                listing.pop(name, None)
+        for name in ("terms_indptr.npy", "terms_indices.npy", "terms_counts.npy"):
+            manifest["files"][name] = (gen / name).stat().st_size
+            manifest["checksums"][name] = store.disk.checksum(gen / name)
+        manifest["digest"] = store.manifest_digest(manifest)
+
+    edit_manifest(index, change)
+
+
+def test_index_with_per_passage_counts_answers_and_a_rebuild_keeps_its_counts(
+    built_index, corpus, tmp_path
+):
+    before = [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)]
+    as_written_with_per_passage_counts(built_index)
+    assert [answer_key(qa.load(built_index, HASH).ask(q)) for q in (QUESTION, *OFF_TOPIC)] == before
+
+    (corpus / "tengwang.txt").write_text(
+        "滕王阁简介\n\n滕王阁位于南昌市赣江东岸，始建于唐永徽四年。\n", encoding="utf-8"
+    )
+    qa.build(corpus, built_index, HASH)
+    qa.build(corpus, tmp_path / "fresh", HASH)
+
+    assert (live_data(built_index) / "bm25_tf.npy").is_file()
+    assert not (live_data(built_index) / "terms_counts.npy").exists()
+    rebuilt = qa.load(built_index, HASH)
+    fresh = qa.load(tmp_path / "fresh", HASH)
+    for q in (QUESTION, "滕王阁始建于哪一年?", *OFF_TOPIC):
+        assert answer_key(rebuilt.ask(q)) == answer_key(fresh.ask(q))
+        assert [p.score for p in rebuilt.search(q)] == [p.score for p in fresh.search(q)]
 
 
 def test_loading_with_another_model_is_refused(built_index):

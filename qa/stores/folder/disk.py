@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...errors import BuildLockedError, IndexWriteError, QAError
-from ...index.bm25 import TermCounts, TermWeights
-from ...types import StoredSettings
+from ...index.bm25 import Postings, TermWeights
+from ...types import KeptArticle, StoredSettings
 from ..data import FORMAT_VERSION, VECTOR_DTYPE, Passages
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ MANIFEST = "manifest.json"
 ANN_FILE = "vectors.faiss"  # approximate-search index, written only for large indexes
 ARTICLE_ENDS = "article_ends.npy"  # offset of each line end of articles.jsonl
 ARTICLE_HASHES = "article_hashes.json"  # each article's content hash, in row order
+READ_FILE = "read.json"  # what the build read of each corpus file (qa/read/corpus.py)
 # The .npy arrays of a generation, as FolderData.arrays() names them.
 ARRAYS = (
     "passage_article",
@@ -71,19 +72,20 @@ class FolderData:
     passages: Passages
     keys: np.ndarray  # S16 per passage: content key of its embedded text, to reuse vectors
     vectors: np.ndarray  # VECTOR_DTYPE (passages, dim), unit length
-    terms: TermCounts | None  # keyword counts per passage, what a build reuses; None: not read
+    postings: Postings | None  # keyword counts, term-major, what a build extends; None: not read
     weights: TermWeights | None  # BM25 postings as stored, what queries read; None: derive
     ann: faiss.Index | None  # 8-bit codes of `vectors` (large indexes), else None: exact
     settings: StoredSettings
     build_seconds: float = 0.0
+    read: dict | None = None  # what the build read (Manifest.read), kept in READ_FILE
 
     @property
     def vocab(self) -> tuple[str, ...]:
-        return self.terms.vocab if self.terms is not None else self.weights.vocab
+        return self.postings.vocab if self.postings is not None else self.weights.vocab
 
     def keyword_weights(self) -> TermWeights:
-        """The BM25 postings: as stored, or derived from the term counts."""
-        return self.weights if self.weights is not None else TermWeights.from_counts(self.terms)
+        """The BM25 weights: as stored, or derived from the term counts."""
+        return self.weights if self.weights is not None else self.postings.weights()
 
     def counts(self) -> dict[str, int]:
         """As the manifest records them."""
@@ -176,9 +178,11 @@ def _cannot_write(folder: Path, exc: OSError) -> IndexWriteError:
     )
 
 
-def write_index(folder: Path, data: FolderData) -> Path:
+def write_index(folder: Path, data: FolderData, kept_from=None) -> Path:
     """Write `data` as a new generation and make it the live one. Caller holds the lock.
 
+    `kept_from`: the live generation's ArticleFile, which the lines of articles not read
+    again (KeptArticle) are copied from, checked block by block as they are.
     Raises IndexWriteError (the previous index untouched) when the disk is full or the
     folder cannot be written.
     """
@@ -189,28 +193,17 @@ def write_index(folder: Path, data: FolderData) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         articles = data.passages.articles
-        ids = [stored.article.id for stored in articles]
+        ids = [stored.id for stored in articles]
         _fsync_write(tmp / "article_ids.json", json.dumps(ids, ensure_ascii=False).encode())
         # What the next build compares, without parsing every article (a gigabyte at 1M).
         hashes = [stored.hash for stored in articles]
         _fsync_write(tmp / ARTICLE_HASHES, json.dumps(hashes).encode())
-        ends = np.zeros(len(ids), dtype=np.int64)
         with open(tmp / "articles.jsonl", "wb") as f:
-            at = 0
-            for i, stored in enumerate(articles):
-                a = stored.article
-                record = {
-                    "id": a.id,
-                    **a.record(),
-                    "hash": stored.hash,
-                    "paragraphs": list(a.paragraphs),
-                }
-                line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-                f.write(line)
-                at += len(line)
-                ends[i] = at - 1
+            ends = _write_articles(f, articles, kept_from)
             f.flush()
             os.fsync(f.fileno())
+        if data.read is not None:
+            _fsync_write(tmp / READ_FILE, json.dumps(data.read, ensure_ascii=False).encode())
         # So a load need not scan the whole file for line ends (1.4 GB at a million passages).
         _save_npy(tmp / ARTICLE_ENDS, ends)
         for name, array in data.arrays().items():
@@ -219,10 +212,6 @@ def write_index(folder: Path, data: FolderData) -> Path:
             import faiss
 
             faiss.write_index(data.ann, str(tmp / ANN_FILE))
-        m = data.terms.matrix
-        _save_npy(tmp / "terms_indptr.npy", m.indptr.astype(np.int64))
-        _save_npy(tmp / "terms_indices.npy", m.indices.astype(np.int32))
-        _save_npy(tmp / "terms_counts.npy", m.data.astype(np.float32))
         weights = data.keyword_weights()
         _save_npy(tmp / "bm25_idf.npy", weights.idf.astype(np.float32))
         _save_npy(tmp / "bm25_indptr.npy", weights.indptr.astype(np.int64))
@@ -230,9 +219,9 @@ def write_index(folder: Path, data: FolderData) -> Path:
         _save_npy(tmp / "bm25_weights.npy", weights.weights.astype(np.float32))
         if weights.bound is not None:
             _save_npy(tmp / "bm25_bound.npy", weights.bound.astype(np.float32))
-        _fsync_write(
-            tmp / "vocab.json", json.dumps(list(data.terms.vocab), ensure_ascii=False).encode()
-        )
+        _save_npy(tmp / "bm25_tf.npy", data.postings.tf)
+        _save_npy(tmp / "bm25_lengths.npy", data.postings.lengths.astype(np.float32))
+        _fsync_write(tmp / "vocab.json", json.dumps(list(data.vocab), ensure_ascii=False).encode())
         char_df = data.passages.char_df
         _fsync_write(tmp / "chars.json", json.dumps(char_df, ensure_ascii=False).encode())
         _fsync_dir(tmp)
@@ -279,6 +268,44 @@ def write_index(folder: Path, data: FolderData) -> Path:
         raise
     remove_stale(folder)
     return gen
+
+
+def _write_articles(f, articles, kept_from) -> np.ndarray:
+    """One JSON line per article; a KeptArticle's line is copied from `kept_from` (runs of
+    consecutive lines at once), or, from an index written before lines were found by
+    offset, made again from the article it holds. Returns the offset of each line's end."""
+    ends = np.zeros(len(articles), dtype=np.int64)
+    at = 0
+    i = 0
+    copies = hasattr(kept_from, "lines")
+    held = {} if copies else {s.id: s for s in kept_from or ()}
+    while i < len(articles):
+        stored = articles[i]
+        if isinstance(stored, KeptArticle) and copies:
+            first = kept_from.position(stored.id)
+            j = i + 1
+            while (
+                j < len(articles)
+                and isinstance(articles[j], KeptArticle)
+                and kept_from.position(articles[j].id) == first + j - i
+            ):
+                j += 1
+            lines, line_ends = kept_from.lines(first, first + j - i)
+            f.write(lines)
+            ends[i:j] = at + line_ends
+            at += len(lines)
+            i = j
+            continue
+        if isinstance(stored, KeptArticle):
+            stored = held[stored.id]
+        a = stored.article
+        record = {"id": a.id, **a.record(), "hash": stored.hash, "paragraphs": list(a.paragraphs)}
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        f.write(line)
+        at += len(line)
+        ends[i] = at - 1
+        i += 1
+    return ends
 
 
 def live_generation(folder: Path) -> str | None:

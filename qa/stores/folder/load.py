@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...errors import IndexCorruptError, IndexNotFoundError, check_format
-from ...index.bm25 import TermCounts, TermWeights
+from ...index.bm25 import Postings, TermCounts, TermWeights
 from ...read import SUPPORTED_SUFFIXES
 from ...types import Article, StoredArticle, StoredSettings
 from ..data import FORMAT_VERSION, Passages
@@ -25,6 +25,7 @@ from .disk import (
     ARTICLE_HASHES,
     FULL_CHECKSUM_UP_TO,
     MANIFEST,
+    READ_FILE,
     FolderData,
     checksum,
     live_generation,
@@ -96,6 +97,13 @@ class ArticleFile(Sequence):
     def __iter__(self) -> Iterator[StoredArticle]:
         return (self[i] for i in range(len(self)))
 
+    def lines(self, first: int, end: int) -> tuple[bytes, np.ndarray]:
+        """The bytes of articles first .. end - 1, lines as stored (checked against the
+        manifest first), and the offset of each line's end in them."""
+        lo, hi = int(self._starts[first]), int(self._ends[end - 1])
+        self._check(lo, hi)
+        return bytes(self._blob[lo : hi + 1]), self._ends[first:end] - lo
+
     def ids(self) -> list[str]:
         """The article ids in row order (parsed from the articles only if not stored)."""
         return self._ids if self._ids is not None else [a.article.id for a in self]
@@ -161,8 +169,8 @@ def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> 
     """Load an index, checking it against its manifest. Never re-embeds.
 
     `ann=False` skips the approximate-search index (a build does not search);
-    `term_counts=True` also reads each passage's keyword counts, which only a build reuses
-    (queries read the stored BM25 postings).
+    `term_counts=True` also reads the keyword counts, which only a build extends (queries
+    read the stored BM25 weights).
     """
     manifest = read_manifest(folder)
     try:
@@ -209,14 +217,25 @@ def _read_generation(
         manifest = _renamed(manifest)
         arrays = {n: _load(gen / _file_name(f"{n}.npy", files)) for n in ARRAYS}
         vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
-        terms = weights = None
-        if with_counts or "bm25_weights.npy" not in files:  # older generations: derive
+        postings = weights = None
+        if "bm25_tf.npy" in files:
+            if with_counts:
+                postings = Postings(
+                    vocab=vocab,
+                    indptr=_load(gen / "bm25_indptr.npy"),
+                    docs=_load(gen / "bm25_docs.npy"),
+                    tf=_load(gen / "bm25_tf.npy"),
+                    lengths=_load(gen / "bm25_lengths.npy"),
+                )
+        elif with_counts or "bm25_weights.npy" not in files:
+            # Written before the counts were kept term-major: per-passage counts, turned
+            # into postings once (the next build writes them).
             indptr = _load(gen / "terms_indptr.npy")
             matrix = sp.csr_matrix(
                 (_load(gen / "terms_counts.npy"), _load(gen / "terms_indices.npy"), indptr),
                 shape=(len(indptr) - 1, len(vocab)),
             )
-            terms = TermCounts(vocab, matrix)
+            postings = Postings.from_counts(TermCounts(vocab, matrix))
         if "bm25_weights.npy" in files:
             weights = TermWeights(
                 vocab=vocab,
@@ -272,11 +291,12 @@ def _read_generation(
             passages=passages,
             keys=arrays["passage_hash"],
             vectors=arrays["vectors"],
-            terms=terms,
+            postings=postings,
             weights=weights,
             ann=ann,
             settings=StoredSettings.from_record(manifest.get("settings", {})),
             build_seconds=float(manifest.get("build_seconds", 0.0)),
+            read=_json(gen / READ_FILE) if with_counts and READ_FILE in files else None,
         )
         _check_consistent(data, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -310,8 +330,14 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
         )
     if data.ann is not None and (data.ann.ntotal != n or data.ann.d != manifest["dim"]):
         raise ValueError(f"{ANN_FILE} holds {data.ann.ntotal} vectors, expected {n}")
-    if data.terms is not None and data.terms.matrix.shape[0] != n:
-        raise ValueError("passage arrays disagree in length")
+    k = data.postings
+    if k is not None and (
+        k.lengths.shape != (n,)
+        or k.indptr.shape != (len(k.vocab) + 1,)
+        or k.docs.shape != k.tf.shape
+        or k.indptr[-1] != len(k.docs)
+    ):
+        raise ValueError("keyword counts disagree with the passages")
     if data.weights is not None and (
         data.weights.indptr.shape[0] != len(data.vocab) + 1
         or data.weights.idf.shape[0] != len(data.vocab)

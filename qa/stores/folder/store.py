@@ -58,6 +58,7 @@ class FolderStore:
             dim=passages.dim,
             settings=data.settings,
             hashes=hashes,
+            read=data.read,
         )
 
     def vectors(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
@@ -72,7 +73,8 @@ class FolderStore:
             plan.model,
             plan.backend,
         )
-        write_index(self.folder, assemble(plan, old if same else None))
+        kept_from = old.passages.articles if old is not None else None
+        write_index(self.folder, assemble(plan, old if same else None), kept_from)
 
     def open(self) -> FolderIndex:
         return FolderIndex(read_index(self.folder))
