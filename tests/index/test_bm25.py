@@ -171,3 +171,19 @@ def test_merging_refuses_documents_out_of_order():
     empty = TermCounts.from_documents([], {t: i for i, t in enumerate(old.vocab)})
     with pytest.raises(ValueError, match="order"):
         old.merged(np.array([1, 0]), 2, np.zeros(0, np.int64), empty)
+
+
+@pytest.mark.parametrize("places", [1, 30, 3000])
+def test_inserting_at_a_few_or_many_places_is_what_numpy_inserts(places):
+    from qa.index.bm25 import _insert
+
+    rng = np.random.default_rng(places)
+    array = rng.integers(0, 1000, 20_000).astype(np.int32)
+    at = np.sort(rng.choice(np.arange(len(array) + 1), places))
+    at = np.sort(np.concatenate((at, at[: places // 2], [0, len(array)])))  # repeats, ends
+    values = rng.integers(0, 255, len(at)).astype(np.uint8)
+
+    out = _insert(array, at, values)
+
+    assert out.dtype == np.int32
+    assert out.tolist() == np.insert(array, at, values).tolist()

@@ -164,7 +164,9 @@ def _char_df(
             df.update(set(passage.text))
         return dict(df)
     df.update(previous.char_df)
-    for row in np.setdiff1d(np.arange(len(previous)), kept).tolist():
+    dropped = np.ones(len(previous), dtype=bool)
+    dropped[kept] = False
+    for row in np.flatnonzero(dropped).tolist():
         text = previous.paragraph_at(row)
         df.subtract(set(text[previous.start[row] : previous.end[row]]))
     for passage in new:
