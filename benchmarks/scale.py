@@ -27,6 +27,7 @@ any size, so it costs the same at every scale.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import resource
@@ -385,6 +386,14 @@ def main(argv: list[str] | None = None) -> dict:
     row = in_fresh_process(measure, index, asked, min(100, len(asked)), args.model, backend)
 
     print(f"[{_elapsed(began)}] adding {REBUILD_ARTICLES:,} articles and building again ...")
+    # What this benchmark holds of the corpus (~10 GB at a million passages) is not what a
+    # user's `qa build` process holds: let it go, so the rebuild runs with the memory (and
+    # page cache) a machine doing only `qa build` has. The kept passages' vectors come from
+    # the index; only the new ones need the stand-in.
+    n_articles = len(records)
+    del records, parts
+    stand_in.rows.clear()
+    gc.collect()
     extra, extra_parts = articles.make("b", articles=REBUILD_ARTICLES)
     stand_in.add(extra, extra_parts)
     write_corpus_file(corpus / "added.jsonl", extra)
@@ -396,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "passages": args.passages,
         "store": args.store,
-        "articles": len(records),
+        "articles": n_articles,
         "build_s": build_s,
         "build_peak_rss_mb": build_rss,
         "disk_mb": size,
