@@ -1,9 +1,8 @@
 """Okapi BM25 over token ids, stored as plain sparse arrays.
 
-Term counts are kept term-major (`Postings`) so a rebuild extends them rather than counting
-every passage again; the BM25 weights are derived from them at build time and stored beside
-them, so a query costs a few postings lists added up, not a loop over documents, and a load
-only reads arrays.
+Term counts are kept term-major (`Postings`): a query adds up the weights of a few postings
+lists, computed from the counts as it reads them (not a loop over documents), a rebuild
+extends the lists rather than counting every passage again, and a load only maps arrays.
 """
 
 from __future__ import annotations
@@ -141,39 +140,45 @@ class Postings:
         docs = np.asarray(docs, dtype=np.int32)
         return Postings(vocab, indptr.astype(np.int64), docs, _compact_counts(tf), lengths)
 
-    def weights(self) -> TermWeights:
-        """The BM25 weight of every posting, with this collection's statistics."""
-        n_docs, n_terms = self.n_docs, len(self.vocab)
-        lengths = self.lengths
-        avg = float(lengths.mean()) if n_docs else 0.0
+    def idf(self) -> np.ndarray:
+        """Inverse document frequency of each term (float32)."""
         df = np.diff(self.indptr).astype(np.float32)
         # The "plus one" idf of Lucene: never negative, so common terms still count a little.
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        # weight = idf * (tf * (K1 + 1) / (tf + norm)), a million postings at a time (a
-        # million passages have 350 million: each step's arrays stay in the CPU's cache).
-        norm_of = (K1 * (1 - B + B * lengths / max(avg, 1e-9))).astype(np.float32)
-        weights = np.repeat(idf, np.diff(self.indptr))
+        return np.log1p((self.n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+    def norms(self) -> np.ndarray:
+        """K1 * (1 - B + B * length / average length) of each document (float32)."""
+        avg = float(self.lengths.mean()) if self.n_docs else 0.0
+        return (K1 * (1 - B + B * self.lengths / max(avg, 1e-9))).astype(np.float32)
+
+    def bounds(self) -> np.ndarray:
+        """Each term's highest BM25 weight (float32): what BM25.top may skip.
+
+        Computed a million postings at a time (a million passages have 350 million: each
+        step's arrays stay in the CPU's cache), with the operations of `weights_of`.
+        """
+        idf, norms = self.idf(), self.norms()
+        saturation = np.empty(len(self.docs), dtype=np.float32)
         step = 1 << 20
-        for lo in range(0, len(weights), step):
-            data = self.tf[lo : lo + step].astype(np.float32)
-            norm = norm_of[self.docs[lo : lo + step]]
-            norm += data
-            data *= np.float32(K1 + 1)
-            data /= norm
-            weights[lo : lo + step] *= data
-        bound = np.zeros(n_terms, dtype=np.float32)
+        for lo in range(0, len(self.docs), step):
+            saturation[lo : lo + step] = _saturation(
+                self.tf[lo : lo + step], norms[self.docs[lo : lo + step]]
+            )
+        bound = np.zeros(len(self.vocab), dtype=np.float32)
         used = np.flatnonzero(np.diff(self.indptr))
         if len(used):
-            bound[used] = np.maximum.reduceat(weights, self.indptr[used])
-        return TermWeights(
-            vocab=self.vocab,
-            idf=idf,
-            indptr=self.indptr,
-            docs=self.docs,
-            weights=weights,
-            n_docs=int(n_docs),
-            bound=bound,
-        )
+            # idf * max(x) is max(idf * x): rounding keeps the order of positive products.
+            bound[used] = idf[used] * np.maximum.reduceat(saturation, self.indptr[used])
+        return bound
+
+
+def _saturation(tf: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """tf * (K1 + 1) / (tf + norm), in float32; `norm` (a fresh array) is overwritten."""
+    data = tf.astype(np.float32)
+    norm += data
+    data *= np.float32(K1 + 1)
+    data /= norm
+    return data
 
 
 def _compact_counts(tf: np.ndarray) -> np.ndarray:
@@ -207,41 +212,43 @@ def _insert(array: np.ndarray, at: np.ndarray, values: np.ndarray) -> np.ndarray
     return out
 
 
-@dataclass(frozen=True)
-class TermWeights:
-    """BM25 weight of each term in each document, term-major (CSR: vocabulary x documents).
+class BM25:
+    """Scores documents for a query: a few postings lists added into one array.
 
-    A build derives it from the postings and stores it, so a load only reads it back.
+    Each posting's weight is computed when a query reads it, from its count and its
+    document's length: a build then writes no weights (1.4 GB at a million passages) and a
+    rebuild does not derive them all again. The float32 operations are those the weights
+    were stored with before (the same floats, tests/index/test_bm25.py).
     """
 
-    vocab: tuple[str, ...]
-    idf: np.ndarray  # float32 per term
-    indptr: np.ndarray  # int64, len = terms + 1: postings of term t are [indptr[t], indptr[t+1])
-    docs: np.ndarray  # int32 document of each posting, ascending within a term
-    weights: np.ndarray  # float32 BM25 weight of each posting
-    n_docs: int
-    # float32 per term: its highest weight (what BM25.top may skip); None: found when used
-    bound: np.ndarray | None = None
+    def __init__(self, terms: TermCounts | Postings, bound: np.ndarray | None = None):
+        postings = terms if isinstance(terms, Postings) else Postings.from_counts(terms)
+        self.vocab = {term: i for i, term in enumerate(postings.vocab)}
+        self._postings = postings
+        self.idf = postings.idf()
+        self._norms = postings.norms()
+        self.n_docs = postings.n_docs
+        # Each term's highest weight: stored by the build, else found here.
+        self._bound = bound if bound is not None else postings.bounds()
 
-    @staticmethod
-    def from_counts(counts: TermCounts) -> TermWeights:
-        return Postings.from_counts(counts).weights()
+    def weights_of(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """The documents holding term t (ascending) and the term's BM25 weight in each."""
+        p = self._postings
+        lo, hi = p.indptr[t], p.indptr[t + 1]
+        docs = p.docs[lo:hi]
+        weights = _saturation(p.tf[lo:hi], self._norms[docs])
+        weights *= self.idf[t]
+        return docs, weights
 
-
-class BM25:
-    """Scores every document for a query: a few postings lists added into one array."""
-
-    def __init__(self, terms: TermCounts | TermWeights):
-        weights = terms if isinstance(terms, TermWeights) else TermWeights.from_counts(terms)
-        self.vocab = {term: i for i, term in enumerate(weights.vocab)}
-        self.idf = weights.idf
-        self._weights = weights
-        self.n_docs = weights.n_docs
-        # Each term's highest weight: stored by the build; for older indexes found the
-        # first time a query uses the term (NaN: not yet).
-        self._bound = weights.bound
-        if self._bound is None:
-            self._bound = np.full(len(weights.vocab), np.nan, dtype=np.float32)
+    def _looked_up(self, t: int, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of `docs` (ascending) hold term t, and its weight in each of those: only
+        they are read of the term's postings."""
+        p = self._postings
+        lo, hi = p.indptr[t], p.indptr[t + 1]
+        found, at = _find(p.docs[lo:hi], docs)
+        weights = _saturation(p.tf[lo:hi][at], self._norms[docs[found]])
+        weights *= self.idf[t]
+        return found, weights
 
     def term_ids(self, terms: list[str]) -> np.ndarray:
         """Known ids of `terms`, each once."""
@@ -250,22 +257,19 @@ class BM25:
 
     def scores(self, terms: list[str]) -> np.ndarray:
         """BM25 score of every document for the query terms (0 where none match)."""
-        w = self._weights
         out = np.zeros(self.n_docs, dtype=np.float32)
         for t in self.term_ids(terms):
-            lo, hi = w.indptr[t], w.indptr[t + 1]
-            out[w.docs[lo:hi]] += w.weights[lo:hi]  # a term lists each document once
+            docs, weights = self.weights_of(t)
+            out[docs] += weights  # a term lists each document once
         return out
 
     def scores_of(self, terms: list[str], docs: np.ndarray) -> np.ndarray:
         """BM25 scores of the documents `docs` (ascending), equal to `scores(terms)[docs]`:
         the same additions in the same order, looked up in each postings list."""
-        w = self._weights
         out = np.zeros(len(docs), dtype=np.float32)
         for t in self.term_ids(terms):
-            lo, hi = w.indptr[t], w.indptr[t + 1]
-            found, at = _find(w.docs[lo:hi], docs)
-            out[found] += w.weights[lo:hi][at]
+            found, weights = self._looked_up(t, docs)
+            out[found] += weights
         return out
 
     def top(self, terms: list[str], k: int) -> np.ndarray:
@@ -280,11 +284,11 @@ class BM25:
         looking their documents up in the postings left). This is max-score pruning: the
         result is the exact top k, not an approximation.
         """
-        w = self._weights
+        indptr = self._postings.indptr
         ids = self.term_ids(terms)
         if not len(ids) or k <= 0:
             return np.zeros(0, dtype=np.int64)
-        lengths = w.indptr[ids + 1] - w.indptr[ids]
+        lengths = indptr[ids + 1] - indptr[ids]
         ids = ids[np.argsort(lengths, kind="stable")]  # the rarest, cheapest terms first
         bounds = np.array([self._bound_of(t) for t in ids], dtype=np.float64)
         # What terms j.. can add at most, with a margin for float32 rounding of the sums.
@@ -295,9 +299,8 @@ class BM25:
         done = len(ids)
         checked = np.inf  # what the terms left could add when the k-th best was last found
         for j, t in enumerate(ids):
-            lo, hi = w.indptr[t], w.indptr[t + 1]
-            docs = w.docs[lo:hi]
-            acc[docs] += w.weights[lo:hi]
+            docs, weights = self.weights_of(t)
+            acc[docs] += weights
             fresh = docs[~seen[docs]]
             seen[fresh] = True
             found.append(fresh)
@@ -319,9 +322,8 @@ class BM25:
             if len(rows) >= k:
                 keep = scores + left[j] >= np.partition(scores, -k)[-k]
                 rows, scores = rows[keep], scores[keep]
-            lo, hi = w.indptr[ids[j]], w.indptr[ids[j] + 1]
-            hit, at = _find(w.docs[lo:hi], rows)
-            scores[hit] += w.weights[lo:hi][at]
+            hit, weights = self._looked_up(ids[j], rows)
+            scores[hit] += weights
         positive = scores > 0
         rows, scores = rows[positive], scores[positive]
         if len(rows) > k:  # the k best; of equal scores the first rows, as a stable sort
@@ -334,12 +336,7 @@ class BM25:
         return rows[np.lexsort((rows, -scores))]
 
     def _bound_of(self, t: int) -> float:
-        bound = self._bound[t]
-        if np.isnan(bound):
-            w = self._weights
-            lo, hi = w.indptr[t], w.indptr[t + 1]
-            bound = self._bound[t] = w.weights[lo:hi].max() if hi > lo else 0.0
-        return float(bound)
+        return float(self._bound[t])
 
     def idf_of(self, term: str) -> float:
         """Inverse document frequency of a term; unseen terms count as the rarest."""

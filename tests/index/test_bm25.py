@@ -3,13 +3,11 @@ postings of very common terms (BM25.top, issue 23): always the exact best k."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from qa.index.bm25 import BM25, Postings, TermCounts, TermWeights
+from qa.index.bm25 import BM25, Postings, TermCounts
 
 
 def zipf_corpus(docs: int, vocab: int, seed: int) -> list[list[str]]:
@@ -30,9 +28,10 @@ def best(scores: np.ndarray, k: int) -> list[int]:
 @pytest.mark.parametrize("k", [1, 10, 50])
 def test_top_is_the_exact_best_k_of_the_full_scores(k):
     docs = zipf_corpus(3000, 5000, seed=k)
-    weights = TermWeights.from_counts(TermCounts.from_documents(docs))
-    bm25 = BM25(weights)
-    unbounded = BM25(dataclasses.replace(weights, bound=None))  # an index stored before bounds
+    postings = Postings.from_counts(TermCounts.from_documents(docs))
+    bm25 = BM25(postings)
+    # Bounds only need to be at least the highest weight: looser ones prune less, the same.
+    loose = BM25(postings, bound=postings.bounds() * 1.5)
     rng = np.random.default_rng(100 + k)
     for _ in range(60):
         # A question's terms: some common (t1, t2 ... are in most documents), some rare.
@@ -40,7 +39,7 @@ def test_top_is_the_exact_best_k_of_the_full_scores(k):
         scores = bm25.scores(query)
         top = bm25.top(query, k)
         assert sorted(top.tolist()) == sorted(best(scores, k))
-        assert unbounded.top(query, k).tolist() == top.tolist()
+        assert loose.top(query, k).tolist() == top.tolist()
         assert np.array_equal(scores[np.sort(top)], bm25.scores_of(query, np.sort(top)))
 
 
@@ -62,13 +61,24 @@ def test_top_finds_the_rare_term_among_thousands_of_equal_common_ones():
     assert len(bm25.top(["rare", "common"], 50)) == 50  # then common-only ties
 
 
-def test_each_terms_highest_weight_is_stored_with_the_postings():
-    weights = TermWeights.from_counts(
-        TermCounts.from_documents([["甲", "乙", "乙"], ["乙"], ["丙"] * 4, []])
+def test_each_terms_bound_is_its_highest_weight():
+    postings = Postings.from_counts(
+        TermCounts.from_documents([["甲", "乙", "乙"], ["乙"], ["丙"] * 4, [], ["甲"] * 3])
     )
-    for t in range(len(weights.vocab)):
-        lo, hi = weights.indptr[t], weights.indptr[t + 1]
-        assert weights.bound[t] == weights.weights[lo:hi].max()
+    bm25 = BM25(postings)
+    for t in range(len(postings.vocab)):
+        assert postings.bounds()[t] == bm25.weights_of(t)[1].max()
+
+
+def all_weights(bm25: BM25) -> tuple[list[int], list[int], bytes]:
+    """Every posting's weight as queries compute it: term-major (indptr, docs, weights)."""
+    indptr, docs, weights = [0], [], []
+    for t in range(len(bm25.vocab)):
+        d, w = bm25.weights_of(t)
+        docs += d.tolist()
+        weights.append(w)
+        indptr.append(len(docs))
+    return indptr, docs, np.concatenate(weights).tobytes()
 
 
 def doc_major_weights(counts: TermCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,22 +105,23 @@ def doc_major_weights(counts: TermCounts) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def test_weights_are_the_same_floats_as_derived_per_passage():
+    """What every index stored before (and every evaluation was measured with) is what a
+    query now computes from the counts, to the bit."""
     counts = TermCounts.from_documents(zipf_corpus(2000, 3000, seed=5))
-    weights = TermWeights.from_counts(counts)
     indptr, docs, data = doc_major_weights(counts)
-    assert weights.indptr.tolist() == indptr.tolist()
-    assert weights.docs.tolist() == docs.tolist()
-    assert weights.weights.tobytes() == data.astype(np.float32).tobytes()
+    assert all_weights(BM25(counts)) == (
+        indptr.tolist(),
+        docs.tolist(),
+        data.astype(np.float32).tobytes(),
+    )
 
 
-def by_term(weights: TermWeights, names: list[str]) -> dict[tuple[str, str], float]:
+def by_term(bm25: BM25, names: list[str]) -> dict[tuple[str, str], float]:
     """Each posting's weight, by (term, document name): comparable across numberings."""
     out = {}
-    for t, term in enumerate(weights.vocab):
-        lo, hi = weights.indptr[t], weights.indptr[t + 1]
-        for d, w in zip(
-            weights.docs[lo:hi].tolist(), weights.weights[lo:hi].tolist(), strict=False
-        ):
+    for term, t in bm25.vocab.items():
+        docs, weights = bm25.weights_of(t)
+        for d, w in zip(docs.tolist(), weights.tolist(), strict=True):
             out[term, names[d]] = w
     return out
 
@@ -156,14 +167,14 @@ def test_merged_postings_are_those_of_counting_the_new_collection_again():
 
     assert merged.lengths.tobytes() == fresh.lengths.tobytes()
     assert sorted(merged.vocab) == sorted(fresh.vocab)  # terms only dropped docs held: gone
-    a, b = merged.weights(), fresh.weights()
+    a, b = BM25(merged), BM25(fresh)
     assert by_term(a, names) == by_term(b, names)  # every weight, to the bit
-    for t in range(len(a.vocab)):
-        lo, hi = a.indptr[t], a.indptr[t + 1]
-        assert (np.diff(a.docs[lo:hi]) > 0).all()  # each list ascends (BM25.top relies on it)
-        assert a.bound[t] == a.weights[lo:hi].max()
+    for t in range(len(merged.vocab)):
+        docs, weights = a.weights_of(t)
+        assert (np.diff(docs) > 0).all()  # each list ascends (BM25.top relies on it)
+        assert merged.bounds()[t] == weights.max()
     query = ["t1", "t2", "t7", "new3", "t40"]
-    assert np.array_equal(BM25(a).scores(query), BM25(b).scores(query))
+    assert np.array_equal(a.scores(query), b.scores(query))
 
 
 def test_merging_refuses_documents_out_of_order():

@@ -21,6 +21,7 @@ from conftest import (
 )
 
 import qa
+from qa.index.bm25 import BM25
 from qa.stores import folder as store
 
 QUESTION = "地铁1号线共设多少座车站?"
@@ -307,8 +308,8 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     qa.build(corpus, built_index, HASH)
     qa.build(corpus, tmp_path / "fresh", HASH)
 
-    rebuilt = store.read_index(built_index, term_counts=True)
-    fresh = store.read_index(tmp_path / "fresh", term_counts=True)
+    rebuilt = store.read_index(built_index, for_build=True)
+    fresh = store.read_index(tmp_path / "fresh", for_build=True)
     assert rebuilt.passages.char_df == fresh.passages.char_df
     assert [a.article for a in rebuilt.passages.articles] == [
         a.article for a in fresh.passages.articles
@@ -323,17 +324,13 @@ def test_rebuild_after_changes_stores_exactly_what_a_fresh_build_stores(
     assert answers(built_index) == answers(tmp_path / "fresh")
 
 
-def postings_by_term(data) -> dict[str, tuple[list, list, list]]:
-    weights, postings = data.weights, data.postings
-    assert weights.docs.tolist() == postings.docs.tolist()
+def postings_by_term(data) -> dict[str, tuple[list, list, bytes]]:
+    bm25, postings = BM25(data.postings), data.postings
     out = {}
-    for t, term in enumerate(weights.vocab):
-        lo, hi = weights.indptr[t], weights.indptr[t + 1]
-        out[term] = (
-            weights.docs[lo:hi].tolist(),
-            postings.tf[lo:hi].tolist(),
-            weights.weights[lo:hi].tobytes(),
-        )
+    for term, t in bm25.vocab.items():
+        lo, hi = postings.indptr[t], postings.indptr[t + 1]
+        docs, weights = bm25.weights_of(t)
+        out[term] = (docs.tolist(), postings.tf[lo:hi].tolist(), weights.tobytes())
     return out
 
 

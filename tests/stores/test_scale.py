@@ -116,7 +116,7 @@ def test_a_load_maps_the_big_arrays_and_answers_as_if_it_read_them(built_index, 
     them, and every answer is the one the arrays read whole give."""
     mapped = qa.load(built_index, HASH)
     data = mapped.index.data
-    assert is_mapped(data.vectors) and is_mapped(data.weights.docs)
+    assert is_mapped(data.vectors) and is_mapped(data.postings.docs)
     assert is_mapped(data.passages.sentence_start)
 
     monkeypatch.setattr(store.load, "_load", lambda path: np.load(path, allow_pickle=False))
@@ -155,7 +155,7 @@ def test_a_search_hands_the_pages_it_touched_back_and_answers_the_same(
     monkeypatch.setattr(store.search, "RELEASE_ABOVE", 0)
     released = qa.load(tmp_path / "index", HASH)
     assert kept.index._mapped == [] and released.index._mapped
-    postings = released.index.data.weights.weights
+    postings = released.index.data.postings.docs
 
     for question in ANSWERABLE:
         assert answer_key(released.ask(question)) == answer_key(kept.ask(question))
@@ -165,7 +165,7 @@ def test_a_search_hands_the_pages_it_touched_back_and_answers_the_same(
         ]
     assert resident_kb(postings) == 0
     kept.ask(next(iter(ANSWERABLE)))
-    assert resident_kb(kept.index.data.weights.weights) > 0  # what it is without releasing
+    assert resident_kb(kept.index.data.postings.docs) > 0  # what it is without releasing
 
 
 def test_a_load_finds_articles_by_the_stored_line_ends(built_index):

@@ -133,7 +133,7 @@ def test_index_written_before_the_rename_answers_and_is_rebuilt_without_embeddin
 def as_written_with_per_passage_counts(index: Path) -> None:
     """Make `index` what a build wrote before the keyword counts were kept term-major:
     terms_*.npy (a passages x vocabulary CSR matrix of counts), no bm25_tf / bm25_lengths."""
-    data = store.read_index(index, term_counts=True)
+    data = store.read_index(index, for_build=True)
     p = data.postings
     matrix = sp.csc_matrix(
         (p.tf.astype(np.float32), p.docs, p.indptr), shape=(p.n_docs, len(p.vocab))
@@ -266,12 +266,12 @@ def test_index_written_with_another_block_size_is_read_by_its_own(blocked_index,
     assert answer_key(qa.load(blocked_index, HASH).ask(QUESTION)) == answer_key(before)
 
 
-def test_queries_answer_the_same_from_stored_and_derived_keyword_weights(built_index):
+def test_queries_answer_the_same_from_stored_and_derived_keyword_bounds(built_index):
     bot = qa.load(built_index, HASH)
     manifest = json.loads((built_index / "manifest.json").read_text(encoding="utf-8"))
-    data = store.read_index(built_index, term_counts=True)
-    derived = qa.Assistant(store.FolderIndex(dataclasses.replace(data, weights=None)), HASH)
-    assert manifest["files"]["bm25_weights.npy"] > 0
+    data = store.read_index(built_index)
+    derived = qa.Assistant(store.FolderIndex(dataclasses.replace(data, bound=None)), HASH)
+    assert manifest["files"]["bm25_bound.npy"] > 0
     assert [p.score for p in bot.search(QUESTION)] == [p.score for p in derived.search(QUESTION)]
 
 

@@ -92,7 +92,7 @@ def assemble(plan: Plan, previous: FolderData | None) -> FolderData:
         keys=keys,
         vectors=vectors,
         postings=_postings(plan, source, previous),
-        weights=None,
+        bound=None,
         ann=ann_index(vectors, previous.ann if previous is not None else None, source),
         settings=plan.settings,
         build_seconds=time.perf_counter() - plan.started,

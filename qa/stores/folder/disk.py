@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...errors import BuildLockedError, IndexWriteError, QAError
-from ...index.bm25 import Postings, TermWeights
+from ...index.bm25 import Postings
 from ...types import KeptArticle, StoredSettings
 from ..data import FORMAT_VERSION, VECTOR_DTYPE, Passages
 
@@ -72,8 +72,8 @@ class FolderData:
     passages: Passages
     keys: np.ndarray  # S16 per passage: content key of its embedded text, to reuse vectors
     vectors: np.ndarray  # VECTOR_DTYPE (passages, dim), unit length
-    postings: Postings | None  # keyword counts, term-major, what a build extends; None: not read
-    weights: TermWeights | None  # BM25 postings as stored, what queries read; None: derive
+    postings: Postings  # keyword counts, term-major: what queries weigh and a build extends
+    bound: np.ndarray | None  # each term's highest BM25 weight, as stored; None: derive
     ann: faiss.Index | None  # 8-bit codes of `vectors` (large indexes), else None: exact
     settings: StoredSettings
     build_seconds: float = 0.0
@@ -81,11 +81,11 @@ class FolderData:
 
     @property
     def vocab(self) -> tuple[str, ...]:
-        return self.postings.vocab if self.postings is not None else self.weights.vocab
+        return self.postings.vocab
 
-    def keyword_weights(self) -> TermWeights:
-        """The BM25 weights: as stored, or derived from the term counts."""
-        return self.weights if self.weights is not None else self.postings.weights()
+    def keyword_bound(self) -> np.ndarray:
+        """Each term's highest BM25 weight: as stored, or derived from the term counts."""
+        return self.bound if self.bound is not None else self.postings.bounds()
 
     def counts(self) -> dict[str, int]:
         """As the manifest records them."""
@@ -227,13 +227,10 @@ def write_index(folder: Path, data: FolderData, kept_from=None) -> Path:
             import faiss
 
             faiss.write_index(data.ann, str(tmp / ANN_FILE))
-        weights = data.keyword_weights()
-        _save_npy(tmp / "bm25_idf.npy", weights.idf.astype(np.float32))
-        _save_npy(tmp / "bm25_indptr.npy", weights.indptr.astype(np.int64))
-        _save_npy(tmp / "bm25_docs.npy", weights.docs.astype(np.int32))
-        _save_npy(tmp / "bm25_weights.npy", weights.weights.astype(np.float32))
-        if weights.bound is not None:
-            _save_npy(tmp / "bm25_bound.npy", weights.bound.astype(np.float32))
+        postings = data.postings
+        _save_npy(tmp / "bm25_indptr.npy", postings.indptr.astype(np.int64))
+        _save_npy(tmp / "bm25_docs.npy", postings.docs.astype(np.int32))
+        _save_npy(tmp / "bm25_bound.npy", data.keyword_bound().astype(np.float32))
         _save_npy(tmp / "bm25_tf.npy", data.postings.tf)
         _save_npy(tmp / "bm25_lengths.npy", data.postings.lengths.astype(np.float32))
         _write(tmp / "vocab.json", json.dumps(list(data.vocab), ensure_ascii=False).encode())

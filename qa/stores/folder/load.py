@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...errors import IndexCorruptError, IndexNotFoundError, check_format
-from ...index.bm25 import Postings, TermCounts, TermWeights
+from ...index.bm25 import Postings, TermCounts
 from ...read import SUPPORTED_SUFFIXES
 from ...types import Article, StoredArticle, StoredSettings
 from ..data import FORMAT_VERSION, Passages
@@ -165,22 +165,22 @@ def read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def read_index(folder: Path, *, ann: bool = True, term_counts: bool = False) -> FolderData:
+def read_index(folder: Path, *, ann: bool = True, for_build: bool = False) -> FolderData:
     """Load an index, checking it against its manifest. Never re-embeds.
 
     `ann=False` skips the approximate-search index (a build does not search);
-    `term_counts=True` also reads the keyword counts, which only a build extends (queries
-    read the stored BM25 weights).
+    `for_build=True` also reads what the last build read of the corpus (read.json), which
+    only the next build uses.
     """
     manifest = read_manifest(folder)
     try:
-        return _read_generation(folder, manifest, ann, term_counts)
+        return _read_generation(folder, manifest, ann, for_build)
     except IndexCorruptError:
         # A build may have committed (and removed our generation) while we read: try the
         # new one once; if the manifest did not move, the damage is real.
         if live_generation(folder) in (None, manifest.get("data")):
             raise
-        return _read_generation(folder, read_manifest(folder), ann, term_counts)
+        return _read_generation(folder, read_manifest(folder), ann, for_build)
 
 
 def _json(path: Path):
@@ -197,7 +197,7 @@ def _load(path: Path) -> np.ndarray:
 
 
 def _read_generation(
-    folder: Path, manifest: dict, with_ann: bool = True, with_counts: bool = False
+    folder: Path, manifest: dict, with_ann: bool = True, for_build: bool = False
 ) -> FolderData:
     try:
         gen = folder / manifest["data"]
@@ -217,35 +217,24 @@ def _read_generation(
         manifest = _renamed(manifest)
         arrays = {n: _load(gen / _file_name(f"{n}.npy", files)) for n in ARRAYS}
         vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
-        postings = weights = None
         if "bm25_tf.npy" in files:
-            if with_counts:
-                postings = Postings(
-                    vocab=vocab,
-                    indptr=_load(gen / "bm25_indptr.npy"),
-                    docs=_load(gen / "bm25_docs.npy"),
-                    tf=_load(gen / "bm25_tf.npy"),
-                    lengths=_load(gen / "bm25_lengths.npy"),
-                )
-        elif with_counts or "bm25_weights.npy" not in files:
-            # Written before the counts were kept term-major: per-passage counts, turned
-            # into postings once (the next build writes them).
+            postings = Postings(
+                vocab=vocab,
+                indptr=_load(gen / "bm25_indptr.npy"),
+                docs=_load(gen / "bm25_docs.npy"),
+                tf=_load(gen / "bm25_tf.npy"),
+                lengths=_load(gen / "bm25_lengths.npy"),
+            )
+        else:
+            # Written before the counts were kept term-major (and weights stored): counts
+            # per passage, turned into postings at each load until the next build.
             indptr = _load(gen / "terms_indptr.npy")
             matrix = sp.csr_matrix(
                 (_load(gen / "terms_counts.npy"), _load(gen / "terms_indices.npy"), indptr),
                 shape=(len(indptr) - 1, len(vocab)),
             )
             postings = Postings.from_counts(TermCounts(vocab, matrix))
-        if "bm25_weights.npy" in files:
-            weights = TermWeights(
-                vocab=vocab,
-                idf=_load(gen / "bm25_idf.npy"),
-                indptr=_load(gen / "bm25_indptr.npy"),
-                docs=_load(gen / "bm25_docs.npy"),
-                weights=_load(gen / "bm25_weights.npy"),
-                n_docs=len(arrays["passage_article"]),
-                bound=_load(gen / "bm25_bound.npy") if "bm25_bound.npy" in files else None,
-            )
+        bound = _load(gen / "bm25_bound.npy") if "bm25_bound.npy" in files else None
         ids = None
         if "article_ids.json" in files:
             ids = json.loads((gen / "article_ids.json").read_text(encoding="utf-8"))
@@ -292,11 +281,11 @@ def _read_generation(
             keys=arrays["passage_hash"],
             vectors=arrays["vectors"],
             postings=postings,
-            weights=weights,
+            bound=bound,
             ann=ann,
             settings=StoredSettings.from_record(manifest.get("settings", {})),
             build_seconds=float(manifest.get("build_seconds", 0.0)),
-            read=_json(gen / READ_FILE) if with_counts and READ_FILE in files else None,
+            read=_json(gen / READ_FILE) if for_build and READ_FILE in files else None,
         )
         _check_consistent(data, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -331,19 +320,13 @@ def _check_consistent(data: FolderData, manifest: dict) -> None:
     if data.ann is not None and (data.ann.ntotal != n or data.ann.d != manifest["dim"]):
         raise ValueError(f"{ANN_FILE} holds {data.ann.ntotal} vectors, expected {n}")
     k = data.postings
-    if k is not None and (
+    if (
         k.lengths.shape != (n,)
         or k.indptr.shape != (len(k.vocab) + 1,)
         or k.docs.shape != k.tf.shape
         or k.indptr[-1] != len(k.docs)
-    ):
-        raise ValueError("keyword counts disagree with the passages")
-    if data.weights is not None and (
-        data.weights.indptr.shape[0] != len(data.vocab) + 1
-        or data.weights.idf.shape[0] != len(data.vocab)
-        or data.weights.docs.shape != data.weights.weights.shape
-        or (data.weights.bound is not None and data.weights.bound.shape != (len(data.vocab),))
-        or (_whole_checked(data.weights.docs) and int(data.weights.docs.max()) >= n)
+        or (data.bound is not None and data.bound.shape != (len(k.vocab),))
+        or (_whole_checked(k.docs) and len(k.docs) and int(k.docs.max()) >= n)
     ):
         raise ValueError("keyword postings disagree with the passages")
     p = data.passages

@@ -155,7 +155,7 @@ class FolderIndex:
         self.data = data
         self._mapped = _mappings(data)
         self.passages = data.passages
-        self.bm25 = BM25(data.keyword_weights())
+        self.bm25 = BM25(data.postings, data.bound)
         if data.ann is not None:
             self.faiss = data.ann
         else:
@@ -241,9 +241,8 @@ def _mappings(data: FolderData) -> list[mmap.mmap]:
     they map more than RELEASE_ABOVE bytes and this system can release pages; else none."""
     if not hasattr(mmap, "MADV_DONTNEED"):
         return []
-    arrays = [data.vectors, data.keys, *data.arrays().values()]
-    if data.weights is not None:
-        arrays += [data.weights.docs, data.weights.weights]
+    p = data.postings
+    arrays = [data.vectors, data.keys, *data.arrays().values(), p.docs, p.tf, p.indptr]
     found: dict[int, mmap.mmap] = {}
     for array in arrays:
         while array is not None and not isinstance(array, mmap.mmap):

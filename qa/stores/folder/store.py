@@ -34,7 +34,7 @@ class FolderStore:
     def manifest(self) -> Manifest | None:
         """The live index, read for a build; None when there is none (or it is damaged)."""
         try:
-            data = read_index(self.folder, ann=False, term_counts=True)
+            data = read_index(self.folder, ann=False, for_build=True)
         except IndexNotFoundError:
             return None
         except QAError as exc:
