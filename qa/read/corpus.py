@@ -99,7 +99,7 @@ def _read(root: Path, progress: Progress | None, known: dict[str, dict] | None) 
         rel = relative(path, root)
         stamp = file_stamp(path)
         entry = (known or {}).get(rel)
-        if entry is not None and stamp is not None and entry.get("stamp") == stamp:
+        if stamp is not None and _usable(entry) and entry["stamp"] == stamp:
             # Unchanged: its articles stand in by id for the id rules below.
             items = []
             for raw, record, where, final, paragraphs in entry["found"]:
@@ -159,6 +159,26 @@ def _read(root: Path, progress: Progress | None, known: dict[str, dict] | None) 
         unchanged,
         remembered,
     )
+
+
+def _usable(entry: object) -> bool:
+    """Whether a remembered file's entry has the shape this code writes (a hand-edited or
+    older index's entry is not used: the file is read)."""
+    try:
+        return (
+            isinstance(entry["stamp"], list)
+            and all(isinstance(line, str) for line in entry["skipped"] + entry["notes"])
+            and all(
+                isinstance(raw, str)
+                and isinstance(record, bool)
+                and isinstance(where, str)
+                and (final is None or isinstance(final, str))
+                and isinstance(paragraphs, int)
+                for raw, record, where, final, paragraphs in entry["found"]
+            )
+        )
+    except (TypeError, KeyError, ValueError):
+        return False
 
 
 def _unique_ids(

@@ -166,3 +166,29 @@ def test_what_was_read_is_checked_like_every_file_of_the_index(corpus, tmp_path)
 
     with pytest.raises(qa.IndexCorruptError):
         qa.load(index, HASH)
+
+
+def test_a_remembered_entry_of_another_shape_is_not_used(corpus, tmp_path, reads):
+    """Should an index hold an entry this code did not write (checksums made to match), the
+    file is read, not trusted or crashed on."""
+    from qa.stores.folder import disk
+
+    index = tmp_path / "index"
+    qa.build(corpus, index, HASH)
+    path = live(index) / "read.json"
+    read = json.loads(path.read_text(encoding="utf-8"))
+    name = sorted(read["files"])[0]
+    read["files"][name]["found"] = [["x", "yes", 3, None, "many"]]
+    path.write_text(json.dumps(read), encoding="utf-8")
+    manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["read.json"] = path.stat().st_size
+    manifest["checksums"]["read.json"] = disk.checksum(path)
+    manifest["digest"] = disk.manifest_digest(manifest)
+    (index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    reads.clear()
+
+    stats = qa.build(corpus, index, HASH)
+
+    assert reads == [name]
+    assert stats.unchanged == stats.articles
+    same_as_fresh(index, corpus, tmp_path)
