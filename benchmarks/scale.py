@@ -291,7 +291,7 @@ def bm25_agreement(bot, folder: str, asked: list[str], k: int = 10) -> dict:
     from qa.stores.folder import read_index
 
     index = bot.index
-    postings = read_index(Path(folder), ann=False, for_build=True).postings
+    postings = read_index(Path(folder), ann=False).postings
     docs_of, tf_of, indptr = postings.docs, postings.tf, postings.indptr
     n = len(postings.lengths)
     # Each passage's length counted again from the postings, not taken from the index.

@@ -1,8 +1,12 @@
 """`qa build`, the only pipeline: read the corpus, diff it against what the store holds,
 split what changed, reuse stored vectors and embed the rest, tokenize, hand the store a Plan.
 
-    corpus -> read_articles -> diff (store.manifest) -> split -> vectors (store.vectors,
-    embed the rest) + keyword tokens -> store.write(plan) -> BuildStats
+    store.manifest + corpus -> read_articles (files unchanged since the last build are not
+    read again) -> diff -> split -> vectors (store.vectors, embed the rest) + keyword
+    tokens -> store.write(plan) -> BuildStats
+
+It all runs under the store's build lock: a second build waits for none of it, it is told
+at once that the index is being built (BuildLockedError).
 
 Nothing here depends on where the index lives (qa/stores/).
 """
@@ -95,7 +99,9 @@ def build(
         )
         old = _previous(stored, embedder)
         if read.unchanged and (old is None or not read.unchanged.keys() <= old.hashes.keys()):
-            read = read_articles(root, progress)  # another model: every article is split again
+            # The stored passages cannot be kept (another model or backend), or an unchanged
+            # file's article is not in the index: read every file.
+            read = read_articles(root, progress)
         plan, stats = _plan(read, old, store, embedder, settings, progress, began)
         store.write(dataclasses.replace(plan, read=_to_remember(read, root)))
     return BuildStats(

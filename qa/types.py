@@ -311,7 +311,8 @@ class Manifest:
     settings: StoredSettings
     hashes: dict[str, str]  # article id -> content hash
     # What the build that wrote it read ({"root", "version", "files"}: qa/read/corpus.py),
-    # so the next one need not read unchanged files again; None: not kept by this store.
+    # so the next one need not read unchanged files again; None: not kept by this store
+    # (Milvus), or an index written before read.json.
     read: dict | None = None
 
 

@@ -63,7 +63,7 @@ class Postings:
     vocab: tuple[str, ...]
     indptr: np.ndarray  # int64, len = terms + 1: postings of term t are [indptr[t], indptr[t+1])
     docs: np.ndarray  # int32 document of each posting, ascending within a term
-    tf: np.ndarray  # count of each posting (uint16, or float32 where one does not fit)
+    tf: np.ndarray  # count of each posting: uint8 or uint16, float32 if one exceeds 65,535
     lengths: np.ndarray  # float32 per document: its number of tokens
 
     @property

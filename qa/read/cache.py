@@ -38,11 +38,12 @@ def read_document(
 ) -> Document:
     """`read_pdf` or `read_docx` by suffix, remembered by the file's content.
 
-    A build reads again every file whose size or times changed since the last one (or all
-    of them: another corpus folder, another index), and pdfminer.six takes 50-100 ms a
-    page: a folder of reports would be parsed again on each upload. What a file gave (or why it was refused) is
-    kept under QA_CACHE/documents, keyed by its bytes, its suffix, the reader's version and
-    the libraries' versions, so a changed file is read again and an unchanged one is not.
+    A build reads again every file whose size or times changed since the last build of its
+    index (and all of them for another corpus folder, reading code, splitting or model),
+    and pdfminer.six takes 50-100 ms a page: a folder of reports would be parsed again on
+    each upload. What a file gave (or why it was refused) is kept under QA_CACHE/documents,
+    keyed by its bytes, its suffix, the reader's version and the libraries' versions, so a
+    changed file is read again and an unchanged one is not.
     `seconds`: read for at most this long (at most MAX_READ_SECONDS, qa/read/limits.py).
     """
     is_pdf = path.suffix.lower() == ".pdf"

@@ -2,10 +2,10 @@
 files and records listed in `skipped`, and one id per article so that no file can take over
 another file's article.
 
-A build passes what the last build read (`Remembered`): a file whose size, times and inode
-are what they were then is not read again (at a million passages reading every file took
-18 s of each rebuild); its articles are listed in `Corpus.unchanged`, by id, and the index
-keeps what it stored for them.
+A build passes what the last build read (`known`: its `Corpus.files`, kept in the index as
+read.json): a file whose size, times and inode are what they were then is not read again
+(at a million passages reading every file took 18 s of each rebuild); its articles are
+listed in `Corpus.unchanged`, by id, and the index keeps what it stored for them.
 """
 
 from __future__ import annotations
@@ -43,11 +43,19 @@ class Corpus:
 
 
 def reading_version() -> str:
-    """A digest of this package's reading code: what a file gave is remembered only while
-    it is the same (any change to a reader, a cleaning rule or a limit reads files again)."""
+    """A digest of the reading code and the libraries it reads with: what a file gave is
+    remembered only while they are the same (a change to a reader, a cleaning rule or a
+    limit, or an upgrade of pdfminer.six, python-docx or trafilatura reads files again)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     digest = hashlib.blake2b(digest_size=8)
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package in ("pdfminer.six", "python-docx", "trafilatura"):
+        try:
+            digest.update(f"{package} {version(package)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"{package} -".encode())
     return digest.hexdigest()
 
 

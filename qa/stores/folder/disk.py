@@ -3,7 +3,7 @@
     index/
       manifest.json        the commit point: format, model, counts, and which data folder is live
       data-<stamp>/        one generation: articles.jsonl, passage and sentence .npy arrays,
-                           vectors, keyword counts and postings (index/README.md)
+                           vectors, keyword postings (term counts, term-major) (index/README.md)
       .lock                held while a build writes
 
 A build writes a whole new data folder, then replaces manifest.json in one rename, so a

@@ -129,7 +129,7 @@ def _relisted(vectors: np.ndarray, previous, source: np.ndarray):
 
 
 def _list_of_rows(index) -> np.ndarray:
-    """The inverted list each row of an IVF index is in."""
+    """The inverted list each row of an IVF index is in (what the tests compare)."""
     import faiss
 
     out = np.full(index.ntotal, -1, dtype=np.int64)
@@ -215,9 +215,12 @@ class FolderIndex:
         A question reads a few kilobytes of each of a few thousand places in the postings
         and vectors, and the kernel maps ~64 KB around each: at a million passages 200
         questions left 2-4 GB of the files mapped into the process (its RSS), though none
-        of it is the process's own memory. Unmapping them (MADV_DONTNEED; the file's pages
-        stay cached, so the next question finds them without reading the disk) costs about
-        a millisecond per 20 MB mapped. Only for indexes mapping more than RELEASE_ABOVE.
+        of it is the process's own memory. Dropping them from the process (MADV_DONTNEED:
+        the mapping stays, and the file's pages stay cached, so the next question finds
+        them without reading the disk) costs about a millisecond per 20 MB mapped. Only for
+        indexes of more than EXACT_UP_TO passages mapping more than RELEASE_ABOVE (their
+        searches call it); the inverted lists faiss maps itself (vectors.faiss, ~0.5 GB at a
+        million passages) are not released.
         """
         for mapping in self._mapped:
             mapping.madvise(mmap.MADV_DONTNEED)
