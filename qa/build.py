@@ -131,7 +131,8 @@ def _remembered(old: Manifest | None, corpus: Path, settings: Settings) -> dict 
     read = old.read
     if read.get("root") != str(corpus.resolve()) or read.get("version") != reading_version():
         return None
-    return read.get("files")
+    files = read.get("files")
+    return files if isinstance(files, dict) else None
 
 
 def _to_remember(read: Corpus, corpus: Path) -> dict:

@@ -38,9 +38,12 @@ class ModelNotFoundError(QAError, FileNotFoundError):
 
 
 def check_format(where: str, found: object, reads: object) -> None:
-    """IndexMismatchError unless the index at `where` has the format this version reads."""
-    if found != reads:
+    """IndexMismatchError unless the index at `where` has a format this version reads
+    (`reads`: one, or a tuple of them)."""
+    accepted = reads if isinstance(reads, tuple) else (reads,)
+    if not any(type(found) is type(r) and found == r for r in accepted):  # True is not 1
+        shown = " or ".join(repr(r) for r in accepted)
         raise IndexMismatchError(
-            f"The index at {where} has format {found!r}, this version reads format {reads!r}; "
+            f"The index at {where} has format {found!r}, this version reads format {shown}; "
             f"run `qa build --index {where}` to rebuild it."
         )

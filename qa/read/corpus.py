@@ -48,14 +48,16 @@ def reading_version() -> str:
     limit, or an upgrade of pdfminer.six, python-docx or trafilatura reads files again)."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from . import cache
+
     digest = hashlib.blake2b(digest_size=8)
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    for package in ("pdfminer.six", "python-docx", "trafilatura"):
-        try:
-            digest.update(f"{package} {version(package)}".encode())
-        except PackageNotFoundError:
-            digest.update(f"{package} -".encode())
+    digest.update(cache._versions().encode())  # the document cache's key: pdfminer, docx
+    try:
+        digest.update(f"trafilatura {version('trafilatura')}".encode())
+    except PackageNotFoundError:
+        digest.update(b"trafilatura -")
     return digest.hexdigest()
 
 

@@ -62,7 +62,7 @@ def test_index_folder_has_a_manifest_with_format_model_dim_and_counts(corpus, tm
     stats = qa.build(corpus, index, HASH)
 
     manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format"] == store.FORMAT_VERSION
+    assert manifest["format"] == store.FOLDER_FORMAT
     assert manifest["model"] == "hash"
     assert manifest["dim"] == 256
     counts = manifest["counts"]

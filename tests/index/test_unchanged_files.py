@@ -155,17 +155,31 @@ def test_another_corpus_folder_or_other_splitting_reads_every_file(corpus, tmp_p
     assert len(reads) == len(list(copy.iterdir()))
 
 
-def test_what_was_read_is_checked_like_every_file_of_the_index(corpus, tmp_path):
+def test_a_damaged_record_of_what_was_read_costs_only_reading_every_file(corpus, tmp_path, reads):
+    """read.json is checked against the manifest like every file, but only the next build
+    reads it: the index answers without it, and a damaged one makes that build read every
+    file (rather than trust it, or throw the index away and embed everything again)."""
     index = tmp_path / "index"
     qa.build(corpus, index, HASH)
+    before = [answer_key(qa.load(index, HASH).ask(q)) for q in ANSWERABLE]
     path = live(index) / "read.json"
     read = json.loads(path.read_text(encoding="utf-8"))
     assert set(read["files"]) == {p.name for p in corpus.iterdir()}
-    read["files"].clear()
+    read["files"].clear()  # valid JSON, but not what the build wrote (its checksum)
     path.write_text(json.dumps(read), encoding="utf-8")
+    assert [answer_key(qa.load(index, HASH).ask(q)) for q in ANSWERABLE] == before
+    reads.clear()
 
-    with pytest.raises(qa.IndexCorruptError):
-        qa.load(index, HASH)
+    stats = qa.build(corpus, index, HASH)
+
+    assert sorted(reads) == sorted(p.name for p in corpus.iterdir())
+    assert (stats.unchanged, stats.embedded) == (stats.articles, 0)
+    path = live(index) / "read.json"
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    reads.clear()
+    assert qa.build(corpus, index, HASH).embedded == 0
+    assert len(reads) == len(list(corpus.iterdir()))
+    same_as_fresh(index, corpus, tmp_path)
 
 
 def test_a_remembered_entry_of_another_shape_is_not_used(corpus, tmp_path, reads):

@@ -88,7 +88,7 @@ def test_damaged_index_is_refused_and_a_build_repairs_it(built_index, corpus, da
     assert answer_key(qa.load(built_index, HASH).ask(QUESTION)) == before
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+@pytest.mark.parametrize("version", [0, 3, "2", True, None])
 def test_index_of_another_format_version_is_refused_and_rebuilt(built_index, corpus, version):
     edit_manifest(built_index, lambda m: m.update(format=version))
 

@@ -9,9 +9,9 @@ store.py     FolderStore: the Store a build writes through and a load opens
 
 from __future__ import annotations
 
-from ..data import FORMAT_VERSION
 from .disk import (
     ANN_FILE,
+    FOLDER_FORMAT,
     MANIFEST,
     FolderData,
     build_lock,
@@ -26,7 +26,7 @@ from .store import FolderStore
 
 __all__ = [
     "ANN_FILE",
-    "FORMAT_VERSION",
+    "FOLDER_FORMAT",
     "MANIFEST",
     "FolderData",
     "FolderIndex",

@@ -28,12 +28,17 @@ import numpy as np
 from ...errors import BuildLockedError, IndexWriteError, QAError
 from ...index.bm25 import Postings
 from ...types import KeptArticle, StoredSettings
-from ..data import FORMAT_VERSION, VECTOR_DTYPE, Passages
+from ..data import VECTOR_DTYPE, Passages
 
 if TYPE_CHECKING:
     import faiss
 
 MANIFEST = "manifest.json"
+# The layout a build writes: 2 keeps the keyword counts term-major (bm25_tf.npy) and stores
+# no weights; 1 (per-passage counts, terms_*.npy, and stored weights) is still read. A
+# release that reads only 1 says so of a 2, rather than calling it damaged.
+FOLDER_FORMAT = 2
+READS_FORMATS = (1, 2)
 ANN_FILE = "vectors.faiss"  # approximate-search index, written only for large indexes
 ARTICLE_ENDS = "article_ends.npy"  # offset of each line end of articles.jsonl
 ARTICLE_HASHES = "article_hashes.json"  # each article's content hash, in row order
@@ -240,7 +245,7 @@ def write_index(folder: Path, data: FolderData, kept_from=None) -> Path:
         os.rename(tmp, gen)
         sizes = {p.name: p.stat().st_size for p in sorted(gen.iterdir())}
         manifest = {
-            "format": FORMAT_VERSION,
+            "format": FOLDER_FORMAT,
             "model": data.passages.model,
             "backend": data.passages.backend,
             "dim": data.passages.dim,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import mmap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from ...errors import IndexCorruptError, IndexNotFoundError, check_format
 from ...index.bm25 import Postings, TermCounts
 from ...read import SUPPORTED_SUFFIXES
 from ...types import Article, StoredArticle, StoredSettings
-from ..data import FORMAT_VERSION, Passages
+from ..data import Passages
 from .disk import (
     ANN_FILE,
     ARRAYS,
@@ -26,6 +27,7 @@ from .disk import (
     FULL_CHECKSUM_UP_TO,
     MANIFEST,
     READ_FILE,
+    READS_FORMATS,
     FolderData,
     checksum,
     live_generation,
@@ -39,6 +41,8 @@ OLD_NAMES = {
     f"passage_{x}.npy": f"chunk_{x}.npy" for x in ("article", "paragraph", "start", "end", "hash")
 }
 OLD_COUNTS = {"chunks": "passages"}
+
+log = logging.getLogger("qa")
 
 
 class ArticleFile(Sequence):
@@ -160,7 +164,7 @@ def read_manifest(folder: Path) -> dict:
             f"The index manifest {path} is unreadable ({exc}); run `qa build` to rebuild it."
         ) from None
     check_format(
-        str(folder), manifest.get("format") if isinstance(manifest, dict) else None, FORMAT_VERSION
+        str(folder), manifest.get("format") if isinstance(manifest, dict) else None, READS_FORMATS
     )
     return manifest
 
@@ -202,18 +206,12 @@ def _read_generation(
     try:
         gen = folder / manifest["data"]
         files = manifest["files"]
-        for name, size in files.items():
-            if (gen / name).stat().st_size != size:
-                raise ValueError(f"{name} has the wrong size")
         if "digest" in manifest and manifest["digest"] != manifest_digest(manifest):
             raise ValueError("manifest.json was edited after the build")
-        for name, digest in manifest.get("checksums", {}).items():
-            if checksum(gen / name) != digest:
-                raise ValueError(f"{name} is not the file the build wrote")
+        for name in files:
+            if name != READ_FILE:  # only the next build reads it: checked then (_was_read)
+                _check_file(gen, name, manifest)
         blocks = manifest.get("blocks", {})
-        for name, digests in blocks.items():
-            if name != "articles.jsonl":  # checked block by block as articles are parsed
-                _check_sampled_blocks(gen / name, digests, manifest["block_bytes"])
         manifest = _renamed(manifest)
         arrays = {n: _load(gen / _file_name(f"{n}.npy", files)) for n in ARRAYS}
         vocab = tuple(json.loads((gen / "vocab.json").read_text(encoding="utf-8")))
@@ -285,7 +283,7 @@ def _read_generation(
             ann=ann,
             settings=StoredSettings.from_record(manifest.get("settings", {})),
             build_seconds=float(manifest.get("build_seconds", 0.0)),
-            read=_json(gen / READ_FILE) if for_build and READ_FILE in files else None,
+            read=_was_read(gen, manifest) if for_build and READ_FILE in files else None,
         )
         _check_consistent(data, manifest)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -294,6 +292,33 @@ def _read_generation(
             "to rebuild it."
         ) from None
     return data
+
+
+def _check_file(gen: Path, name: str, manifest: dict) -> None:
+    """ValueError unless the file has the size, and the checksum or sampled block digests,
+    that the manifest says (articles.jsonl: its size; its blocks are checked as articles are
+    parsed)."""
+    if (gen / name).stat().st_size != manifest["files"][name]:
+        raise ValueError(f"{name} has the wrong size")
+    digest = manifest.get("checksums", {}).get(name)
+    if digest is not None and checksum(gen / name) != digest:
+        raise ValueError(f"{name} is not the file the build wrote")
+    digests = manifest.get("blocks", {}).get(name)
+    if digests is not None and name != "articles.jsonl":
+        _check_sampled_blocks(gen / name, digests, manifest["block_bytes"])
+
+
+def _was_read(gen: Path, manifest: dict) -> dict | None:
+    """What the build that wrote the generation read of the corpus (read.json), or None if
+    it is damaged: then the next build reads every file, which is all it costs (the index
+    answers without it)."""
+    try:
+        _check_file(gen, READ_FILE, manifest)
+        read = _json(gen / READ_FILE)
+    except (OSError, ValueError, KeyError):
+        log.warning("%s is damaged: every corpus file will be read", gen / READ_FILE)
+        return None
+    return read if isinstance(read, dict) else None
 
 
 def _file_name(name: str, files: dict) -> str:

@@ -34,6 +34,10 @@ RESCORE = 5
 LISTS_FROM = 200_000
 PROBES = 64
 TRAIN_PER_LIST = 64  # vectors sampled per list to train the centroids (faiss warns below 39)
+# A rebuild keeps the last build's centroids and 8-bit ranges while at least this share of
+# its passages are kept ones; below it (another corpus, another passage size) it trains
+# again, as a first build does, rather than code new vectors with ranges learnt from others.
+KEEP_TRAINING_FROM = 0.5
 
 
 def lists_for(n: int) -> int:
@@ -77,6 +81,7 @@ def _lists_index(vectors: np.ndarray, previous, source: np.ndarray | None):
         isinstance(previous, faiss.IndexIVFScalarQuantizer)
         and (previous.nlist, previous.d) == (lists, d)
         and source is not None
+        and (source >= 0).mean() >= KEEP_TRAINING_FROM
     ):
         return _relisted(vectors, previous, source)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
