@@ -140,14 +140,9 @@ def _copy_rows(
 ) -> None:
     """For each row `rows[i]`, its items (`ptr[row]` to `ptr[row + 1]` of each target) are
     those of `source_rows[i]` in the sources; consecutive rows are copied in one block."""
-    if not len(rows):
-        return
-    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(source_rows) != 1)) + 1
-    firsts = np.concatenate(([0], breaks))
-    lasts = np.concatenate((breaks, [len(rows)])) - 1
-    for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
-        lo, hi = ptr[rows[a]], ptr[rows[b] + 1]
-        source_lo, source_hi = source_ptr[source_rows[a]], source_ptr[source_rows[b] + 1]
+    for row, source_row, count in _runs(rows, source_rows):
+        lo, hi = ptr[row], ptr[row + count]
+        source_lo, source_hi = source_ptr[source_row], source_ptr[source_row + count]
         for target, items in zip(targets, sources, strict=True):
             target[lo:hi] = items[source_lo:source_hi]
 
