@@ -300,7 +300,14 @@ def parser() -> argparse.ArgumentParser:
         "for tests; also QA_MODEL=..."
     )
 
-    b = sub.add_parser("build", help="index the corpus (only changed articles are re-embedded)")
+    b = sub.add_parser(
+        "build",
+        help="index the corpus (only changed articles are re-embedded)",
+        description="Index the articles under --corpus into --index. Run it again after "
+        "articles arrive or change: it reads only the files that changed since the last build "
+        "of a folder index (by size, times and inode) and embeds only text it has not "
+        "embedded before.",
+    )
     b.add_argument("--corpus", default="corpus", help="folder of articles (default: corpus)")
     b.add_argument(
         "--index", "--store", default="index", help=f"index folder to write (default index){MILVUS}"
